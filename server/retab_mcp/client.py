@@ -1,0 +1,270 @@
+"""Async client for the experiment endpoints of the Retab API.
+
+One pooled `httpx2.AsyncClient` per `RetabClient`. Every failure becomes an error of `errors.py`; GETs are
+retried by `retry.RetryPolicy`, POSTs never. Ids are checked before they are put into a request, so a bad
+id sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import httpx2
+from pydantic import BaseModel, ValidationError
+
+from . import __version__
+from .config import MISSING_KEY_MESSAGE, Settings
+from .errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APITimeoutError,
+    InvalidIdError,
+    MissingAPIKeyError,
+    RetabError,
+    status_error,
+)
+from .models import Experiment, Lifecycle, Metrics, Page, Result, Run
+from .retry import NO_RETRY, RetryPolicy, parse_retry_after
+
+logger = logging.getLogger(__name__)
+
+EXPERIMENTS = "/v1/workflows/experiments"
+USER_AGENT = f"retab-mcp/{__version__}"
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+MetricsView = Literal["summary", "by_document", "by_target", "votes"]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def check_id(value: str, kind: str = "run id") -> str:
+    """Return `value` if it may be used in a request, else raise InvalidIdError."""
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise InvalidIdError(kind, str(value))
+    return value
+
+
+class RetabClient:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.retry = retry or RetryPolicy(max_retries=settings.max_retries, budget_s=settings.retry_budget_s)
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if settings.api_key:
+            headers["Authorization"] = f"Bearer {settings.api_key}"
+        self._http = httpx2.AsyncClient(
+            base_url=settings.base_url,
+            headers=headers,
+            transport=transport,
+            timeout=httpx2.Timeout(
+                settings.read_timeout_s,
+                connect=settings.connect_timeout_s,
+                pool=settings.connect_timeout_s,
+            ),
+            limits=httpx2.Limits(max_connections=20, max_keepalive_connections=10),
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> RetabClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # Runs
+
+    async def get_run(self, run_id: str, *, retry: bool = True) -> Run:
+        """One run. `retry=False` makes a single attempt, for callers that retry on their own schedule."""
+        path = f"{EXPERIMENTS}/runs/{check_id(run_id)}"
+        response = await self._request("GET", path, retry=self.retry if retry else NO_RETRY)
+        return _parse(Run, response)
+
+    async def list_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        experiment_id: str | None = None,
+        block_id: str | None = None,
+        status: str | None = None,
+        exclude_status: str | None = None,
+        trigger_type: str | None = None,
+        from_date: str | None = None,
+        to_date: str | None = None,
+        sort_by: str | None = None,
+        order: Literal["asc", "desc"] | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> Page[Run]:
+        params = {
+            "workflow_id": _opt_id(workflow_id, "workflow id"),
+            "experiment_id": _opt_id(experiment_id, "experiment id"),
+            "block_id": _opt_id(block_id, "block id"),
+            "status": status,
+            "exclude_status": exclude_status,
+            "trigger_type": trigger_type,
+            "from_date": from_date,
+            "to_date": to_date,
+            "sort_by": sort_by,
+            "order": order,
+            "limit": limit,
+            "after": after,
+        }
+        response = await self._request("GET", f"{EXPERIMENTS}/runs", params=params)
+        return _parse(Page[Run], response)
+
+    async def iter_runs(self, *, max_items: int | None = None, **filters: Any) -> AsyncIterator[Run]:
+        """Every run matching `filters` (those of `list_runs`), following the keyset cursor."""
+        async for run in self._iterate(self.list_runs, max_items, filters):
+            yield run
+
+    async def cancel_run(self, run_id: str) -> Lifecycle:
+        """Ask Retab to cancel a run. Sent once: a POST is never retried."""
+        path = f"{EXPERIMENTS}/runs/{check_id(run_id)}/cancel"
+        response = await self._request("POST", path, retry=NO_RETRY)
+        return _parse(_CancelResponse, response).lifecycle
+
+    # Results and metrics
+
+    async def list_results(
+        self,
+        run_id: str,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
+        order: Literal["asc", "desc"] | None = None,
+    ) -> Page[Result]:
+        params = {"run_id": check_id(run_id), "limit": limit, "after": after, "order": order}
+        response = await self._request("GET", f"{EXPERIMENTS}/results", params=params)
+        return _parse(Page[Result], response)
+
+    async def iter_results(self, run_id: str, *, max_items: int | None = None) -> AsyncIterator[Result]:
+        async for result in self._iterate(self.list_results, max_items, {"run_id": run_id}):
+            yield result
+
+    async def get_metrics(
+        self,
+        run_id: str,
+        view: MetricsView = "summary",
+        *,
+        document_id: str | None = None,
+        target_path: str | None = None,
+        include_prior: bool | None = None,
+        prior_run_id: str | None = None,
+    ) -> Metrics:
+        params = {
+            "run_id": check_id(run_id),
+            "view": view,
+            "document_id": _opt_id(document_id, "document id"),
+            "target_path": target_path,
+            "include_prior": None if include_prior is None else str(include_prior).lower(),
+            "prior_run_id": _opt_id(prior_run_id, "run id"),
+        }
+        response = await self._request("GET", f"{EXPERIMENTS}/metrics", params=params)
+        return _parse(Metrics, response)
+
+    async def get_experiment(self, experiment_id: str) -> Experiment:
+        path = f"{EXPERIMENTS}/{check_id(experiment_id, 'experiment id')}"
+        return _parse(Experiment, await self._request("GET", path))
+
+    # Plumbing
+
+    async def _iterate(self, list_page: Any, max_items: int | None, args: Mapping[str, Any]) -> AsyncIterator[Any]:
+        after: str | None = None
+        count = 0
+        while True:
+            page = await list_page(**args, after=after)
+            for item in page.data:
+                yield item
+                count += 1
+                if max_items is not None and count >= max_items:
+                    return
+            after = page.next_cursor
+            if not after or not page.data:
+                return
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> httpx2.Response:
+        if not self.settings.api_key:
+            raise MissingAPIKeyError(MISSING_KEY_MESSAGE)
+        policy = retry or self.retry
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        attempt, slept = 0, 0.0
+        while True:
+            try:
+                return await self._send_once(method, path, query)
+            except RetabError as error:
+                attempt += 1
+                delay = policy.delay_before_retry(error, attempt, slept)
+                if delay is None:
+                    raise
+                logger.warning("%s %s failed (%s); retry %d in %.1fs", method, path, error, attempt, delay)
+                await policy.sleep(delay)
+                slept += delay
+
+    async def _send_once(self, method: str, path: str, query: Mapping[str, Any]) -> httpx2.Response:
+        try:
+            response = await self._http.request(method, path, params=query)
+        except httpx2.TimeoutException as exc:
+            raise APITimeoutError(
+                f"The Retab API at {self.settings.base_url} did not answer in time ({type(exc).__name__}).",
+                url=self.settings.base_url,
+            ) from None
+        except httpx2.TransportError as exc:
+            raise APIConnectionError(
+                f"Could not reach the Retab API at {self.settings.base_url} ({type(exc).__name__}).",
+                url=self.settings.base_url,
+            ) from None
+        if response.is_success:
+            return response
+        raise status_error(
+            response.status_code,
+            response.content,
+            request_id=response.headers.get("x-request-id"),
+            retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+        )
+
+
+class _CancelResponse(BaseModel):
+    id: str
+    lifecycle: Lifecycle
+
+
+def _opt_id(value: str | None, kind: str) -> str | None:
+    return None if value is None else check_id(value, kind)
+
+
+def _parse(model: type[ModelT], response: httpx2.Response) -> ModelT:
+    request_id = response.headers.get("x-request-id")
+    excerpt = response.content[:160].decode("utf-8", "replace")
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        name = model.__name__.split("[")[0] if "[" not in model.__name__ else "page"
+        reason = "not JSON" if first["type"] == "json_invalid" else f"{where}: {first['msg']}"
+        raise APIResponseValidationError(
+            f"The Retab API sent a {name} that cannot be read ({reason})",
+            status_code=response.status_code,
+            request_id=request_id,
+            excerpt=excerpt,
+        ) from None

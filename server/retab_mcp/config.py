@@ -1,0 +1,97 @@
+"""Settings: one object, read once, with a stated precedence.
+
+Precedence for every field: an explicit argument (a CLI flag) wins over the environment, which wins over
+the default. Hosts launch stdio servers with almost no environment, so the place to set variables is the
+`env` block of the host's MCP config.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+DEFAULT_BASE_URL = "https://api.retab.com"
+
+MISSING_KEY_MESSAGE = (
+    "RETAB_API_KEY is not set. Add it to the `env` block of this server's entry in your MCP host config, "
+    'e.g. "env": {"RETAB_API_KEY": "sk_live_..."}, then restart the server. '
+    "To try the server without a key, launch it with --demo."
+)
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable and the fix."""
+
+
+def normalise_base_url(url: str) -> str:
+    """Accept the base URL with or without a trailing slash or `/v1`, as Retab's own SDK does."""
+    url = url.strip().rstrip("/")
+    if url.endswith("/v1"):
+        url = url[: -len("/v1")]
+    if not url.startswith(("http://", "https://")):
+        raise SettingsError(f"RETAB_API_BASE_URL must start with http:// or https:// (got {url!r}).")
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server and client can be tuned with.
+
+    Timeouts are in seconds. A request never waits without bound: connecting is bounded by
+    `connect_timeout_s`, each read by `read_timeout_s`, and retries by `retry_budget_s` in total.
+    """
+
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 20.0
+    max_retries: int = 3
+    retry_budget_s: float = 30.0
+    max_wait_s: float = 50.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
+        for name in ("connect_timeout_s", "read_timeout_s", "retry_budget_s", "max_wait_s"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be a positive number of seconds.")
+        if self.max_retries < 0:
+            raise SettingsError("max_retries must be 0 or more.")
+
+    def __repr__(self) -> str:
+        # The key never appears in a repr, a log line or a traceback's locals.
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return f"Settings(api_key={'set' if self.api_key else 'missing'}, {shown})"
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from `overrides` (flags), then `env` (default: os.environ), then defaults.
+
+        `None` in `overrides` means "not given", so a CLI can pass every flag through unchanged.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, (variable, kind) in _ENVIRONMENT.items():
+            raw = env.get(variable, "").strip()
+            if raw:
+                try:
+                    values[name] = kind(raw)
+                except ValueError:
+                    raise SettingsError(f"{variable}={raw!r} is not a valid {kind.__name__}.") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_ENVIRONMENT: dict[str, tuple[str, type]] = {
+    "api_key": ("RETAB_API_KEY", str),
+    "base_url": ("RETAB_API_BASE_URL", str),
+    "connect_timeout_s": ("RETAB_CONNECT_TIMEOUT_S", float),
+    "read_timeout_s": ("RETAB_READ_TIMEOUT_S", float),
+    "max_retries": ("RETAB_MAX_RETRIES", int),
+    "retry_budget_s": ("RETAB_RETRY_BUDGET_S", float),
+    "max_wait_s": ("RETAB_MCP_MAX_WAIT_S", float),
+}

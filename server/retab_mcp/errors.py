@@ -1,0 +1,180 @@
+"""What can go wrong when talking to the Retab API.
+
+    RetabError
+    ├── InvalidIdError              an id that may not go into a URL path; nothing was sent
+    ├── MissingAPIKeyError          no RETAB_API_KEY; nothing was sent
+    ├── APIConnectionError          the API could not be reached
+    │   └── APITimeoutError         connecting or reading took longer than allowed
+    ├── APIResponseValidationError  a 2xx body that cannot be read as the expected shape
+    └── APIStatusError              the API answered with an error status
+        ├── BadRequestError         400
+        ├── AuthenticationError     401
+        ├── PermissionDeniedError   403
+        ├── NotFoundError           404
+        ├── ConflictError           409
+        ├── UnprocessableEntityError 422
+        ├── RateLimitError          429 (carries retry_after_s when the API sent Retry-After)
+        └── InternalServerError     5xx
+
+Every status error carries the status, the API's most useful message and the `x-request-id`, which
+Retab support asks for. No error text contains the API key: it is never put into one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ID_FORM = "1 to 128 characters, each a letter, a digit, '_' or '-' (e.g. exprun_2)"
+
+
+class RetabError(Exception):
+    """Base class of every error this package raises about the Retab API."""
+
+
+class InvalidIdError(RetabError, ValueError):
+    def __init__(self, kind: str, value: str) -> None:
+        self.kind = kind
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        super().__init__(f"{shown!r} is not a valid {kind}: it must be {ID_FORM}.")
+
+
+class MissingAPIKeyError(RetabError):
+    pass
+
+
+class APIConnectionError(RetabError):
+    def __init__(self, message: str, *, url: str) -> None:
+        self.url = url
+        super().__init__(message)
+
+
+class APITimeoutError(APIConnectionError):
+    pass
+
+
+class APIResponseValidationError(RetabError):
+    def __init__(self, message: str, *, status_code: int, request_id: str | None, excerpt: str) -> None:
+        self.status_code = status_code
+        self.request_id = request_id
+        self.excerpt = excerpt
+        super().__init__(f"{message} (body starts: {excerpt!r}){_request_id_suffix(request_id)}")
+
+
+class APIStatusError(RetabError):
+    def __init__(self, message: str, *, status_code: int, request_id: str | None) -> None:
+        self.status_code = status_code
+        self.request_id = request_id
+        self.message = message
+        super().__init__(f"HTTP {status_code}: {message}{_request_id_suffix(request_id)}")
+
+
+class BadRequestError(APIStatusError):
+    pass
+
+
+class AuthenticationError(APIStatusError):
+    pass
+
+
+class PermissionDeniedError(APIStatusError):
+    pass
+
+
+class NotFoundError(APIStatusError):
+    pass
+
+
+class ConflictError(APIStatusError):
+    pass
+
+
+class UnprocessableEntityError(APIStatusError):
+    pass
+
+
+class RateLimitError(APIStatusError):
+    def __init__(
+        self, message: str, *, status_code: int, request_id: str | None, retry_after_s: float | None = None
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message, status_code=status_code, request_id=request_id)
+
+
+class InternalServerError(APIStatusError):
+    pass
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def _request_id_suffix(request_id: str | None) -> str:
+    return f" [request id {request_id}]" if request_id else ""
+
+
+def status_error(
+    status_code: int, body: bytes, *, request_id: str | None, retry_after_s: float | None = None
+) -> APIStatusError:
+    """The error for an error response, with the most useful message the body offers."""
+    message = error_message(body) or f"the API answered {status_code} with no explanation"
+    if status_code == 429:
+        return RateLimitError(
+            message, status_code=status_code, request_id=request_id, retry_after_s=retry_after_s
+        )
+    cls = _BY_STATUS.get(status_code)
+    if cls is None:
+        cls = InternalServerError if status_code >= 500 else APIStatusError
+    return cls(message, status_code=status_code, request_id=request_id)
+
+
+_GENERIC_MESSAGES = {"An HTTP exception occurred.", ""}
+
+
+def error_message(body: bytes) -> str | None:
+    """Read the three FastAPI error envelopes.
+
+    - `{"detail": "Not authenticated"}`
+    - `{"detail": {"code": ..., "message": "An HTTP exception occurred.", "details": {"error": ...}}}`,
+      where the useful text is in `details.error` (a string or `{"message": ...}`), not the generic message
+    - `{"detail": [{"loc": [...], "msg": ..., "type": ...}]}` for 422
+    """
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", "replace").strip()
+        return _clip(text) if text else None
+    detail = data.get("detail") if isinstance(data, dict) else None
+    if isinstance(detail, str):
+        return _clip(detail)
+    if isinstance(detail, dict):
+        inner: Any = detail.get("details")
+        useful = inner.get("error") if isinstance(inner, dict) else None
+        if isinstance(useful, dict):
+            useful = useful.get("message")
+        if isinstance(useful, str) and useful:
+            return _clip(useful)
+        generic = detail.get("message")
+        if isinstance(generic, str) and generic not in _GENERIC_MESSAGES:
+            return _clip(generic)
+        return _clip(generic) if isinstance(generic, str) and generic else None
+    if isinstance(detail, list) and detail:
+        parts: list[str] = []
+        for item in detail[:3]:
+            if isinstance(item, dict):
+                loc = ".".join(str(p) for p in item.get("loc", []) if p != "query")
+                parts.append(f"{loc}: {item.get('msg', '?')}" if loc else str(item.get("msg", "?")))
+        more = f" (+{len(detail) - 3} more)" if len(detail) > 3 else ""
+        return _clip("; ".join(parts) + more)
+    return None
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

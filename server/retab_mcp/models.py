@@ -1,0 +1,183 @@
+"""The Retab API's shapes, read tolerantly.
+
+Only identity fields are required. Unknown fields are ignored, a lifecycle status the code does not know
+is kept as a plain string, and the older nested run shape is mapped onto the current flat one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PENDING, QUEUED, RUNNING = "pending", "queued", "running"
+COMPLETED, ERROR, CANCELLED = "completed", "error", "cancelled"
+KNOWN_STATUSES = (PENDING, QUEUED, RUNNING, COMPLETED, ERROR, CANCELLED)
+TERMINAL_STATUSES = frozenset({COMPLETED, ERROR, CANCELLED})
+
+
+class APIModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ErrorDetails(APIModel):
+    message: str | None = None
+    stack_trace: str | None = None
+    block_id: str | None = None
+    block_name: str | None = None
+    error_code: str | None = None
+    context: dict[str, Any] | None = None
+
+
+class Lifecycle(APIModel):
+    """`status` is an open string: a status added by Retab later is shown as it is, never rejected."""
+
+    status: str = "unknown"
+    message: str | None = None  # error
+    details: ErrorDetails | None = None  # error
+    reason: str | None = None  # cancelled
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_bare_status(cls, data: Any) -> Any:
+        return {"status": data} if isinstance(data, str) else data
+
+
+class Timing(APIModel):
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    duration_ms: int | None = None
+
+
+class Trigger(APIModel):
+    type: str | None = None
+
+
+class Run(APIModel):
+    id: str
+    experiment_id: str | None = None
+    workflow_id: str | None = None
+    workflow_version_id: str | None = None
+    block_id: str | None = None
+    block_type: str | None = None
+    block_version_id: str | None = None
+    n_consensus: int | None = None
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    timing: Timing = Field(default_factory=Timing)
+    trigger: Trigger = Field(default_factory=Trigger)
+    parent_run_id: str | None = None
+    score: float | None = None
+    total_document_count: int = 0
+    completed_document_count: int = 0
+    document_count: int = 0
+    error_count: int = 0
+    block_execution_fingerprint: str | None = None
+    documents_fingerprint: str | None = None
+
+    @property
+    def status(self) -> str:
+        return self.lifecycle.status
+
+    @model_validator(mode="before")
+    @classmethod
+    def _map_older_shapes(cls, data: Any) -> Any:
+        """Map the shape of Retab's docs example (and the one before it) onto today's fields."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)  # pyright: ignore[reportUnknownArgumentType]
+        workflow = data.pop("workflow", None)
+        if isinstance(workflow, dict):
+            data.setdefault("workflow_id", workflow.get("workflow_id") or workflow.get("id"))
+            data.setdefault("workflow_version_id", workflow.get("version_id"))
+        if "block_kind" in data:
+            data.setdefault("block_type", data.pop("block_kind"))
+        if "definition_fingerprint" in data:
+            data.setdefault("block_execution_fingerprint", data.pop("definition_fingerprint"))
+        if "lifecycle" not in data and isinstance(data.get("status"), str):
+            data["lifecycle"] = {"status": data["status"]}
+        return data
+
+
+class Result(APIModel):
+    """One document's execution within a run."""
+
+    id: str
+    experiment_run_id: str | None = None
+    experiment_id: str | None = None
+    document_id: str | None = None
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    timing: Timing = Field(default_factory=Timing)
+    block_type: str | None = None
+    attempt: int = 0
+
+
+class Experiment(APIModel):
+    id: str
+    name: str | None = None
+    workflow_id: str | None = None
+    block_id: str | None = None
+    block_type: str | None = None
+    n_consensus: int | None = None
+    document_count: int = 0
+    last_run_id: str | None = None
+    status: str | None = None
+    score: float | None = None
+    is_stale: bool = False
+
+
+class MetricDocument(APIModel):
+    id: str
+    filename: str | None = None
+    score: float | None = None
+    prior_score: float | None = None
+
+
+class TargetMetric(APIModel):
+    path: str
+    score: float | None = None
+    prior_score: float | None = None
+    value: Any = None
+
+
+class Metrics(APIModel):
+    """Any metrics view. `kind` says which: summary, by_document, by_target, votes, or the two answers
+    that are not errors at the HTTP level, `stale_metrics` and `no_metrics`. View-specific fields that
+    are not named here are kept in `model_extra`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: str = "unknown"
+    run_id: str | None = None
+    experiment_id: str | None = None
+    score: float | None = None
+    prior_score: float | None = None
+    prior_run_id: str | None = None
+    scored_document_count: int | None = None
+    total_document_count: int | None = None
+    documents: list[MetricDocument] = Field(default_factory=list[MetricDocument])
+    targets: list[TargetMetric] = Field(default_factory=list[TargetMetric])
+    message: str | None = None
+    stale_reasons: list[str] = Field(default_factory=list[str])
+
+
+class ListMetadata(APIModel):
+    before: str | None = None
+    after: str | None = None
+
+
+ItemT = TypeVar("ItemT", bound=APIModel)
+
+
+class Page(APIModel, Generic[ItemT]):
+    data: list[ItemT] = Field(default_factory=list)  # pyright: ignore[reportUnknownVariableType]
+    list_metadata: ListMetadata = Field(default_factory=ListMetadata)
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.list_metadata.after

@@ -1,0 +1,422 @@
+"""The simulated Retab API: an ASGI app over a `World`, with controls for tests.
+
+Controls: `clock` (advance a VirtualClock), `inject(...)` (answer the next matching requests with an
+error status, a slow answer or a body that is not JSON), `requests` (what was asked, headers included),
+`add_run(...)` (a run of a chosen shape that starts now).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..clock import Clock, RealClock
+from .scenario import (
+    TARGETS,
+    Outcome,
+    SimRun,
+    World,
+    document_score,
+    opaque_id,
+    run_body,
+    seed_world,
+)
+
+FaultKind = Literal["status", "slow", "malformed"]
+RUN_STATUSES = ("pending", "queued", "running", "completed", "error", "cancelled")
+
+
+@dataclass
+class Fault:
+    kind: FaultKind
+    times: int
+    status: int = 503
+    retry_after: str | None = None
+    delay_s: float = 0.0
+    path_contains: str = ""
+    body: Any = None
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    t: float
+
+
+@dataclass
+class SimulatedRetab:
+    clock: Clock = field(default_factory=RealClock)
+    demo: bool = False
+    accepted_keys: set[str] | None = None  # None: any bearer token is accepted
+    forbidden_keys: set[str] = field(default_factory=set[str])
+    world: World = field(init=False)
+    requests: list[RecordedRequest] = field(default_factory=list[RecordedRequest])
+    faults: list[Fault] = field(default_factory=list[Fault])
+    _request_counter: int = 0
+
+    def __post_init__(self) -> None:
+        self.world = seed_world(self.clock.now(), demo=self.demo)
+        self.app = Starlette(routes=[
+            Route("/v1/workflows/experiments", self._list_experiments, methods=["GET"]),
+            Route("/v1/workflows/experiments/runs", self._list_runs, methods=["GET"]),
+            Route("/v1/workflows/experiments/runs", self._create_run, methods=["POST"]),
+            Route("/v1/workflows/experiments/runs/{run_id}", self._get_run, methods=["GET"]),
+            Route("/v1/workflows/experiments/runs/{run_id}/cancel", self._cancel_run, methods=["POST"]),
+            Route("/v1/workflows/experiments/results", self._list_results, methods=["GET"]),
+            Route("/v1/workflows/experiments/metrics", self._metrics, methods=["GET"]),
+            Route("/v1/workflows/experiments/{experiment_id}", self._get_experiment, methods=["GET"]),
+        ])
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        response = await self._guard(request)
+        stamped_send = self._stamp(send)
+        if response is None:
+            await self.app(scope, receive, stamped_send)
+        else:
+            await response(scope, receive, stamped_send)
+
+    # Controls
+
+    @property
+    def run_ids(self) -> dict[str, str]:
+        """Seeded runs by their role in the scenario ('latest', 'failed', 'young', ...)."""
+        roles = ["older", "latest", "failed", "cancelled", "stale", "young", "long"]
+        return {role: opaque_id("exprun", role) for role in roles}
+
+    def inject(self, kind: FaultKind = "status", *, times: int = 1, status: int = 503,
+               retry_after: str | None = None, delay_s: float = 0.0, path_contains: str = "",
+               body: Any = None) -> None:
+        self.faults.append(Fault(kind, times, status, retry_after, delay_s, path_contains, body))
+
+    def add_run(self, *, duration_s: float = 40.0, queue_s: float = 2.0, documents: int | None = None,
+                outcome: Outcome = "completed", end_fraction: float = 1.0, score: float | None = 0.9,
+                run_id: str | None = None) -> str:
+        experiment = self.world.experiments[0]
+        if documents is not None:
+            from .scenario import make_experiment
+            experiment = make_experiment(f"custom-{len(self.world.runs)}", documents=documents,
+                                         epoch=self.world.epoch)
+            self.world.experiments.append(experiment)
+        run = SimRun(id=run_id or opaque_id("exprun", f"added-{len(self.world.runs)}"), experiment=experiment,
+                     created_t=self.clock.now(), queue_s=queue_s, duration_s=duration_s, outcome=outcome,
+                     end_fraction=end_fraction, final_score=score if outcome == "completed" else None,
+                     error_message="Block 'Extract invoice' failed", error_code="MODEL_TIMEOUT",
+                     stack_trace="Traceback (most recent call last):\n  ...\nTimeoutError: model call timed out",
+                     cancel_reason="Cancelled by API request" if outcome == "cancelled" else None)
+        self.world.runs.append(run)
+        return run.id
+
+    def requests_to(self, path_contains: str) -> list[RecordedRequest]:
+        return [r for r in self.requests if path_contains in r.path]
+
+    # Middleware: recording, auth, injected faults, request ids
+
+    def _stamp(self, send: Callable[..., Any]) -> Callable[..., Any]:
+        self._request_counter += 1
+        request_id = f"req_sim_{self._request_counter:06d}"
+
+        async def stamped(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        return stamped
+
+    async def _guard(self, request: Request) -> Response | None:
+        self.requests.append(RecordedRequest(
+            request.method, request.url.path, dict(request.query_params), dict(request.headers), self.clock.now()))
+        auth = request.headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or not auth[7:].strip():
+            return JSONResponse({"detail": "Not authenticated"}, status_code=401)
+        key = auth[7:].strip()
+        if self.accepted_keys is not None and key not in self.accepted_keys:
+            return _http_exception(401, "Invalid API key")
+        if key in self.forbidden_keys:
+            return _http_exception(403, "This API key may not read workflow experiments")
+        for fault in self.faults:
+            if fault.times > 0 and fault.path_contains in request.url.path:
+                fault.times -= 1
+                if fault.kind == "slow":
+                    await anyio.sleep(fault.delay_s)  # real time: it is the network that is slow
+                    return None
+                if fault.kind == "malformed":
+                    return Response(fault.body or b"<html>502 Bad Gateway</html>", status_code=200,
+                                    media_type="application/json")
+                headers = {"retry-after": fault.retry_after} if fault.retry_after else None
+                body = fault.body or (
+                    {"detail": "Rate limit exceeded. Please try again later."} if fault.status == 429
+                    else {"detail": {"code": "HTTP_EXCEPTION", "message": "An HTTP exception occurred.",
+                                     "details": {"error": "Upstream service unavailable"}}})
+                return JSONResponse(body, status_code=fault.status, headers=headers)
+        return None
+
+    # Endpoints
+
+    async def _get_run(self, request: Request) -> Response:
+        run = self.world.run(request.path_params["run_id"])
+        if run is None:
+            return _not_found(request.path_params["run_id"])
+        return JSONResponse(run_body(self.world, run, self.clock.now()))
+
+    async def _list_runs(self, request: Request) -> Response:
+        q = request.query_params
+        problem = _check_enum(q, "status", RUN_STATUSES) or _check_enum(q, "exclude_status", RUN_STATUSES) \
+            or _check_enum(q, "order", ("asc", "desc")) or _check_limit(q, 100)
+        if problem:
+            return problem
+        now = self.clock.now()
+        bodies = [run_body(self.world, r, now) for r in self.world.runs if r.created_t <= now]
+        for name in ("workflow_id", "experiment_id", "block_id"):
+            if q.get(name):
+                bodies = [b for b in bodies if b[name] == q[name]]
+        if q.get("status"):
+            bodies = [b for b in bodies if b["lifecycle"]["status"] == q["status"]]
+        if q.get("exclude_status"):
+            bodies = [b for b in bodies if b["lifecycle"]["status"] != q["exclude_status"]]
+        if q.get("trigger_type"):
+            bodies = [b for b in bodies if b["trigger"]["type"] == q["trigger_type"]]
+        if q.get("from_date"):
+            bodies = [b for b in bodies if b["timing"]["created_at"] >= q["from_date"]]
+        if q.get("to_date"):
+            bodies = [b for b in bodies if b["timing"]["created_at"] <= q["to_date"]]
+        bodies.sort(key=lambda b: (b["timing"]["created_at"], b["id"]), reverse=q.get("order", "desc") == "desc")
+        return _page(bodies, q, default_limit=20)
+
+    async def _create_run(self, request: Request) -> Response:
+        try:
+            payload = json.loads(await request.body())
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("experiment_id"), str):
+            return _validation_error(["body", "experiment_id"], "Field required", "missing")
+        experiment = self.world.experiment(payload["experiment_id"])  # pyright: ignore[reportUnknownArgumentType]
+        if experiment is None:
+            return _http_exception(404, f"Experiment not found: {payload['experiment_id']}")
+        run = SimRun(id=opaque_id("exprun", f"created-{len(self.world.runs)}"), experiment=experiment,
+                     created_t=self.clock.now(), duration_s=30, final_score=0.88)
+        self.world.runs.append(run)
+        return JSONResponse(run_body(self.world, run, self.clock.now()), status_code=202)
+
+    async def _cancel_run(self, request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        run = self.world.run(run_id)
+        now = self.clock.now()
+        if run is None:
+            return _not_found(run_id)
+        status, _ = run.state_at(now)
+        if status in ("completed", "error"):
+            return _http_exception(404, f"Experiment run is already {status}: {run_id}")
+        if status != "cancelled":
+            run.cancel_requested_t = now
+            run.cancel_reason = "Cancelled by API request"
+        return JSONResponse({"id": run.id, "lifecycle": run_body(self.world, run, now)["lifecycle"]})
+
+    async def _list_results(self, request: Request) -> Response:
+        q = request.query_params
+        problem = _check_limit(q, 1000) or _check_enum(q, "order", ("asc", "desc")) or _require(q, "run_id")
+        if problem:
+            return problem
+        run = self.world.run(q["run_id"])
+        if run is None:
+            return _not_found(q["run_id"])
+        now = self.clock.now()
+        status, completed = run.state_at(now)
+        created = self.world.wall(run.created_t).isoformat().replace("+00:00", "Z")
+        rows: list[dict[str, Any]] = []
+        for index, (doc_id, _filename) in enumerate(run.experiment.documents):
+            if index < completed:
+                lifecycle: dict[str, Any] = {"status": "completed"}
+            elif status == "error" and index == completed:
+                lifecycle = {"status": "error", "message": run.error_message,
+                             "details": {"message": run.error_message, "error_code": run.error_code}}
+            elif status in ("cancelled", "error"):
+                lifecycle = {"status": "cancelled"}
+            elif status == "running" and index < completed + 2:
+                lifecycle = {"status": "running"}
+            else:
+                lifecycle = {"status": "queued" if status != "pending" else "pending"}
+            rows.append({
+                "id": opaque_id("expres", f"{run.id}-{doc_id}"), "experiment_run_id": run.id,
+                "experiment_id": run.experiment.id, "document_id": doc_id, "lifecycle": lifecycle,
+                "timing": {"created_at": created}, "block_type": run.experiment.block_type,
+                "artifact": {"operation": "extraction", "id": opaque_id("extr", f"{run.id}-{doc_id}")}
+                if index < completed else None,
+                "attempt": 0,
+            })
+        if q.get("order", "desc") == "desc":
+            rows.reverse()
+        return _page(rows, q, default_limit=100)
+
+    async def _metrics(self, request: Request) -> Response:
+        q = request.query_params
+        problem = _require(q, "run_id") or _check_enum(q, "view", ("summary", "by_document", "by_target", "votes"))
+        if problem:
+            return problem
+        run = self.world.run(q["run_id"])
+        if run is None:
+            return _not_found(q["run_id"])
+        exp = run.experiment
+        view = q.get("view", "summary")
+        if run.metrics_stale:
+            return JSONResponse({
+                "kind": "stale_metrics", "error": "stale_metrics", "experiment_id": exp.id,
+                "stale_reasons": ["validity_changed"],
+                "last_run": {"run_id": run.id, "score": run.final_score, "block_execution_fingerprint": None},
+                "current_block_execution_fingerprint": "0f3c9a1b7d2e4f60",
+                "message": "The experiment's block changed since this run; its metrics no longer apply.",
+            })
+        status, completed = run.state_at(self.clock.now())
+        parent = self.world.run(run.parent_run_id) if run.parent_run_id else None
+        with_prior = q.get("include_prior", "true") != "false" and parent is not None
+        scored = [(d, f) for d, f in exp.documents[:completed]]
+        docs = [{"id": d, "filename": f, "score": document_score(run, d),
+                 "prior_score": document_score(parent, d) if with_prior and parent else None} for d, f in scored]
+        if view == "summary":
+            return JSONResponse({
+                "experiment_id": exp.id, "run_id": run.id, "kind": "summary", "view": "summary",
+                "block_execution_fingerprint": None, "block_type": exp.block_type,
+                "score": run.final_score if status == "completed" else None,
+                "prior_score": parent.final_score if with_prior and parent else None,
+                "documents": docs, "scored_document_count": len(docs), "total_document_count": run.total,
+                "aggregate": {"likelihoods": {t: round(0.7 + 0.05 * i, 3) for i, t in enumerate(TARGETS)}},
+                "prior_run_id": parent.id if with_prior and parent else None,
+            })
+        document_id = q.get("document_id") or (exp.documents[0][0] if exp.documents else "")
+        filename = dict(exp.documents).get(document_id)
+        if filename is None:
+            return _http_exception(404, f"Document not found in run: {document_id}")
+        if view == "by_document":
+            return JSONResponse({
+                "run_id": run.id, "kind": "by_document", "view": "by_document",
+                "document": {"id": document_id, "filename": filename},
+                "score": document_score(run, document_id), "prior_score": None, "confusion": None,
+                "targets": [{"path": t, "score": document_score(run, document_id + t), "prior_score": None,
+                             "value": None} for t in TARGETS],
+            })
+        target = q.get("target_path") or TARGETS[0]
+        if view == "by_target":
+            return JSONResponse({
+                "run_id": run.id, "kind": "by_target", "view": "by_target", "target": target,
+                "score": document_score(run, target), "prior_score": None, "confusion": None,
+                "documents": [{"id": d["id"], "filename": d["filename"], "score": document_score(run, d["id"] + target),
+                               "prior_score": None, "value": None} for d in docs],
+            })
+        return JSONResponse({
+            "run_id": run.id, "kind": "votes", "view": "votes",
+            "document": {"id": document_id, "filename": filename}, "target": target,
+            "score": document_score(run, document_id + target), "prior_score": None,
+            "rows": [{"consensus": "1234.00", "votes": ["1234.00"] * (exp.n_consensus - 1) + ["1.234,00"],
+                      "score": 0.8, "row_presence_score": 1.0, "present_voter_count": exp.n_consensus,
+                      "total_voter_count": exp.n_consensus}],
+        })
+
+    async def _list_experiments(self, request: Request) -> Response:
+        q = request.query_params
+        problem = _require(q, "workflow_id") or _check_limit(q, 100) or _check_enum(q, "order", ("asc", "desc"))
+        if problem:
+            return problem
+        bodies = [self._experiment_body(e.id) for e in self.world.experiments if e.workflow_id == q["workflow_id"]]
+        if q.get("block_id"):
+            bodies = [b for b in bodies if b["block_id"] == q["block_id"]]
+        return _page(bodies, q, default_limit=50)
+
+    async def _get_experiment(self, request: Request) -> Response:
+        experiment_id = request.path_params["experiment_id"]
+        if self.world.experiment(experiment_id) is None:
+            return _http_exception(404, f"Experiment not found: {experiment_id}")
+        return JSONResponse(self._experiment_body(experiment_id))
+
+    def _experiment_body(self, experiment_id: str) -> dict[str, Any]:
+        exp = self.world.experiment(experiment_id)
+        assert exp is not None
+        now = self.clock.now()
+        runs = sorted((r for r in self.world.runs if r.experiment is exp and r.created_t <= now),
+                      key=lambda r: r.created_t)
+        last = runs[-1] if runs else None
+        last_status = last.state_at(now)[0] if last else None
+        status = {"completed": "completed", "error": "failed", "cancelled": "cancelled", None: "draft"}.get(
+            last_status, "processing")
+        created = exp.created_at.isoformat().replace("+00:00", "Z")
+        return {
+            "id": exp.id, "workflow_id": exp.workflow_id, "block_id": exp.block_id, "n_consensus": exp.n_consensus,
+            "document_count": len(exp.documents), "name": exp.name, "last_run_id": last.id if last else None,
+            "created_at": created, "updated_at": created, "status": status, "block_type": exp.block_type,
+            "score": last.final_score if last and last_status == "completed" else None,
+            "is_stale": bool(last and last.metrics_stale),
+            "freshness": {"status": "stale" if last and last.metrics_stale else "fresh", "reasons": []},
+            "freshness_state": "stale" if last and last.metrics_stale else "fresh", "freshness_reasons": [],
+            "run_plan_mode": "run", "rerunnable_document_count": len(exp.documents), "schema_drift": "none",
+            "schema_drift_detail": None, "drift": {"status": "none", "affected_targets": [], "detail": None},
+        }
+
+
+def _http_exception(status: int, error: str) -> JSONResponse:
+    return JSONResponse({"detail": {"code": "HTTP_EXCEPTION", "message": "An HTTP exception occurred.",
+                                    "details": {"error": error}}}, status_code=status)
+
+
+def _not_found(run_id: str) -> JSONResponse:
+    return _http_exception(404, f"Experiment run not found: {run_id}")
+
+
+def _validation_error(loc: list[str], msg: str, kind: str) -> JSONResponse:
+    return JSONResponse({"detail": [{"loc": loc, "msg": msg, "type": kind}]}, status_code=422)
+
+
+def _require(q: Any, name: str) -> JSONResponse | None:
+    return None if q.get(name) else _validation_error(["query", name], "Field required", "missing")
+
+
+def _check_enum(q: Any, name: str, allowed: tuple[str, ...]) -> JSONResponse | None:
+    value = q.get(name)
+    if value is None or value in allowed:
+        return None
+    return _validation_error(["query", name], f"Input should be {', '.join(repr(a) for a in allowed)}", "enum")
+
+
+def _check_limit(q: Any, maximum: int) -> JSONResponse | None:
+    raw = q.get("limit")
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        return _validation_error(["query", "limit"], "Input should be a valid integer", "int_parsing")
+    if not 1 <= value <= maximum:
+        return _validation_error(["query", "limit"], f"Input should be between 1 and {maximum}", "less_than_equal")
+    return None
+
+
+def _page(items: list[dict[str, Any]], q: Any, *, default_limit: int) -> Response:
+    """Keyset pagination: `after` is the id of the last item of the previous page."""
+    start = 0
+    after = q.get("after")
+    if after:
+        ids = [item["id"] for item in items]
+        if after not in ids:
+            return _validation_error(["query", "after"], "Cursor is stale or does not belong to this list",
+                                     "value_error")
+        start = ids.index(after) + 1
+    limit = int(q.get("limit") or default_limit)
+    page = items[start:start + limit]
+    has_more = start + limit < len(items)
+    return JSONResponse({"data": page, "list_metadata": {
+        "before": page[0]["id"] if page and start > 0 else None,
+        "after": page[-1]["id"] if page and has_more else None,
+    }})

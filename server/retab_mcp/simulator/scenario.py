@@ -1,0 +1,235 @@
+"""The simulated world: experiments, and runs whose state follows a clock.
+
+A run is defined by when it was created and how it unfolds (queue time, running time, outcome); its
+state at any moment is computed from the clock, so the same definition serves a virtual clock in tests
+and the real one in the demo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import string
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+Outcome = Literal["completed", "error", "cancelled", "never"]
+_ALPHABET = string.ascii_letters + string.digits + "_-"
+
+
+def opaque_id(prefix: str, seed: str) -> str:
+    """A prefix plus a 21-character nanoid-like string, stable for a given seed."""
+    rng = random.Random(hashlib.sha256(seed.encode()).digest())
+    return prefix + "_" + "".join(rng.choice(_ALPHABET) for _ in range(21))
+
+
+@dataclass
+class SimExperiment:
+    id: str
+    name: str
+    workflow_id: str
+    workflow_version_id: str
+    block_id: str
+    block_type: str
+    n_consensus: int
+    documents: list[tuple[str, str]]  # (document id, filename)
+    created_at: datetime
+
+
+@dataclass
+class SimRun:
+    id: str
+    experiment: SimExperiment
+    created_t: float
+    queue_s: float = 2.0
+    duration_s: float = 40.0
+    outcome: Outcome = "completed"
+    final_score: float | None = 0.87
+    end_fraction: float = 1.0  # where an error or cancel strikes, as a fraction of the documents
+    error_message: str = "Extraction failed"
+    error_code: str | None = None
+    stack_trace: str | None = None
+    cancel_reason: str | None = None
+    parent_run_id: str | None = None
+    trigger_type: str = "manual"
+    metrics_stale: bool = False
+    cancel_requested_t: float | None = None
+    fingerprint: str = field(default="")
+
+    @property
+    def total(self) -> int:
+        return len(self.experiment.documents)
+
+    def _end_t(self) -> float:
+        return self.created_t + self.queue_s + self.duration_s * self.end_fraction
+
+    def state_at(self, t: float) -> tuple[str, int]:
+        """(status, completed documents) at clock time `t`."""
+        if self.cancel_requested_t is not None and t >= self.cancel_requested_t:
+            return "cancelled", self._completed_at(self.cancel_requested_t)
+        age = t - self.created_t
+        if age < self.queue_s / 2:
+            return "pending", 0
+        if age < self.queue_s:
+            return "queued", 0
+        if self.outcome == "never" or t < self._end_t():
+            return "running", self._completed_at(t)
+        return self.outcome, self._completed_at(self._end_t())
+
+    def _completed_at(self, t: float) -> int:
+        running = max(0.0, t - self.created_t - self.queue_s)
+        done = int(self.total * min(running / self.duration_s, self.end_fraction) + 1e-9)
+        return min(done, self.total)
+
+    def ended_t(self, t: float) -> float | None:
+        status, _ = self.state_at(t)
+        if status == "cancelled" and self.cancel_requested_t is not None:
+            return min(self.cancel_requested_t, self._end_t())
+        return self._end_t() if status in ("completed", "error", "cancelled") else None
+
+
+def document_score(run: SimRun, document_id: str) -> float:
+    """A per-document score whose mean is close to the run's final score, stable per (run, doc)."""
+    rng = random.Random(f"{run.id}/{document_id}")
+    base = run.final_score if run.final_score is not None else 0.8
+    return round(min(1.0, max(0.0, rng.gauss(base, 0.06))), 4)
+
+
+TARGETS = ["invoice.number", "invoice.date", "invoice.total", "vendor.name", "vendor.vat_id", "lines"]
+
+
+def long_stack_trace(approx_bytes: int = 50_000) -> str:
+    """A Python traceback of about `approx_bytes`, with the cause at the end as in real ones."""
+    frames: list[str] = ["Traceback (most recent call last):"]
+    modules = ["retab/workflows/engine.py", "retab/blocks/extract.py", "retab/consensus/vote.py",
+               "retab/llm/client.py", "retab/schemas/validate.py", "retab/workflows/runner.py"]
+    i = 0
+    while sum(len(f) + 1 for f in frames) < approx_bytes - 400:
+        mod = modules[i % len(modules)]
+        frames.append(f'  File "/srv/app/{mod}", line {100 + (i * 37) % 900}, in step_{i}')
+        frames.append(f"    result = await self._dispatch(context, payload, attempt={i % 3})")
+        i += 1
+    frames.append('  File "/srv/app/retab/schemas/validate.py", line 212, in coerce_number')
+    frames.append("    raise SchemaValidationError(path, expected, value)")
+    frames.append(
+        "retab.errors.SchemaValidationError: invoice.total: expected number, got string '1.234,00' "
+        "(document inv_0042.pdf, consensus pass 3 of 5)"
+    )
+    return "\n".join(frames)
+
+
+@dataclass
+class World:
+    experiments: list[SimExperiment]
+    runs: list[SimRun]
+    epoch: datetime  # wall time at clock time 0
+
+    def wall(self, t: float) -> datetime:
+        return self.epoch + timedelta(seconds=t)
+
+    def run(self, run_id: str) -> SimRun | None:
+        return next((r for r in self.runs if r.id == run_id), None)
+
+    def experiment(self, experiment_id: str) -> SimExperiment | None:
+        return next((e for e in self.experiments if e.id == experiment_id), None)
+
+
+def make_experiment(name: str, *, documents: int = 12, n_consensus: int = 5, block_type: str = "extract",
+                    workflow_id: str | None = None, epoch: datetime) -> SimExperiment:
+    workflow_id = workflow_id or opaque_id("workflow", "wf-" + name)
+    return SimExperiment(
+        id=opaque_id("exp", name),
+        name=name,
+        workflow_id=workflow_id,
+        workflow_version_id=opaque_id("wfv", workflow_id),
+        block_id=opaque_id("block", name),
+        block_type=block_type,
+        n_consensus=n_consensus,
+        documents=[(opaque_id("doc", f"{name}-{i}"), f"inv_{i + 1:04d}.pdf") for i in range(documents)],
+        created_at=epoch - timedelta(days=3),
+    )
+
+
+def seed_world(now_t: float, *, epoch: datetime | None = None, demo: bool = False) -> World:
+    """The standard scenario: a finished history plus runs still going.
+
+    Named runs (ids are opaque, as Retab's are):
+    - two completed runs of the invoice experiment, the newer one scoring lower than its parent;
+    - a failed run with a 50 KB stack trace, a cancelled run;
+    - a run that started at `now_t` and takes 40 s, and one that takes 10 minutes.
+    In demo mode the young run takes 12 s so a walkthrough finishes quickly.
+    """
+    epoch = epoch or datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    invoices = make_experiment("invoices-v2", documents=12, n_consensus=5, epoch=epoch)
+    receipts = make_experiment("receipts", documents=40, n_consensus=3, workflow_id=invoices.workflow_id,
+                               epoch=epoch)
+    contracts = make_experiment("contracts-classifier", documents=25, n_consensus=7, block_type="classifier",
+                                epoch=epoch)
+    day = 86_400.0
+    older = SimRun(id=opaque_id("exprun", "older"), experiment=invoices, created_t=now_t - 2 * day,
+                   queue_s=6, duration_s=243, final_score=0.91)
+    latest = SimRun(id=opaque_id("exprun", "latest"), experiment=invoices, created_t=now_t - day,
+                    queue_s=4, duration_s=254, final_score=0.8734, parent_run_id=older.id)
+    failed = SimRun(id=opaque_id("exprun", "failed"), experiment=receipts, created_t=now_t - 0.5 * day,
+                    queue_s=3, duration_s=120, outcome="error", end_fraction=0.45, final_score=None,
+                    error_message="Block 'Extract invoice' failed on 1 document",
+                    error_code="SCHEMA_VALIDATION_ERROR", stack_trace=long_stack_trace())
+    cancelled = SimRun(id=opaque_id("exprun", "cancelled"), experiment=contracts, created_t=now_t - 0.3 * day,
+                       queue_s=2, duration_s=300, outcome="cancelled", end_fraction=0.3, final_score=None,
+                       cancel_reason="Cancelled by user from the dashboard")
+    stale = SimRun(id=opaque_id("exprun", "stale"), experiment=contracts, created_t=now_t - 3 * day,
+                   queue_s=2, duration_s=200, final_score=0.78, metrics_stale=True)
+    young = SimRun(id=opaque_id("exprun", "young"), experiment=invoices, created_t=now_t, queue_s=2,
+                   duration_s=12 if demo else 40, final_score=0.8912, parent_run_id=latest.id)
+    long_run = SimRun(id=opaque_id("exprun", "long"), experiment=receipts, created_t=now_t - 60, queue_s=5,
+                      duration_s=600, final_score=0.7, trigger_type="api")
+    return World(experiments=[invoices, receipts, contracts],
+                 runs=[older, latest, failed, cancelled, stale, young, long_run], epoch=epoch)
+
+
+def run_body(world: World, run: SimRun, t: float) -> dict[str, Any]:
+    """The run as the API sends it (flat shape of the spec)."""
+    status, completed = run.state_at(t)
+    exp = run.experiment
+    lifecycle: dict[str, Any] = {"status": status}
+    if status == "error":
+        lifecycle |= {"message": run.error_message, "details": {
+            "message": run.error_message, "stack_trace": run.stack_trace, "block_id": exp.block_id,
+            "block_name": "Extract invoice", "error_code": run.error_code, "context": {"document": "inv_0042.pdf"}}}
+    elif status == "cancelled":
+        lifecycle["reason"] = run.cancel_reason
+    started = run.created_t + run.queue_s if status not in ("pending", "queued") else None
+    ended = run.ended_t(t)
+    return {
+        "id": run.id,
+        "workflow_id": exp.workflow_id,
+        "workflow_version_id": exp.workflow_version_id,
+        "trigger": {"type": run.trigger_type},
+        "experiment_id": exp.id,
+        "block_id": exp.block_id,
+        "block_type": exp.block_type,
+        "n_consensus": exp.n_consensus,
+        "lifecycle": lifecycle,
+        "timing": {
+            "created_at": _iso(world.wall(run.created_t)),
+            "started_at": _iso(world.wall(started)) if started is not None else None,
+            "completed_at": _iso(world.wall(ended)) if ended is not None else None,
+            "duration_ms": round((ended - started) * 1000) if ended is not None and started is not None else None,
+        },
+        "parent_run_id": run.parent_run_id,
+        "block_version_id": opaque_id("blockv", exp.block_id),
+        "metrics_validity_fingerprint": hashlib.sha1(exp.id.encode()).hexdigest()[:16],
+        "metrics_validity_fingerprint_version": 2,
+        "block_execution_fingerprint": hashlib.sha1(run.id.encode()).hexdigest()[:16],
+        "documents_fingerprint": hashlib.sha1(str(exp.documents).encode()).hexdigest()[:16],
+        "score": run.final_score if status == "completed" else None,
+        "total_document_count": run.total,
+        "completed_document_count": completed,
+        "document_count": run.total,
+        "error_count": 1 if status == "error" else 0,
+    }
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
