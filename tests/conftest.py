@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx2
+import pytest
+
+from retab_mcp.client import RetabClient
+from retab_mcp.clock import VirtualClock
+from retab_mcp.config import Settings
+from retab_mcp.retry import RetryPolicy
+from retab_mcp.simulator import SimulatedRetab
+
+TEST_KEY = "sk_test_0123456789abcdefSECRET"
+SIM_URL = "http://retab.test"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(start=1_000.0)
+
+
+@pytest.fixture
+def sim(clock: VirtualClock) -> SimulatedRetab:
+    return SimulatedRetab(clock=clock)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(api_key=TEST_KEY, base_url=SIM_URL)
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """Every delay the retry policy asked for; nothing really sleeps."""
+    return []
+
+
+@pytest.fixture
+def retry_policy(sleeps: list[float]) -> RetryPolicy:
+    async def record(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    return RetryPolicy(sleep=record, jitter=lambda: 1.0)
+
+
+@pytest.fixture
+async def client(settings: Settings, sim: SimulatedRetab, retry_policy: RetryPolicy) -> AsyncIterator[RetabClient]:
+    async with RetabClient(settings, transport=httpx2.ASGITransport(app=sim), retry=retry_policy) as c:
+        yield c
