@@ -50,6 +50,8 @@ def retry_policy(sleeps: list[float]) -> RetryPolicy:
 
 
 @pytest.fixture
-async def client(settings: Settings, sim: SimulatedRetab, retry_policy: RetryPolicy) -> AsyncIterator[RetabClient]:
+async def client(
+    settings: Settings, sim: SimulatedRetab, retry_policy: RetryPolicy
+) -> AsyncIterator[RetabClient]:
     async with RetabClient(settings, transport=httpx2.ASGITransport(app=sim), retry=retry_policy) as c:
         yield c

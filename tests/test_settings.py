@@ -16,7 +16,9 @@ def test_unset_flags_do_not_override_environment() -> None:
     assert settings.api_key == "sk_test_x"
 
 
-@pytest.mark.parametrize("url", ["https://api.retab.com/v1", "https://api.retab.com/v1/", "https://api.retab.com/"])
+@pytest.mark.parametrize(
+    "url", ["https://api.retab.com/v1", "https://api.retab.com/v1/", "https://api.retab.com/"]
+)
 def test_base_url_tolerates_trailing_v1_and_slash(url: str) -> None:
     assert Settings(base_url=url).base_url == "https://api.retab.com"
 
@@ -26,7 +28,9 @@ def test_a_non_number_in_the_environment_names_the_variable() -> None:
         Settings.load({"RETAB_MCP_MAX_WAIT_S": "soon"})
 
 
-@pytest.mark.parametrize("bad", [{"max_wait_s": 0}, {"read_timeout_s": -1}, {"max_retries": -1}, {"base_url": "ftp://x"}])
+@pytest.mark.parametrize(
+    "bad", [{"max_wait_s": 0}, {"read_timeout_s": -1}, {"max_retries": -1}, {"base_url": "ftp://x"}]
+)
 def test_unusable_values_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(SettingsError):
         Settings(**bad)  # type: ignore[arg-type]

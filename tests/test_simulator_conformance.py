@@ -35,8 +35,11 @@ def validate(method: str, template: str, response: httpx2.Response) -> None:
 
 @pytest.fixture
 async def http(sim: SimulatedRetab) -> Any:
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sim), base_url="http://retab.test",
-                                  headers={"Authorization": f"Bearer {TEST_KEY}"}) as c:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=sim),
+        base_url="http://retab.test",
+        headers={"Authorization": f"Bearer {TEST_KEY}"},
+    ) as c:
         yield c
 
 
@@ -46,8 +49,9 @@ def test_the_vendored_spec_matches_the_shared_one_when_present() -> None:
     assert json.loads(SHARED_SPEC.read_text()) == SPEC
 
 
-async def test_runs_conform_in_every_lifecycle_state(http: httpx2.AsyncClient, sim: SimulatedRetab,
-                                                      clock: VirtualClock) -> None:
+async def test_runs_conform_in_every_lifecycle_state(
+    http: httpx2.AsyncClient, sim: SimulatedRetab, clock: VirtualClock
+) -> None:
     seen: set[str] = set()
     for _ in range(8):
         for run_id in sim.run_ids.values():
@@ -65,8 +69,17 @@ async def test_runs_conform_in_every_lifecycle_state(http: httpx2.AsyncClient, s
     assert seen == {"pending", "queued", "running", "completed", "error", "cancelled"}
 
 
-@pytest.mark.parametrize("query", [{}, {"limit": "2"}, {"status": "running"}, {"exclude_status": "completed"},
-                                   {"order": "asc", "limit": "3"}, {"trigger_type": "api"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"limit": "2"},
+        {"status": "running"},
+        {"exclude_status": "completed"},
+        {"order": "asc", "limit": "3"},
+        {"trigger_type": "api"},
+    ],
+)
 async def test_run_lists_conform(http: httpx2.AsyncClient, query: dict[str, str]) -> None:
     response = await http.get("/v1/workflows/experiments/runs", params=query)
     validate("GET", "/v1/workflows/experiments/runs", response)
@@ -85,7 +98,9 @@ async def test_results_conform(http: httpx2.AsyncClient, sim: SimulatedRetab) ->
 @pytest.mark.parametrize("view", ["summary", "by_document", "by_target", "votes"])
 @pytest.mark.parametrize("role", ["latest", "stale", "young"])
 async def test_metrics_conform(http: httpx2.AsyncClient, sim: SimulatedRetab, view: str, role: str) -> None:
-    response = await http.get("/v1/workflows/experiments/metrics", params={"run_id": sim.run_ids[role], "view": view})
+    response = await http.get(
+        "/v1/workflows/experiments/metrics", params={"run_id": sim.run_ids[role], "view": view}
+    )
     validate("GET", "/v1/workflows/experiments/metrics", response)
 
 
@@ -112,18 +127,22 @@ async def test_create_and_cancel_conform(http: httpx2.AsyncClient, sim: Simulate
     assert finished.status_code == 404
 
 
-@pytest.mark.parametrize(("path", "query"), [
-    ("/v1/workflows/experiments/runs", {"limit": "0"}),
-    ("/v1/workflows/experiments/runs", {"status": "done"}),
-    ("/v1/workflows/experiments/runs", {"after": "exprun_unknown"}),
-    ("/v1/workflows/experiments/results", {}),
-    ("/v1/workflows/experiments/metrics", {"run_id": "x", "view": "everything"}),
-])
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/v1/workflows/experiments/runs", {"limit": "0"}),
+        ("/v1/workflows/experiments/runs", {"status": "done"}),
+        ("/v1/workflows/experiments/runs", {"after": "exprun_unknown"}),
+        ("/v1/workflows/experiments/results", {}),
+        ("/v1/workflows/experiments/metrics", {"run_id": "x", "view": "everything"}),
+    ],
+)
 async def test_validation_errors_conform(http: httpx2.AsyncClient, path: str, query: dict[str, str]) -> None:
     response = await http.get(path, params=query)
     assert response.status_code == 422
-    jsonschema.Draft202012Validator({**SPEC["components"]["schemas"]["HTTPValidationError"],
-                                     "components": SPEC["components"]}).validate(response.json())
+    jsonschema.Draft202012Validator(
+        {**SPEC["components"]["schemas"]["HTTPValidationError"], "components": SPEC["components"]}
+    ).validate(response.json())
 
 
 async def test_every_answer_has_a_request_id(http: httpx2.AsyncClient, sim: SimulatedRetab) -> None:

@@ -23,7 +23,7 @@ Retab support asks for. No error text contains the API key: it is never put into
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import cast
 
 ID_FORM = "1 to 128 characters, each a letter, a digit, '_' or '-' (e.g. exprun_2)"
 
@@ -135,9 +135,6 @@ def status_error(
     return cls(message, status_code=status_code, request_id=request_id)
 
 
-_GENERIC_MESSAGES = {"An HTTP exception occurred.", ""}
-
-
 def error_message(body: bytes) -> str | None:
     """Read the three FastAPI error envelopes.
 
@@ -147,33 +144,40 @@ def error_message(body: bytes) -> str | None:
     - `{"detail": [{"loc": [...], "msg": ..., "type": ...}]}` for 422
     """
     try:
-        data: Any = json.loads(body)
+        data: object = json.loads(body)
     except ValueError:
         text = body.decode("utf-8", "replace").strip()
         return _clip(text) if text else None
-    detail = data.get("detail") if isinstance(data, dict) else None
+    detail = _field(data, "detail")
     if isinstance(detail, str):
         return _clip(detail)
-    if isinstance(detail, dict):
-        inner: Any = detail.get("details")
-        useful = inner.get("error") if isinstance(inner, dict) else None
-        if isinstance(useful, dict):
-            useful = useful.get("message")
-        if isinstance(useful, str) and useful:
-            return _clip(useful)
-        generic = detail.get("message")
-        if isinstance(generic, str) and generic not in _GENERIC_MESSAGES:
-            return _clip(generic)
-        return _clip(generic) if isinstance(generic, str) and generic else None
-    if isinstance(detail, list) and detail:
-        parts: list[str] = []
-        for item in detail[:3]:
-            if isinstance(item, dict):
-                loc = ".".join(str(p) for p in item.get("loc", []) if p != "query")
-                parts.append(f"{loc}: {item.get('msg', '?')}" if loc else str(item.get("msg", "?")))
-        more = f" (+{len(detail) - 3} more)" if len(detail) > 3 else ""
-        return _clip("; ".join(parts) + more)
-    return None
+    if isinstance(detail, list):
+        return _validation_message(cast(list[object], detail))
+    useful = _field(_field(detail, "details"), "error")
+    if isinstance(useful, dict):
+        useful = _field(useful, "message")
+    if isinstance(useful, str) and useful:
+        return _clip(useful)
+    generic = _field(detail, "message")
+    return _clip(generic) if isinstance(generic, str) and generic else None
+
+
+def _field(container: object, name: str) -> object:
+    return cast(dict[str, object], container).get(name) if isinstance(container, dict) else None
+
+
+def _validation_message(items: list[object]) -> str | None:
+    parts: list[str] = []
+    for item in items[:3]:
+        raw_loc = _field(item, "loc")
+        loc_parts = cast(list[object], raw_loc) if isinstance(raw_loc, list) else []
+        loc = ".".join(str(p) for p in loc_parts if p not in ("query", "body"))
+        msg = str(_field(item, "msg") or "invalid")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    if not parts:
+        return None
+    more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+    return _clip("; ".join(parts) + more)
 
 
 def _clip(text: str, limit: int = 300) -> str:

@@ -7,7 +7,7 @@ is kept as a plain string, and the older nested run shape is mapped onto the cur
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -90,11 +90,12 @@ class Run(APIModel):
         """Map the shape of Retab's docs example (and the one before it) onto today's fields."""
         if not isinstance(data, dict):
             return data
-        data = dict(data)  # pyright: ignore[reportUnknownArgumentType]
+        data = dict(cast(dict[str, Any], data))
         workflow = data.pop("workflow", None)
         if isinstance(workflow, dict):
-            data.setdefault("workflow_id", workflow.get("workflow_id") or workflow.get("id"))
-            data.setdefault("workflow_version_id", workflow.get("version_id"))
+            nested = cast(dict[str, Any], workflow)
+            data.setdefault("workflow_id", nested.get("workflow_id") or nested.get("id"))
+            data.setdefault("workflow_version_id", nested.get("version_id"))
         if "block_kind" in data:
             data.setdefault("block_type", data.pop("block_kind"))
         if "definition_fingerprint" in data:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import anyio
 from starlette.applications import Starlette
@@ -67,16 +67,18 @@ class SimulatedRetab:
 
     def __post_init__(self) -> None:
         self.world = seed_world(self.clock.now(), demo=self.demo)
-        self.app = Starlette(routes=[
-            Route("/v1/workflows/experiments", self._list_experiments, methods=["GET"]),
-            Route("/v1/workflows/experiments/runs", self._list_runs, methods=["GET"]),
-            Route("/v1/workflows/experiments/runs", self._create_run, methods=["POST"]),
-            Route("/v1/workflows/experiments/runs/{run_id}", self._get_run, methods=["GET"]),
-            Route("/v1/workflows/experiments/runs/{run_id}/cancel", self._cancel_run, methods=["POST"]),
-            Route("/v1/workflows/experiments/results", self._list_results, methods=["GET"]),
-            Route("/v1/workflows/experiments/metrics", self._metrics, methods=["GET"]),
-            Route("/v1/workflows/experiments/{experiment_id}", self._get_experiment, methods=["GET"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/v1/workflows/experiments", self._list_experiments, methods=["GET"]),
+                Route("/v1/workflows/experiments/runs", self._list_runs, methods=["GET"]),
+                Route("/v1/workflows/experiments/runs", self._create_run, methods=["POST"]),
+                Route("/v1/workflows/experiments/runs/{run_id}", self._get_run, methods=["GET"]),
+                Route("/v1/workflows/experiments/runs/{run_id}/cancel", self._cancel_run, methods=["POST"]),
+                Route("/v1/workflows/experiments/results", self._list_results, methods=["GET"]),
+                Route("/v1/workflows/experiments/metrics", self._metrics, methods=["GET"]),
+                Route("/v1/workflows/experiments/{experiment_id}", self._get_experiment, methods=["GET"]),
+            ]
+        )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -98,26 +100,52 @@ class SimulatedRetab:
         roles = ["older", "latest", "failed", "cancelled", "stale", "young", "long"]
         return {role: opaque_id("exprun", role) for role in roles}
 
-    def inject(self, kind: FaultKind = "status", *, times: int = 1, status: int = 503,
-               retry_after: str | None = None, delay_s: float = 0.0, path_contains: str = "",
-               body: Any = None) -> None:
+    def inject(
+        self,
+        kind: FaultKind = "status",
+        *,
+        times: int = 1,
+        status: int = 503,
+        retry_after: str | None = None,
+        delay_s: float = 0.0,
+        path_contains: str = "",
+        body: Any = None,
+    ) -> None:
         self.faults.append(Fault(kind, times, status, retry_after, delay_s, path_contains, body))
 
-    def add_run(self, *, duration_s: float = 40.0, queue_s: float = 2.0, documents: int | None = None,
-                outcome: Outcome = "completed", end_fraction: float = 1.0, score: float | None = 0.9,
-                run_id: str | None = None) -> str:
+    def add_run(
+        self,
+        *,
+        duration_s: float = 40.0,
+        queue_s: float = 2.0,
+        documents: int | None = None,
+        outcome: Outcome = "completed",
+        end_fraction: float = 1.0,
+        score: float | None = 0.9,
+        run_id: str | None = None,
+    ) -> str:
         experiment = self.world.experiments[0]
         if documents is not None:
             from .scenario import make_experiment
-            experiment = make_experiment(f"custom-{len(self.world.runs)}", documents=documents,
-                                         epoch=self.world.epoch)
+
+            experiment = make_experiment(
+                f"custom-{len(self.world.runs)}", documents=documents, epoch=self.world.epoch
+            )
             self.world.experiments.append(experiment)
-        run = SimRun(id=run_id or opaque_id("exprun", f"added-{len(self.world.runs)}"), experiment=experiment,
-                     created_t=self.clock.now(), queue_s=queue_s, duration_s=duration_s, outcome=outcome,
-                     end_fraction=end_fraction, final_score=score if outcome == "completed" else None,
-                     error_message="Block 'Extract invoice' failed", error_code="MODEL_TIMEOUT",
-                     stack_trace="Traceback (most recent call last):\n  ...\nTimeoutError: model call timed out",
-                     cancel_reason="Cancelled by API request" if outcome == "cancelled" else None)
+        run = SimRun(
+            id=run_id or opaque_id("exprun", f"added-{len(self.world.runs)}"),
+            experiment=experiment,
+            created_t=self.clock.now(),
+            queue_s=queue_s,
+            duration_s=duration_s,
+            outcome=outcome,
+            end_fraction=end_fraction,
+            final_score=score if outcome == "completed" else None,
+            error_message="Block 'Extract invoice' failed",
+            error_code="MODEL_TIMEOUT",
+            stack_trace="Traceback (most recent call last):\n  ...\nTimeoutError: model call timed out",
+            cancel_reason="Cancelled by API request" if outcome == "cancelled" else None,
+        )
         self.world.runs.append(run)
         return run.id
 
@@ -139,8 +167,15 @@ class SimulatedRetab:
         return stamped
 
     async def _guard(self, request: Request) -> Response | None:
-        self.requests.append(RecordedRequest(
-            request.method, request.url.path, dict(request.query_params), dict(request.headers), self.clock.now()))
+        self.requests.append(
+            RecordedRequest(
+                request.method,
+                request.url.path,
+                dict(request.query_params),
+                dict(request.headers),
+                self.clock.now(),
+            )
+        )
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer ") or not auth[7:].strip():
             return JSONResponse({"detail": "Not authenticated"}, status_code=401)
@@ -156,13 +191,23 @@ class SimulatedRetab:
                     await anyio.sleep(fault.delay_s)  # real time: it is the network that is slow
                     return None
                 if fault.kind == "malformed":
-                    return Response(fault.body or b"<html>502 Bad Gateway</html>", status_code=200,
-                                    media_type="application/json")
+                    return Response(
+                        fault.body or b"<html>502 Bad Gateway</html>",
+                        status_code=200,
+                        media_type="application/json",
+                    )
                 headers = {"retry-after": fault.retry_after} if fault.retry_after else None
                 body = fault.body or (
-                    {"detail": "Rate limit exceeded. Please try again later."} if fault.status == 429
-                    else {"detail": {"code": "HTTP_EXCEPTION", "message": "An HTTP exception occurred.",
-                                     "details": {"error": "Upstream service unavailable"}}})
+                    {"detail": "Rate limit exceeded. Please try again later."}
+                    if fault.status == 429
+                    else {
+                        "detail": {
+                            "code": "HTTP_EXCEPTION",
+                            "message": "An HTTP exception occurred.",
+                            "details": {"error": "Upstream service unavailable"},
+                        }
+                    }
+                )
                 return JSONResponse(body, status_code=fault.status, headers=headers)
         return None
 
@@ -176,8 +221,12 @@ class SimulatedRetab:
 
     async def _list_runs(self, request: Request) -> Response:
         q = request.query_params
-        problem = _check_enum(q, "status", RUN_STATUSES) or _check_enum(q, "exclude_status", RUN_STATUSES) \
-            or _check_enum(q, "order", ("asc", "desc")) or _check_limit(q, 100)
+        problem = (
+            _check_enum(q, "status", RUN_STATUSES)
+            or _check_enum(q, "exclude_status", RUN_STATUSES)
+            or _check_enum(q, "order", ("asc", "desc"))
+            or _check_limit(q, 100)
+        )
         if problem:
             return problem
         now = self.clock.now()
@@ -195,21 +244,30 @@ class SimulatedRetab:
             bodies = [b for b in bodies if b["timing"]["created_at"] >= q["from_date"]]
         if q.get("to_date"):
             bodies = [b for b in bodies if b["timing"]["created_at"] <= q["to_date"]]
-        bodies.sort(key=lambda b: (b["timing"]["created_at"], b["id"]), reverse=q.get("order", "desc") == "desc")
+        bodies.sort(
+            key=lambda b: (b["timing"]["created_at"], b["id"]), reverse=q.get("order", "desc") == "desc"
+        )
         return _page(bodies, q, default_limit=20)
 
     async def _create_run(self, request: Request) -> Response:
         try:
-            payload = json.loads(await request.body())
+            payload: Any = json.loads(await request.body())
         except ValueError:
             payload = None
-        if not isinstance(payload, dict) or not isinstance(payload.get("experiment_id"), str):
+        body = cast(dict[str, object], payload) if isinstance(payload, dict) else {}
+        experiment_id = body.get("experiment_id")
+        if not isinstance(experiment_id, str):
             return _validation_error(["body", "experiment_id"], "Field required", "missing")
-        experiment = self.world.experiment(payload["experiment_id"])  # pyright: ignore[reportUnknownArgumentType]
+        experiment = self.world.experiment(experiment_id)
         if experiment is None:
-            return _http_exception(404, f"Experiment not found: {payload['experiment_id']}")
-        run = SimRun(id=opaque_id("exprun", f"created-{len(self.world.runs)}"), experiment=experiment,
-                     created_t=self.clock.now(), duration_s=30, final_score=0.88)
+            return _http_exception(404, f"Experiment not found: {experiment_id}")
+        run = SimRun(
+            id=opaque_id("exprun", f"created-{len(self.world.runs)}"),
+            experiment=experiment,
+            created_t=self.clock.now(),
+            duration_s=30,
+            final_score=0.88,
+        )
         self.world.runs.append(run)
         return JSONResponse(run_body(self.world, run, self.clock.now()), status_code=202)
 
@@ -243,29 +301,41 @@ class SimulatedRetab:
             if index < completed:
                 lifecycle: dict[str, Any] = {"status": "completed"}
             elif status == "error" and index == completed:
-                lifecycle = {"status": "error", "message": run.error_message,
-                             "details": {"message": run.error_message, "error_code": run.error_code}}
+                lifecycle = {
+                    "status": "error",
+                    "message": run.error_message,
+                    "details": {"message": run.error_message, "error_code": run.error_code},
+                }
             elif status in ("cancelled", "error"):
                 lifecycle = {"status": "cancelled"}
             elif status == "running" and index < completed + 2:
                 lifecycle = {"status": "running"}
             else:
                 lifecycle = {"status": "queued" if status != "pending" else "pending"}
-            rows.append({
-                "id": opaque_id("expres", f"{run.id}-{doc_id}"), "experiment_run_id": run.id,
-                "experiment_id": run.experiment.id, "document_id": doc_id, "lifecycle": lifecycle,
-                "timing": {"created_at": created}, "block_type": run.experiment.block_type,
-                "artifact": {"operation": "extraction", "id": opaque_id("extr", f"{run.id}-{doc_id}")}
-                if index < completed else None,
-                "attempt": 0,
-            })
+            rows.append(
+                {
+                    "id": opaque_id("expres", f"{run.id}-{doc_id}"),
+                    "experiment_run_id": run.id,
+                    "experiment_id": run.experiment.id,
+                    "document_id": doc_id,
+                    "lifecycle": lifecycle,
+                    "timing": {"created_at": created},
+                    "block_type": run.experiment.block_type,
+                    "artifact": {"operation": "extraction", "id": opaque_id("extr", f"{run.id}-{doc_id}")}
+                    if index < completed
+                    else None,
+                    "attempt": 0,
+                }
+            )
         if q.get("order", "desc") == "desc":
             rows.reverse()
         return _page(rows, q, default_limit=100)
 
     async def _metrics(self, request: Request) -> Response:
         q = request.query_params
-        problem = _require(q, "run_id") or _check_enum(q, "view", ("summary", "by_document", "by_target", "votes"))
+        problem = _require(q, "run_id") or _check_enum(
+            q, "view", ("summary", "by_document", "by_target", "votes")
+        )
         if problem:
             return problem
         run = self.world.run(q["run_id"])
@@ -274,64 +344,134 @@ class SimulatedRetab:
         exp = run.experiment
         view = q.get("view", "summary")
         if run.metrics_stale:
-            return JSONResponse({
-                "kind": "stale_metrics", "error": "stale_metrics", "experiment_id": exp.id,
-                "stale_reasons": ["validity_changed"],
-                "last_run": {"run_id": run.id, "score": run.final_score, "block_execution_fingerprint": None},
-                "current_block_execution_fingerprint": "0f3c9a1b7d2e4f60",
-                "message": "The experiment's block changed since this run; its metrics no longer apply.",
-            })
+            return JSONResponse(
+                {
+                    "kind": "stale_metrics",
+                    "error": "stale_metrics",
+                    "experiment_id": exp.id,
+                    "stale_reasons": ["validity_changed"],
+                    "last_run": {
+                        "run_id": run.id,
+                        "score": run.final_score,
+                        "block_execution_fingerprint": None,
+                    },
+                    "current_block_execution_fingerprint": "0f3c9a1b7d2e4f60",
+                    "message": "The experiment's block changed since this run; its metrics no longer apply.",
+                }
+            )
         status, completed = run.state_at(self.clock.now())
         parent = self.world.run(run.parent_run_id) if run.parent_run_id else None
         with_prior = q.get("include_prior", "true") != "false" and parent is not None
         scored = [(d, f) for d, f in exp.documents[:completed]]
-        docs = [{"id": d, "filename": f, "score": document_score(run, d),
-                 "prior_score": document_score(parent, d) if with_prior and parent else None} for d, f in scored]
+        docs: list[dict[str, Any]] = [
+            {
+                "id": d,
+                "filename": f,
+                "score": document_score(run, d),
+                "prior_score": document_score(parent, d) if with_prior and parent else None,
+            }
+            for d, f in scored
+        ]
         if view == "summary":
-            return JSONResponse({
-                "experiment_id": exp.id, "run_id": run.id, "kind": "summary", "view": "summary",
-                "block_execution_fingerprint": None, "block_type": exp.block_type,
-                "score": run.final_score if status == "completed" else None,
-                "prior_score": parent.final_score if with_prior and parent else None,
-                "documents": docs, "scored_document_count": len(docs), "total_document_count": run.total,
-                "aggregate": {"likelihoods": {t: round(0.7 + 0.05 * i, 3) for i, t in enumerate(TARGETS)}},
-                "prior_run_id": parent.id if with_prior and parent else None,
-            })
+            return JSONResponse(
+                {
+                    "experiment_id": exp.id,
+                    "run_id": run.id,
+                    "kind": "summary",
+                    "view": "summary",
+                    "block_execution_fingerprint": None,
+                    "block_type": exp.block_type,
+                    "score": run.final_score if status == "completed" else None,
+                    "prior_score": parent.final_score if with_prior and parent else None,
+                    "documents": docs,
+                    "scored_document_count": len(docs),
+                    "total_document_count": run.total,
+                    "aggregate": {
+                        "likelihoods": {t: round(0.7 + 0.05 * i, 3) for i, t in enumerate(TARGETS)}
+                    },
+                    "prior_run_id": parent.id if with_prior and parent else None,
+                }
+            )
         document_id = q.get("document_id") or (exp.documents[0][0] if exp.documents else "")
         filename = dict(exp.documents).get(document_id)
         if filename is None:
             return _http_exception(404, f"Document not found in run: {document_id}")
         if view == "by_document":
-            return JSONResponse({
-                "run_id": run.id, "kind": "by_document", "view": "by_document",
-                "document": {"id": document_id, "filename": filename},
-                "score": document_score(run, document_id), "prior_score": None, "confusion": None,
-                "targets": [{"path": t, "score": document_score(run, document_id + t), "prior_score": None,
-                             "value": None} for t in TARGETS],
-            })
+            return JSONResponse(
+                {
+                    "run_id": run.id,
+                    "kind": "by_document",
+                    "view": "by_document",
+                    "document": {"id": document_id, "filename": filename},
+                    "score": document_score(run, document_id),
+                    "prior_score": None,
+                    "confusion": None,
+                    "targets": [
+                        {
+                            "path": t,
+                            "score": document_score(run, document_id + t),
+                            "prior_score": None,
+                            "value": None,
+                        }
+                        for t in TARGETS
+                    ],
+                }
+            )
         target = q.get("target_path") or TARGETS[0]
         if view == "by_target":
-            return JSONResponse({
-                "run_id": run.id, "kind": "by_target", "view": "by_target", "target": target,
-                "score": document_score(run, target), "prior_score": None, "confusion": None,
-                "documents": [{"id": d["id"], "filename": d["filename"], "score": document_score(run, d["id"] + target),
-                               "prior_score": None, "value": None} for d in docs],
-            })
-        return JSONResponse({
-            "run_id": run.id, "kind": "votes", "view": "votes",
-            "document": {"id": document_id, "filename": filename}, "target": target,
-            "score": document_score(run, document_id + target), "prior_score": None,
-            "rows": [{"consensus": "1234.00", "votes": ["1234.00"] * (exp.n_consensus - 1) + ["1.234,00"],
-                      "score": 0.8, "row_presence_score": 1.0, "present_voter_count": exp.n_consensus,
-                      "total_voter_count": exp.n_consensus}],
-        })
+            return JSONResponse(
+                {
+                    "run_id": run.id,
+                    "kind": "by_target",
+                    "view": "by_target",
+                    "target": target,
+                    "score": document_score(run, target),
+                    "prior_score": None,
+                    "confusion": None,
+                    "documents": [
+                        {
+                            "id": d["id"],
+                            "filename": d["filename"],
+                            "score": document_score(run, d["id"] + target),
+                            "prior_score": None,
+                            "value": None,
+                        }
+                        for d in docs
+                    ],
+                }
+            )
+        return JSONResponse(
+            {
+                "run_id": run.id,
+                "kind": "votes",
+                "view": "votes",
+                "document": {"id": document_id, "filename": filename},
+                "target": target,
+                "score": document_score(run, document_id + target),
+                "prior_score": None,
+                "rows": [
+                    {
+                        "consensus": "1234.00",
+                        "votes": ["1234.00"] * (exp.n_consensus - 1) + ["1.234,00"],
+                        "score": 0.8,
+                        "row_presence_score": 1.0,
+                        "present_voter_count": exp.n_consensus,
+                        "total_voter_count": exp.n_consensus,
+                    }
+                ],
+            }
+        )
 
     async def _list_experiments(self, request: Request) -> Response:
         q = request.query_params
-        problem = _require(q, "workflow_id") or _check_limit(q, 100) or _check_enum(q, "order", ("asc", "desc"))
+        problem = (
+            _require(q, "workflow_id") or _check_limit(q, 100) or _check_enum(q, "order", ("asc", "desc"))
+        )
         if problem:
             return problem
-        bodies = [self._experiment_body(e.id) for e in self.world.experiments if e.workflow_id == q["workflow_id"]]
+        bodies = [
+            self._experiment_body(e.id) for e in self.world.experiments if e.workflow_id == q["workflow_id"]
+        ]
         if q.get("block_id"):
             bodies = [b for b in bodies if b["block_id"] == q["block_id"]]
         return _page(bodies, q, default_limit=50)
@@ -346,29 +486,52 @@ class SimulatedRetab:
         exp = self.world.experiment(experiment_id)
         assert exp is not None
         now = self.clock.now()
-        runs = sorted((r for r in self.world.runs if r.experiment is exp and r.created_t <= now),
-                      key=lambda r: r.created_t)
+        runs = sorted(
+            (r for r in self.world.runs if r.experiment is exp and r.created_t <= now),
+            key=lambda r: r.created_t,
+        )
         last = runs[-1] if runs else None
         last_status = last.state_at(now)[0] if last else None
         status = {"completed": "completed", "error": "failed", "cancelled": "cancelled", None: "draft"}.get(
-            last_status, "processing")
+            last_status, "processing"
+        )
         created = exp.created_at.isoformat().replace("+00:00", "Z")
         return {
-            "id": exp.id, "workflow_id": exp.workflow_id, "block_id": exp.block_id, "n_consensus": exp.n_consensus,
-            "document_count": len(exp.documents), "name": exp.name, "last_run_id": last.id if last else None,
-            "created_at": created, "updated_at": created, "status": status, "block_type": exp.block_type,
+            "id": exp.id,
+            "workflow_id": exp.workflow_id,
+            "block_id": exp.block_id,
+            "n_consensus": exp.n_consensus,
+            "document_count": len(exp.documents),
+            "name": exp.name,
+            "last_run_id": last.id if last else None,
+            "created_at": created,
+            "updated_at": created,
+            "status": status,
+            "block_type": exp.block_type,
             "score": last.final_score if last and last_status == "completed" else None,
             "is_stale": bool(last and last.metrics_stale),
             "freshness": {"status": "stale" if last and last.metrics_stale else "fresh", "reasons": []},
-            "freshness_state": "stale" if last and last.metrics_stale else "fresh", "freshness_reasons": [],
-            "run_plan_mode": "run", "rerunnable_document_count": len(exp.documents), "schema_drift": "none",
-            "schema_drift_detail": None, "drift": {"status": "none", "affected_targets": [], "detail": None},
+            "freshness_state": "stale" if last and last.metrics_stale else "fresh",
+            "freshness_reasons": [],
+            "run_plan_mode": "run",
+            "rerunnable_document_count": len(exp.documents),
+            "schema_drift": "none",
+            "schema_drift_detail": None,
+            "drift": {"status": "none", "affected_targets": [], "detail": None},
         }
 
 
 def _http_exception(status: int, error: str) -> JSONResponse:
-    return JSONResponse({"detail": {"code": "HTTP_EXCEPTION", "message": "An HTTP exception occurred.",
-                                    "details": {"error": error}}}, status_code=status)
+    return JSONResponse(
+        {
+            "detail": {
+                "code": "HTTP_EXCEPTION",
+                "message": "An HTTP exception occurred.",
+                "details": {"error": error},
+            }
+        },
+        status_code=status,
+    )
 
 
 def _not_found(run_id: str) -> JSONResponse:
@@ -387,7 +550,9 @@ def _check_enum(q: Any, name: str, allowed: tuple[str, ...]) -> JSONResponse | N
     value = q.get(name)
     if value is None or value in allowed:
         return None
-    return _validation_error(["query", name], f"Input should be {', '.join(repr(a) for a in allowed)}", "enum")
+    return _validation_error(
+        ["query", name], f"Input should be {', '.join(repr(a) for a in allowed)}", "enum"
+    )
 
 
 def _check_limit(q: Any, maximum: int) -> JSONResponse | None:
@@ -399,7 +564,9 @@ def _check_limit(q: Any, maximum: int) -> JSONResponse | None:
     except ValueError:
         return _validation_error(["query", "limit"], "Input should be a valid integer", "int_parsing")
     if not 1 <= value <= maximum:
-        return _validation_error(["query", "limit"], f"Input should be between 1 and {maximum}", "less_than_equal")
+        return _validation_error(
+            ["query", "limit"], f"Input should be between 1 and {maximum}", "less_than_equal"
+        )
     return None
 
 
@@ -410,13 +577,19 @@ def _page(items: list[dict[str, Any]], q: Any, *, default_limit: int) -> Respons
     if after:
         ids = [item["id"] for item in items]
         if after not in ids:
-            return _validation_error(["query", "after"], "Cursor is stale or does not belong to this list",
-                                     "value_error")
+            return _validation_error(
+                ["query", "after"], "Cursor is stale or does not belong to this list", "value_error"
+            )
         start = ids.index(after) + 1
     limit = int(q.get("limit") or default_limit)
-    page = items[start:start + limit]
+    page = items[start : start + limit]
     has_more = start + limit < len(items)
-    return JSONResponse({"data": page, "list_metadata": {
-        "before": page[0]["id"] if page and start > 0 else None,
-        "after": page[-1]["id"] if page and has_more else None,
-    }})
+    return JSONResponse(
+        {
+            "data": page,
+            "list_metadata": {
+                "before": page[0]["id"] if page and start > 0 else None,
+                "after": page[-1]["id"] if page and has_more else None,
+            },
+        }
+    )

@@ -102,8 +102,14 @@ TARGETS = ["invoice.number", "invoice.date", "invoice.total", "vendor.name", "ve
 def long_stack_trace(approx_bytes: int = 50_000) -> str:
     """A Python traceback of about `approx_bytes`, with the cause at the end as in real ones."""
     frames: list[str] = ["Traceback (most recent call last):"]
-    modules = ["retab/workflows/engine.py", "retab/blocks/extract.py", "retab/consensus/vote.py",
-               "retab/llm/client.py", "retab/schemas/validate.py", "retab/workflows/runner.py"]
+    modules = [
+        "retab/workflows/engine.py",
+        "retab/blocks/extract.py",
+        "retab/consensus/vote.py",
+        "retab/llm/client.py",
+        "retab/schemas/validate.py",
+        "retab/workflows/runner.py",
+    ]
     i = 0
     while sum(len(f) + 1 for f in frames) < approx_bytes - 400:
         mod = modules[i % len(modules)]
@@ -135,8 +141,15 @@ class World:
         return next((e for e in self.experiments if e.id == experiment_id), None)
 
 
-def make_experiment(name: str, *, documents: int = 12, n_consensus: int = 5, block_type: str = "extract",
-                    workflow_id: str | None = None, epoch: datetime) -> SimExperiment:
+def make_experiment(
+    name: str,
+    *,
+    documents: int = 12,
+    n_consensus: int = 5,
+    block_type: str = "extract",
+    workflow_id: str | None = None,
+    epoch: datetime,
+) -> SimExperiment:
     workflow_id = workflow_id or opaque_id("workflow", "wf-" + name)
     return SimExperiment(
         id=opaque_id("exp", name),
@@ -162,30 +175,86 @@ def seed_world(now_t: float, *, epoch: datetime | None = None, demo: bool = Fals
     """
     epoch = epoch or datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
     invoices = make_experiment("invoices-v2", documents=12, n_consensus=5, epoch=epoch)
-    receipts = make_experiment("receipts", documents=40, n_consensus=3, workflow_id=invoices.workflow_id,
-                               epoch=epoch)
-    contracts = make_experiment("contracts-classifier", documents=25, n_consensus=7, block_type="classifier",
-                                epoch=epoch)
+    receipts = make_experiment(
+        "receipts", documents=40, n_consensus=3, workflow_id=invoices.workflow_id, epoch=epoch
+    )
+    contracts = make_experiment(
+        "contracts-classifier", documents=25, n_consensus=7, block_type="classifier", epoch=epoch
+    )
     day = 86_400.0
-    older = SimRun(id=opaque_id("exprun", "older"), experiment=invoices, created_t=now_t - 2 * day,
-                   queue_s=6, duration_s=243, final_score=0.91)
-    latest = SimRun(id=opaque_id("exprun", "latest"), experiment=invoices, created_t=now_t - day,
-                    queue_s=4, duration_s=254, final_score=0.8734, parent_run_id=older.id)
-    failed = SimRun(id=opaque_id("exprun", "failed"), experiment=receipts, created_t=now_t - 0.5 * day,
-                    queue_s=3, duration_s=120, outcome="error", end_fraction=0.45, final_score=None,
-                    error_message="Block 'Extract invoice' failed on 1 document",
-                    error_code="SCHEMA_VALIDATION_ERROR", stack_trace=long_stack_trace())
-    cancelled = SimRun(id=opaque_id("exprun", "cancelled"), experiment=contracts, created_t=now_t - 0.3 * day,
-                       queue_s=2, duration_s=300, outcome="cancelled", end_fraction=0.3, final_score=None,
-                       cancel_reason="Cancelled by user from the dashboard")
-    stale = SimRun(id=opaque_id("exprun", "stale"), experiment=contracts, created_t=now_t - 3 * day,
-                   queue_s=2, duration_s=200, final_score=0.78, metrics_stale=True)
-    young = SimRun(id=opaque_id("exprun", "young"), experiment=invoices, created_t=now_t, queue_s=2,
-                   duration_s=12 if demo else 40, final_score=0.8912, parent_run_id=latest.id)
-    long_run = SimRun(id=opaque_id("exprun", "long"), experiment=receipts, created_t=now_t - 60, queue_s=5,
-                      duration_s=600, final_score=0.7, trigger_type="api")
-    return World(experiments=[invoices, receipts, contracts],
-                 runs=[older, latest, failed, cancelled, stale, young, long_run], epoch=epoch)
+    older = SimRun(
+        id=opaque_id("exprun", "older"),
+        experiment=invoices,
+        created_t=now_t - 2 * day,
+        queue_s=6,
+        duration_s=243,
+        final_score=0.91,
+    )
+    latest = SimRun(
+        id=opaque_id("exprun", "latest"),
+        experiment=invoices,
+        created_t=now_t - day,
+        queue_s=4,
+        duration_s=254,
+        final_score=0.8734,
+        parent_run_id=older.id,
+    )
+    failed = SimRun(
+        id=opaque_id("exprun", "failed"),
+        experiment=receipts,
+        created_t=now_t - 0.5 * day,
+        queue_s=3,
+        duration_s=120,
+        outcome="error",
+        end_fraction=0.45,
+        final_score=None,
+        error_message="Block 'Extract invoice' failed on 1 document",
+        error_code="SCHEMA_VALIDATION_ERROR",
+        stack_trace=long_stack_trace(),
+    )
+    cancelled = SimRun(
+        id=opaque_id("exprun", "cancelled"),
+        experiment=contracts,
+        created_t=now_t - 0.3 * day,
+        queue_s=2,
+        duration_s=300,
+        outcome="cancelled",
+        end_fraction=0.3,
+        final_score=None,
+        cancel_reason="Cancelled by user from the dashboard",
+    )
+    stale = SimRun(
+        id=opaque_id("exprun", "stale"),
+        experiment=contracts,
+        created_t=now_t - 3 * day,
+        queue_s=2,
+        duration_s=200,
+        final_score=0.78,
+        metrics_stale=True,
+    )
+    young = SimRun(
+        id=opaque_id("exprun", "young"),
+        experiment=invoices,
+        created_t=now_t,
+        queue_s=2,
+        duration_s=12 if demo else 40,
+        final_score=0.8912,
+        parent_run_id=latest.id,
+    )
+    long_run = SimRun(
+        id=opaque_id("exprun", "long"),
+        experiment=receipts,
+        created_t=now_t - 60,
+        queue_s=5,
+        duration_s=600,
+        final_score=0.7,
+        trigger_type="api",
+    )
+    return World(
+        experiments=[invoices, receipts, contracts],
+        runs=[older, latest, failed, cancelled, stale, young, long_run],
+        epoch=epoch,
+    )
 
 
 def run_body(world: World, run: SimRun, t: float) -> dict[str, Any]:
@@ -194,9 +263,17 @@ def run_body(world: World, run: SimRun, t: float) -> dict[str, Any]:
     exp = run.experiment
     lifecycle: dict[str, Any] = {"status": status}
     if status == "error":
-        lifecycle |= {"message": run.error_message, "details": {
-            "message": run.error_message, "stack_trace": run.stack_trace, "block_id": exp.block_id,
-            "block_name": "Extract invoice", "error_code": run.error_code, "context": {"document": "inv_0042.pdf"}}}
+        lifecycle |= {
+            "message": run.error_message,
+            "details": {
+                "message": run.error_message,
+                "stack_trace": run.stack_trace,
+                "block_id": exp.block_id,
+                "block_name": "Extract invoice",
+                "error_code": run.error_code,
+                "context": {"document": "inv_0042.pdf"},
+            },
+        }
     elif status == "cancelled":
         lifecycle["reason"] = run.cancel_reason
     started = run.created_t + run.queue_s if status not in ("pending", "queued") else None
@@ -215,7 +292,9 @@ def run_body(world: World, run: SimRun, t: float) -> dict[str, Any]:
             "created_at": _iso(world.wall(run.created_t)),
             "started_at": _iso(world.wall(started)) if started is not None else None,
             "completed_at": _iso(world.wall(ended)) if ended is not None else None,
-            "duration_ms": round((ended - started) * 1000) if ended is not None and started is not None else None,
+            "duration_ms": round((ended - started) * 1000)
+            if ended is not None and started is not None
+            else None,
         },
         "parent_run_id": run.parent_run_id,
         "block_version_id": opaque_id("blockv", exp.block_id),
