@@ -154,8 +154,7 @@ def error_message(body: bytes) -> str | None:
     if isinstance(detail, list):
         return _validation_message(cast(list[object], detail))
     useful = _field(_field(detail, "details"), "error")
-    if isinstance(useful, dict):
-        useful = _field(useful, "message")
+    useful = _field(useful, "message") if isinstance(useful, dict) else useful
     if isinstance(useful, str) and useful:
         return _clip(useful)
     generic = _field(detail, "message")
