@@ -154,7 +154,8 @@ def error_message(body: bytes) -> str | None:
     if isinstance(detail, list):
         return _validation_message(cast(list[object], detail))
     useful = _field(_field(detail, "details"), "error")
-    useful = _field(useful, "message") if isinstance(useful, dict) else useful
+    if isinstance(useful, dict):  # details.error may itself be {"message": ...}
+        useful = _field(cast(object, useful), "message")
     if isinstance(useful, str) and useful:
         return _clip(useful)
     generic = _field(detail, "message")
