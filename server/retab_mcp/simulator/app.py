@@ -66,7 +66,7 @@ class SimulatedRetab:
     _request_counter: int = 0
 
     def __post_init__(self) -> None:
-        self.world = seed_world(self.clock.now(), demo=self.demo)
+        self.world = seed_world(self.clock, demo=self.demo)
         self.app = Starlette(
             routes=[
                 Route("/v1/workflows/experiments", self._list_experiments, methods=["GET"]),
@@ -129,7 +129,7 @@ class SimulatedRetab:
             from .scenario import make_experiment
 
             experiment = make_experiment(
-                f"custom-{len(self.world.runs)}", documents=documents, epoch=self.world.epoch
+                f"custom-{len(self.world.runs)}", documents=documents, epoch=self.world.wall(self.clock.now())
             )
             self.world.experiments.append(experiment)
         run = SimRun(

@@ -11,8 +11,10 @@ import hashlib
 import random
 import string
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
+
+from ..clock import Clock
 
 Outcome = Literal["completed", "error", "cancelled", "never"]
 _ALPHABET = string.ascii_letters + string.digits + "_-"
@@ -129,10 +131,10 @@ def long_stack_trace(approx_bytes: int = 50_000) -> str:
 class World:
     experiments: list[SimExperiment]
     runs: list[SimRun]
-    epoch: datetime  # wall time at clock time 0
+    clock: Clock
 
     def wall(self, t: float) -> datetime:
-        return self.epoch + timedelta(seconds=t)
+        return self.clock.wall_at(t)
 
     def run(self, run_id: str) -> SimRun | None:
         return next((r for r in self.runs if r.id == run_id), None)
@@ -164,7 +166,7 @@ def make_experiment(
     )
 
 
-def seed_world(now_t: float, *, epoch: datetime | None = None, demo: bool = False) -> World:
+def seed_world(clock: Clock, *, demo: bool = False) -> World:
     """The standard scenario: a finished history plus runs still going.
 
     Named runs (ids are opaque, as Retab's are):
@@ -173,7 +175,8 @@ def seed_world(now_t: float, *, epoch: datetime | None = None, demo: bool = Fals
     - a run that started at `now_t` and takes 40 s, and one that takes 10 minutes.
     In demo mode the young run takes 12 s so a walkthrough finishes quickly.
     """
-    epoch = epoch or datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    now_t = clock.now()
+    epoch = clock.wall_at(now_t)
     invoices = make_experiment("invoices-v2", documents=12, n_consensus=5, epoch=epoch)
     receipts = make_experiment(
         "receipts", documents=40, n_consensus=3, workflow_id=invoices.workflow_id, epoch=epoch
@@ -253,7 +256,7 @@ def seed_world(now_t: float, *, epoch: datetime | None = None, demo: bool = Fals
     return World(
         experiments=[invoices, receipts, contracts],
         runs=[older, latest, failed, cancelled, stale, young, long_run],
-        epoch=epoch,
+        clock=clock,
     )
 
 

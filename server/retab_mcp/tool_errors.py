@@ -1,0 +1,84 @@
+"""Client errors, translated once at the tool boundary into messages a model can act on.
+
+Each message says what happened and the next step. None contains the API key; API-supplied text is
+labelled as Retab's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mcp.server.mcpserver.exceptions import ToolError
+
+from .errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    InternalServerError,
+    InvalidIdError,
+    MissingAPIKeyError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RetabError,
+)
+
+
+def explain(error: RetabError, run_id: str) -> str:
+    request = f" (request id {error.request_id})" if isinstance(error, APIStatusError) and error.request_id else ""
+    match error:
+        case MissingAPIKeyError():
+            return str(error)
+        case InvalidIdError():
+            return f"Invalid run id: {error} Check the id and call again."
+        case NotFoundError():
+            return (
+                f"No experiment run {run_id!r} was found{request}. Check the id: copy it exactly from the Retab "
+                "dashboard or from the call that created the run."
+            )
+        case AuthenticationError():
+            return (
+                f"Retab rejected the API key (HTTP 401){request}. Put a valid key in RETAB_API_KEY in the `env` "
+                "block of this server's MCP config, then restart the server."
+            )
+        case PermissionDeniedError():
+            return (
+                f"The key in RETAB_API_KEY may not read this run (HTTP 403){request}. Use a key of the "
+                "organisation that owns the run."
+            )
+        case RateLimitError():
+            after = f"{error.retry_after_s:.0f} s" if error.retry_after_s is not None else "about 30 s"
+            return f"Retab is rate limiting requests (HTTP 429){request}. Retry in {after}."
+        case InternalServerError():
+            return (
+                f"Retab had a server error (HTTP {error.status_code}){request}, still failing after retries. "
+                "Retry in a minute."
+            )
+        case APIStatusError():
+            return f"Retab refused the request (HTTP {error.status_code}){request}: {error.message}"
+        case APITimeoutError():
+            return (
+                f"The Retab API at {error.url} did not answer in time. Retry shortly; if it persists, check "
+                "RETAB_API_BASE_URL and network access."
+            )
+        case APIConnectionError():
+            return (
+                f"Could not reach the Retab API at {error.url}. Check network access and RETAB_API_BASE_URL in "
+                "the server's env, then retry."
+            )
+        case APIResponseValidationError():
+            return f"Retab sent an answer this server could not read: {error} Retry; report it if it persists."
+        case _:
+            return f"Retab request failed: {error}"
+
+
+@contextmanager
+def tool_errors(run_id: str) -> Iterator[None]:
+    """Raise any RetabError inside as a ToolError with an actionable message."""
+    try:
+        yield
+    except RetabError as error:
+        raise ToolError(explain(error, run_id)) from None

@@ -1,0 +1,149 @@
+"""Waiting for a run to finish: a bounded, observable poll loop.
+
+The schedule (`PollSchedule`) polls a young run every 2 s, so an early failure is seen within 2 s, then
+less often as the run ages (at most every `max_delay_s`), and again often near the end that its
+throughput predicts, so a run that ends on time is seen within about a second. Against the 2 s polling of
+Retab's CLI this saves requests on every run longer than a few seconds; BENCHMARKS.md has the numbers.
+
+Errors while waiting follow Retab's CLI: 5xx, 429 and network errors are retried until the deadline;
+401, 403, 400 and 422 end the wait at once; a 404 ends it after three in a row (a run just created may
+not be readable yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import anyio
+
+from .client import RetabClient
+from .clock import Clock
+from .errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APITimeoutError,
+    InternalServerError,
+    NotFoundError,
+    RateLimitError,
+    RetabError,
+)
+from .models import RUNNING, Run
+from .summaries import estimate_remaining_s
+
+ProgressCallback = Callable[[float, float | None, str], Awaitable[None]]
+
+TRANSIENT_ERRORS = (InternalServerError, RateLimitError, APIConnectionError, APIResponseValidationError)
+NOT_FOUND_LIMIT = 3
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    young_delay_s: float = 2.0  # a run younger than young_age_s is polled this often
+    young_age_s: float = 10.0
+    ageing: float = 0.2  # afterwards the delay may grow to this fraction of the run's age...
+    max_delay_s: float = 10.0  # ...but never beyond this
+    min_delay_s: float = 1.0
+    eta_fraction: float = 0.5  # near the predicted end, poll at this fraction of the time left
+    error_delay_s: float = 2.0
+
+    def delay_after(self, run: Run, now: datetime) -> float:
+        """Seconds until the next poll of `run`, seen unfinished at wall time `now`."""
+        created = run.timing.created_at
+        age = (now - created).total_seconds() if created else 0.0
+        ceiling = self.young_delay_s if age < self.young_age_s else min(self.max_delay_s, age * self.ageing)
+        ceiling = max(ceiling, self.young_delay_s)
+        if run.status == RUNNING and run.total_document_count and (
+            run.completed_document_count >= run.total_document_count
+        ):
+            return self.min_delay_s  # every document is done: scoring ends the run any moment
+        eta = estimate_remaining_s(run, now)
+        if eta is not None:
+            return max(self.min_delay_s, min(ceiling, eta * self.eta_fraction))
+        return ceiling
+
+
+@dataclass
+class WaitOutcome:
+    run: Run | None  # the last state read, None only if no poll ever succeeded
+    timed_out: bool
+    waited_s: float
+    polls: int
+    warning: str | None
+
+
+async def wait_for_finish(
+    client: RetabClient,
+    run_id: str,
+    *,
+    timeout_s: float,
+    clock: Clock,
+    on_progress: ProgressCallback | None = None,
+    schedule: PollSchedule | None = None,
+    final_poll_margin_s: float = 0.25,
+) -> WaitOutcome:
+    """Poll until the run finishes or `timeout_s` passes; a request in flight is bounded by the deadline.
+
+    Raises the client's error when the wait cannot go on (auth, bad request, unknown run), and when the
+    deadline comes before any successful poll.
+    """
+    schedule = schedule or PollSchedule()
+    start = clock.now()
+    deadline = start + timeout_s
+    last: Run | None = None
+    last_error: RetabError | None = None
+    not_found_streak = 0
+    polls = 0
+    progress_sent = -1.0
+
+    def outcome(timed_out: bool, warning: str | None = None) -> WaitOutcome:
+        return WaitOutcome(last, timed_out, round(clock.now() - start, 1), polls, warning)
+
+    while True:
+        delay = schedule.error_delay_s
+        polls += 1
+        with anyio.move_on_after(max(0.0, deadline - clock.now())) as request_scope:
+            try:
+                run = await client.get_run(run_id, retry=False)
+            except NotFoundError:
+                not_found_streak += 1
+                if not_found_streak >= NOT_FOUND_LIMIT:
+                    raise
+                last_error = None
+                delay = schedule.min_delay_s
+            except TRANSIENT_ERRORS as error:
+                last_error = error
+                if isinstance(error, RateLimitError) and error.retry_after_s:
+                    delay = max(delay, error.retry_after_s)
+            else:
+                last, last_error, not_found_streak = run, None, 0
+                if run.completed_document_count > progress_sent and on_progress is not None:
+                    progress_sent = float(run.completed_document_count)
+                    total = float(run.total_document_count) if run.total_document_count else None
+                    await on_progress(progress_sent, total, _progress_message(run))
+                if run.lifecycle.is_terminal:
+                    return outcome(timed_out=False)
+                delay = schedule.delay_after(run, clock.wall_at(clock.now()))
+        if request_scope.cancelled_caught:
+            silent = APITimeoutError(
+                f"The Retab API at {client.settings.base_url} did not answer before the wait's deadline.",
+                url=client.settings.base_url,
+            )
+            return _give_up(outcome, last, "the API did not answer before the deadline", silent)
+        remaining = deadline - clock.now() - final_poll_margin_s
+        if remaining <= 0:
+            if last_error is not None:
+                return _give_up(outcome, last, f"the last poll failed: {last_error}", last_error)
+            return outcome(timed_out=True)
+        await clock.sleep(min(delay, remaining))
+
+
+def _give_up(outcome: Callable[..., WaitOutcome], last: Run | None, warning: str, error: RetabError) -> WaitOutcome:
+    if last is None:
+        raise error
+    return outcome(timed_out=True, warning=f"{warning}; state shown is the last one read")
+
+
+def _progress_message(run: Run) -> str:
+    return f"{run.status} · {run.completed_document_count}/{run.total_document_count} docs"
