@@ -5,10 +5,14 @@ from collections.abc import AsyncIterator
 import httpx2
 import pytest
 
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+
 from retab_mcp.client import RetabClient
 from retab_mcp.clock import VirtualClock
 from retab_mcp.config import Settings
 from retab_mcp.retry import RetryPolicy
+from retab_mcp.server import AppState, build_server
 from retab_mcp.simulator import SimulatedRetab
 
 TEST_KEY = "sk_test_0123456789abcdefSECRET"
@@ -54,4 +58,22 @@ async def client(
     settings: Settings, sim: SimulatedRetab, retry_policy: RetryPolicy
 ) -> AsyncIterator[RetabClient]:
     async with RetabClient(settings, transport=httpx2.ASGITransport(app=sim), retry=retry_policy) as c:
+        yield c
+
+
+@pytest.fixture
+def server(settings: Settings, sim: SimulatedRetab, clock: VirtualClock) -> MCPServer[AppState]:
+    """A fresh server over the simulated API, on the virtual clock: waits take no real time."""
+    return build_server(settings, transport=httpx2.ASGITransport(app=sim), clock=clock)
+
+
+@pytest.fixture(params=["auto", "legacy"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Both protocol eras: 2026-07-28 (no handshake) and the 2025-11-25 initialize handshake."""
+    return request.param
+
+
+@pytest.fixture
+async def mcp_client(server: MCPServer[AppState], mode: str) -> AsyncIterator[Client]:
+    async with Client(server, mode=mode) as c:  # type: ignore[arg-type]
         yield c

@@ -126,7 +126,7 @@ def summarize(run: Run, now: datetime) -> RunSummary:
         block_type=run.block_type,
         n_consensus=run.n_consensus,
         parent_run_id=run.parent_run_id,
-        started_at=run.timing.started_at.isoformat().replace("+00:00", "Z") if run.timing.started_at else None,
+        started_at=_iso(run.timing.started_at),
         duration_s=duration_s,
         elapsed_s=elapsed_s,
         eta_s=round(eta) if eta is not None else None,
@@ -248,3 +248,7 @@ def _duration(seconds: float | None) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else None

@@ -63,6 +63,8 @@ class SimulatedRetab:
     world: World = field(init=False)
     requests: list[RecordedRequest] = field(default_factory=list[RecordedRequest])
     faults: list[Fault] = field(default_factory=list[Fault])
+    request_hook: Callable[[RecordedRequest], None] | None = None  # called as each request arrives
+    request_cancelled: anyio.Event = field(default_factory=anyio.Event)  # set when a slow answer is abandoned
     _request_counter: int = 0
 
     def __post_init__(self) -> None:
@@ -167,15 +169,12 @@ class SimulatedRetab:
         return stamped
 
     async def _guard(self, request: Request) -> Response | None:
-        self.requests.append(
-            RecordedRequest(
-                request.method,
-                request.url.path,
-                dict(request.query_params),
-                dict(request.headers),
-                self.clock.now(),
-            )
+        recorded = RecordedRequest(
+            request.method, request.url.path, dict(request.query_params), dict(request.headers), self.clock.now()
         )
+        self.requests.append(recorded)
+        if self.request_hook is not None:
+            self.request_hook(recorded)
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer ") or not auth[7:].strip():
             return JSONResponse({"detail": "Not authenticated"}, status_code=401)
@@ -188,7 +187,11 @@ class SimulatedRetab:
             if fault.times > 0 and fault.path_contains in request.url.path:
                 fault.times -= 1
                 if fault.kind == "slow":
-                    await anyio.sleep(fault.delay_s)  # real time: it is the network that is slow
+                    try:
+                        await anyio.sleep(fault.delay_s)  # real time: it is the network that is slow
+                    except anyio.get_cancelled_exc_class():
+                        self.request_cancelled.set()
+                        raise
                     return None
                 if fault.kind == "malformed":
                     return Response(

@@ -1,0 +1,130 @@
+"""The `retab-mcp` command: the composition root.
+
+    retab-mcp [--transport stdio|http|sse] [--host H] [--port P] [--demo]   serve (stdio by default)
+    retab-mcp demo                                                         a walkthrough for a newcomer
+    retab-mcp get RUN_ID [--demo]                                          one run's summary
+    retab-mcp wait RUN_ID [--timeout S] [--demo]                           wait, with a progress bar
+
+Logs go to stderr; over stdio, stdout carries JSON-RPC only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import anyio
+import httpx2
+
+from . import __version__
+from .client import RetabClient
+from .clock import RealClock
+from .config import Settings, SettingsError
+from .console import ProgressBar
+from .errors import RetabError
+from .retry import RetryPolicy
+from .server import build_server
+from .simulator import SimulatedRetab
+from .summaries import WaitResult, render, summarize, wait_hint
+from .tool_errors import explain
+from .waiting import wait_for_finish
+
+DEMO_KEY = "sk_demo_simulated"
+DEMO_URL = "http://retab.simulated"
+EXIT_TIMED_OUT = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retab-mcp",
+        description="MCP server for watching and triaging Retab workflow experiment runs.",
+    )
+    parser.add_argument("--version", action="version", version=f"retab-mcp {__version__}")
+    _add_common(parser)
+    parser.add_argument("--transport", choices=["stdio", "http", "sse"], default="stdio",
+                        help="stdio (default), streamable HTTP at /mcp, or SSE at /sse")
+    parser.add_argument("--host", default="127.0.0.1", help="address for http/sse (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port for http/sse (default 8000)")
+    parser.add_argument("--stateless", action="store_true",
+                        help="streamable HTTP without sessions (2025-era clients cannot cancel a running wait)")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,get,wait}")
+    sub.add_parser("demo", help="walk through what an agent sees, against the simulated API (no key)")
+    get = sub.add_parser("get", help="show one run's summary")
+    get.add_argument("run_id")
+    _add_common(get)
+    wait = sub.add_parser("wait", help="wait for a run to finish, with a progress bar")
+    wait.add_argument("run_id")
+    wait.add_argument("--timeout", type=float, default=600.0, help="seconds to wait at most (default 600)")
+    _add_common(wait)
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    default = argparse.SUPPRESS if parser.prog != "retab-mcp" else None
+    parser.add_argument("--demo", action="store_true", default=default or False,
+                        help="use the embedded simulated Retab API: no key, no network")
+    parser.add_argument("--base-url", default=default, help="Retab API base URL (env RETAB_API_BASE_URL)")
+    parser.add_argument("--max-wait", type=float, default=default, dest="max_wait_s",
+                        help="cap on one wait_for_run call, seconds (env RETAB_MCP_MAX_WAIT_S, default 50)")
+    parser.add_argument("--log-level", default=argparse.SUPPRESS if default else "WARNING",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="stderr log level")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "demo":
+        from .demo import run_demo
+
+        sys.exit(run_demo())
+    try:
+        settings = Settings.load(base_url=args.base_url, max_wait_s=args.max_wait_s)
+    except SettingsError as error:
+        sys.exit(f"retab-mcp: {error}")
+    sim: SimulatedRetab | None = None
+    if args.demo:
+        sim = SimulatedRetab(clock=RealClock(), demo=True)
+        settings = settings.with_overrides(api_key=DEMO_KEY, base_url=DEMO_URL)
+    transport = httpx2.ASGITransport(app=sim) if sim is not None else None
+    if args.command in ("get", "wait"):
+        run_id = sim.run_ids.get(args.run_id, args.run_id) if sim is not None else args.run_id
+        sys.exit(anyio.run(_show, settings, transport, run_id, args.command == "wait", getattr(args, "timeout", 0)))
+    server = build_server(settings, transport=transport)
+    if args.transport == "stdio":
+        server.run("stdio")
+    elif args.transport == "http":
+        server.run("streamable-http", host=args.host, port=args.port, stateless_http=args.stateless)
+    else:
+        server.run("sse", host=args.host, port=args.port)
+
+
+async def _show(
+    settings: Settings, transport: httpx2.AsyncBaseTransport | None, run_id: str, wait: bool, timeout_s: float
+) -> int:
+    clock = RealClock()
+    bar = ProgressBar()
+    async with RetabClient(settings, transport=transport, retry=RetryPolicy(max_retries=settings.max_retries)) as client:
+        try:
+            if not wait:
+                run = await client.get_run(run_id)
+                print(render(summarize(run, clock.wall_at(clock.now())), run))
+                return 0
+
+            async def on_progress(progress: float, total: float | None, message: str) -> None:
+                bar.update(progress, total, message)
+
+            outcome = await wait_for_finish(client, run_id, timeout_s=timeout_s, clock=clock, on_progress=on_progress)
+        except RetabError as error:
+            bar.close()
+            print(f"retab-mcp: {explain(error, run_id)}", file=sys.stderr)
+            return 1
+    bar.close()
+    assert outcome.run is not None
+    summary = summarize(outcome.run, clock.wall_at(clock.now()))
+    result = WaitResult(**summary.model_dump(), timed_out=outcome.timed_out, waited_s=outcome.waited_s,
+                        warning=outcome.warning)
+    result = result.model_copy(update={"hint": wait_hint(result)})
+    print(render(result, outcome.run))
+    return EXIT_TIMED_OUT if outcome.timed_out else 0

@@ -1,0 +1,88 @@
+"""`retab-mcp demo`: what an agent sees, end to end, with no key and no network.
+
+Starts `retab-mcp --demo` over stdio as a host would, connects with the MCP client, lists the tools,
+reads a finished and a failed run, waits on a running one with live progress, and prints exactly what
+the agent receives (text and structured content) with its size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import anyio
+from mcp import Client, StdioServerParameters
+from mcp.types import CallToolResult, TextContent
+
+from .console import ProgressBar
+from .simulator.scenario import opaque_id
+
+RULE = "─" * 78
+
+
+def run_demo() -> int:
+    return anyio.run(_walkthrough)
+
+
+async def _walkthrough() -> int:
+    started = time.monotonic()
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "retab_mcp", "--demo"],
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONUNBUFFERED": "1"},
+    )
+    _say("retab-mcp demo: the server runs as a host would start it (stdio subprocess, simulated Retab API).")
+    _say(f"$ {sys.executable} -m retab_mcp --demo")
+    async with Client(params) as client:
+        tools = await client.list_tools()
+        _section(f"tools/list: {len(tools.tools)} tools")
+        for tool in tools.tools:
+            first = (tool.description or "").strip().splitlines()[0]
+            _say(f"• {tool.name}({', '.join((tool.input_schema.get('properties') or {}).keys())}) — {first}")
+
+        finished, failed, young = (opaque_id("exprun", role) for role in ("latest", "failed", "young"))
+        _section(f"get_experiment_run(run_id={finished!r})  a finished run")
+        _show(await client.call_tool("get_experiment_run", {"run_id": finished}))
+        _section(f"get_experiment_run(run_id={failed!r})  a failed run with a 50 KB stack trace")
+        _show(await client.call_tool("get_experiment_run", {"run_id": failed}))
+
+        _section(f"wait_for_run(run_id={young!r})  a run still going, with progress")
+        bar = ProgressBar(sys.stdout)
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            bar.update(progress, total, message)
+
+        result = await client.call_tool("wait_for_run", {"run_id": young, "timeout_s": 45},
+                                        progress_callback=on_progress)
+        bar.close()
+        _show(result)
+
+        _section("a mistake the agent can fix")
+        _show(await client.call_tool("get_experiment_run", {"run_id": "exprun 2"}))
+    _section(f"done in {time.monotonic() - started:.0f}s")
+    _say("Add it to a host: see mcp.json (entries `retab` and `retab-demo`) and the README.")
+    return 0
+
+
+def _show(result: CallToolResult) -> None:
+    text = "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+    structured = json.dumps(result.structured_content, separators=(",", ":")) if result.structured_content else ""
+    _say(f"isError={result.is_error}  text:")
+    for line in text.splitlines():
+        _say("  │ " + line)
+    if structured:
+        _say("structuredContent:")
+        _say("  │ " + structured)
+    _say(f"({len(text.encode()) + len(structured.encode())} bytes in all)")
+
+
+def _section(title: str) -> None:
+    _say("")
+    _say(RULE)
+    _say(title)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)

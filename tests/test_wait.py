@@ -1,0 +1,239 @@
+"""wait_for_run through the MCP client: finishing, timing out, progress, errors, deadlines, cancellation."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult
+
+from retab_mcp.clock import RealClock, VirtualClock
+from retab_mcp.config import Settings
+from retab_mcp.server import AppState, build_server
+from retab_mcp.simulator import SimulatedRetab
+
+from .conftest import SIM_URL, TEST_KEY
+from .test_tools import size_of, text_of
+
+pytestmark = pytest.mark.anyio
+
+
+async def wait(client: Client, run_id: str, timeout_s: float = 45, **kwargs: Any) -> CallToolResult:
+    with anyio.fail_after(10):
+        return await client.call_tool("wait_for_run", {"run_id": run_id, "timeout_s": timeout_s}, **kwargs)
+
+
+async def test_waiting_returns_the_full_summary_when_the_run_finishes(
+    mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock
+) -> None:
+    start = clock.now()
+    result = await wait(mcp_client, sim.run_ids["young"])
+    data: dict[str, Any] = result.structured_content or {}
+    assert not result.is_error
+    assert (data["status"], data["finished"], data["timed_out"]) == ("completed", True, False)
+    assert data["score"] == 0.8912 and data["experiment_id"] and data["block_id"]
+    assert data["waited_s"] == pytest.approx(clock.now() - start, abs=0.1)
+    assert clock.now() - start <= 42 + 2  # the run ends at +42 s; seen within 2 s
+
+
+async def test_a_finished_run_returns_at_once(mcp_client: Client, sim: SimulatedRetab) -> None:
+    result = await wait(mcp_client, sim.run_ids["failed"])
+    data: dict[str, Any] = result.structured_content or {}
+    assert data["status"] == "error" and data["timed_out"] is False and data["waited_s"] == 0
+    assert len(sim.requests) == 1 and "SchemaValidationError" in text_of(result)
+
+
+async def test_timeout_is_a_normal_result_with_only_what_changes(
+    mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock
+) -> None:
+    start = clock.now()
+    result = await wait(mcp_client, sim.run_ids["long"], timeout_s=20)
+    data: dict[str, Any] = result.structured_content or {}
+    assert not result.is_error
+    assert (data["finished"], data["timed_out"], data["status"]) == (False, True, "running")
+    assert 19 <= data["waited_s"] <= 20 and clock.now() - start <= 20
+    assert "wait_for_run again" in data["hint"] and "stop" in data["hint"]
+    assert "experiment_id" not in data and data["eta_s"] > 0
+    assert size_of(result) <= 700
+
+
+async def test_a_second_wait_reports_the_time_waited_over_all_calls(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    await wait(mcp_client, sim.run_ids["long"], timeout_s=10)
+    data: dict[str, Any] = (await wait(mcp_client, sim.run_ids["long"], timeout_s=10)).structured_content or {}
+    assert data["total_waited_s"] == pytest.approx(20, abs=1)
+
+
+@pytest.mark.parametrize(("asked", "expected"), [(0, 1.0), (-5, 1.0), (600, 50.0), (7, 7.0)])
+async def test_timeout_is_clamped_to_one_and_the_configured_maximum(
+    mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock, asked: float, expected: float
+) -> None:
+    start = clock.now()
+    data: dict[str, Any] = (await wait(mcp_client, sim.run_ids["long"], timeout_s=asked)).structured_content or {}
+    assert data["timed_out"] is True
+    assert expected - 1.5 <= clock.now() - start <= expected
+
+
+async def test_the_maximum_wait_comes_from_the_environment(sim: SimulatedRetab, clock: VirtualClock) -> None:
+    settings = Settings.load({"RETAB_API_KEY": TEST_KEY, "RETAB_MCP_MAX_WAIT_S": "12"}, base_url=SIM_URL)
+    server = build_server(settings, transport=httpx2.ASGITransport(app=sim), clock=clock)
+    start = clock.now()
+    async with Client(server) as client:
+        await wait(client, sim.run_ids["long"], timeout_s=45)
+    assert 10 <= clock.now() - start <= 12
+
+
+async def test_progress_is_sent_only_with_a_token_and_strictly_increases(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    events: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        events.append((progress, total, message))
+
+    await wait(mcp_client, sim.run_ids["young"], progress_callback=on_progress)
+    progress = [p for p, _, _ in events]
+    assert progress == sorted(set(progress)) and progress[-1] == 12
+    assert all(total == 12 for _, total, _ in events)
+    assert all(re.fullmatch(r"(pending|queued|running|completed) · \d+/12 docs", str(m)) for _, _, m in events)
+    assert events[-1][2] == "completed · 12/12 docs"
+
+
+async def test_no_progress_is_sent_without_a_token(server: MCPServer[AppState], sim: SimulatedRetab) -> None:
+    messages: list[Any] = []
+
+    async def on_message(message: Any) -> None:
+        messages.append(message)
+
+    async with Client(server, mode="legacy", message_handler=on_message) as client:
+        await wait(client, sim.run_ids["young"])
+    assert not [m for m in messages if "progress" in type(m).__name__.lower() or "progress" in repr(m)[:80]]
+
+
+async def test_transient_errors_are_retried_until_the_run_finishes(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    sim.inject(status=503, times=3)
+    sim.inject(status=429, times=2)
+    sim.inject("malformed", times=1)
+    result = await wait(mcp_client, sim.run_ids["young"])
+    data: dict[str, Any] = result.structured_content or {}
+    assert not result.is_error and data["status"] == "completed" and "warning" not in data
+
+
+async def test_errors_up_to_the_deadline_return_the_last_good_state_with_a_warning(
+    mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock
+) -> None:
+    clock.advance(5)
+    fail_from_now_on(sim, "status")
+    result = await wait(mcp_client, sim.run_ids["young"], timeout_s=10)
+    data: dict[str, Any] = result.structured_content or {}
+    assert not result.is_error and data["timed_out"] is True
+    assert "last poll failed" in data["warning"] and "HTTP 500" in data["warning"]
+
+
+async def test_an_api_failing_from_the_first_poll_to_the_deadline_is_an_error(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    sim.inject(status=503, times=1000)
+    result = await wait(mcp_client, sim.run_ids["young"], timeout_s=5)
+    assert result.is_error and "HTTP 503" in text_of(result)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_auth_errors_end_the_wait_at_once(mcp_client: Client, sim: SimulatedRetab, status: int) -> None:
+    sim.inject(status=status, times=1000)
+    result = await wait(mcp_client, sim.run_ids["young"])
+    assert result.is_error and str(status) in text_of(result)
+    assert len(sim.requests) == 1
+
+
+async def test_an_unknown_run_ends_the_wait_after_three_not_found_in_a_row(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    result = await wait(mcp_client, "exprun_nope")
+    assert result.is_error and "'exprun_nope'" in text_of(result)
+    assert len(sim.requests) == 3
+
+
+async def test_a_run_not_yet_readable_is_waited_for(mcp_client: Client, sim: SimulatedRetab) -> None:
+    sim.inject(status=404, times=2, path_contains="/runs/")
+    result = await wait(mcp_client, sim.run_ids["young"])
+    assert not result.is_error and (result.structured_content or {})["status"] == "completed"
+
+
+async def test_the_wait_beats_two_second_polling_on_requests_and_sees_the_end_within_two_seconds(
+    mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock
+) -> None:
+    start = clock.now()
+    await wait(mcp_client, sim.run_ids["young"])
+    finished_at = start + 42  # 2 s queued + 40 s running
+    assert clock.now() - finished_at <= 2
+    assert len(sim.requests) < (42 / 2) + 1
+
+
+def fail_from_now_on(sim: SimulatedRetab, kind: Any) -> None:
+    """Let the next request through, then answer every later one with `kind` (a 500, or a 30 s hang)."""
+
+    def after_first(_request: Any) -> None:
+        if len(sim.requests) == 2:  # faults are applied after the hook, so this one fails already
+            sim.request_hook = None
+            sim.inject(kind, status=500, delay_s=30, times=1000)
+
+    sim.request_hook = after_first
+
+
+# Real time from here: a hanging API and a client cancel are about the wall clock.
+
+
+def real_time_server(sim: SimulatedRetab) -> MCPServer[AppState]:
+    return build_server(Settings(api_key=TEST_KEY, base_url=SIM_URL), transport=httpx2.ASGITransport(app=sim),
+                        clock=sim.clock)
+
+
+async def test_a_hanging_api_does_not_stretch_the_wait_past_its_deadline(mode: str) -> None:
+    sim = SimulatedRetab(clock=RealClock())
+    sim.inject("slow", delay_s=30, times=1)
+    async with Client(real_time_server(sim), mode=mode) as client:  # type: ignore[arg-type]
+        started = anyio.current_time()
+        with anyio.fail_after(5):
+            result = await client.call_tool("wait_for_run", {"run_id": sim.run_ids["young"], "timeout_s": 1})
+        elapsed = anyio.current_time() - started
+    assert result.is_error and "did not answer" in text_of(result)
+    assert elapsed < 2.5
+
+
+async def test_a_hang_after_a_good_poll_returns_that_state(mode: str) -> None:
+    sim = SimulatedRetab(clock=RealClock())
+    fail_from_now_on(sim, "slow")
+    async with Client(real_time_server(sim), mode=mode) as client:  # type: ignore[arg-type]
+        with anyio.fail_after(5):
+            result = await client.call_tool("wait_for_run", {"run_id": sim.run_ids["long"], "timeout_s": 1.5})
+    data: dict[str, Any] = result.structured_content or {}
+    assert not result.is_error and data["timed_out"] is True and data["status"] == "running"
+    assert "did not answer" in data["warning"]
+
+
+async def test_a_client_cancel_stops_polling_at_once(mode: str) -> None:
+    sim = SimulatedRetab(clock=RealClock())
+    first_request = anyio.Event()
+    sim.request_hook = lambda _request: first_request.set()
+    sim.inject("slow", delay_s=30, times=1000)
+    async with Client(real_time_server(sim), mode=mode) as client:  # type: ignore[arg-type]
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+
+                async def call() -> None:
+                    await client.call_tool("wait_for_run", {"run_id": sim.run_ids["long"], "timeout_s": 45})
+
+                tg.start_soon(call)
+                await first_request.wait()
+                tg.cancel_scope.cancel()
+            await sim.request_cancelled.wait()  # the request in flight was dropped, not left to run out
+    assert len(sim.requests) == 1
