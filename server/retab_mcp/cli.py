@@ -14,9 +14,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import anyio
 import httpx2
+from mcp.server.mcpserver import MCPServer
 
 from . import __version__
 from .client import RetabClient
@@ -94,10 +96,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     server = build_server(settings, transport=transport)
     if args.transport == "stdio":
         server.run("stdio")
-    elif args.transport == "http":
-        server.run("streamable-http", host=args.host, port=args.port, stateless_http=args.stateless)
     else:
-        server.run("sse", host=args.host, port=args.port)
+        _serve_http(server, args.transport, args.host, args.port, args.stateless)
+
+
+def _serve_http(server: MCPServer[Any], transport: str, host: str, port: int, stateless: bool) -> None:
+    """Serve streamable HTTP at /mcp or SSE at /sse; uvicorn says on stderr when it is listening."""
+    import uvicorn
+
+    if transport == "http":
+        app = server.streamable_http_app(stateless_http=stateless, host=host)
+    else:
+        app = server.sse_app(host=host)
+    path = "/mcp" if transport == "http" else "/sse"
+    logging.getLogger(__name__).warning("retab-mcp %s: serving on http://%s:%d%s", __version__, host, port, path)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
+    uvicorn.Server(config).run()
 
 
 async def _show(

@@ -1,0 +1,161 @@
+"""The real command over real transports: stdio as mcp.json launches it, streamable HTTP and SSE on
+loopback ports. Subprocesses, real sockets, the SDK's own clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.sse import sse_client
+from mcp.types import TextContent
+
+from retab_mcp.simulator.scenario import opaque_id
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).parents[1]
+FINISHED = opaque_id("exprun", "latest")
+YOUNG = opaque_id("exprun", "young")  # in demo mode: ends ~14 s after the server starts
+LONG = opaque_id("exprun", "long")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def exercise(client: Client) -> None:
+    """What every transport must carry: both tools, structured output, progress, a bounded wait."""
+    tools = {t.name for t in (await client.list_tools()).tools}
+    assert tools == {"get_experiment_run", "wait_for_run"}
+    got = await client.call_tool("get_experiment_run", {"run_id": FINISHED})
+    assert not got.is_error and (got.structured_content or {})["status"] == "completed"
+    assert isinstance(got.content[0], TextContent) and got.content[0].text.startswith(FINISHED)
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    waited = await client.call_tool("wait_for_run", {"run_id": LONG, "timeout_s": 1}, progress_callback=on_progress)
+    data: dict[str, Any] = waited.structured_content or {}
+    assert not waited.is_error and data["timed_out"] is True and data["finished"] is False
+    assert progress and progress == sorted(set(progress))
+
+
+async def test_stdio_server_launched_exactly_as_mcp_json_says(mode: str) -> None:
+    entry = json.loads((ROOT / "mcp.json").read_text())["mcpServers"]["retab-demo"]
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), **entry.get("env", {})}
+    params = StdioServerParameters(command=entry["command"], args=entry["args"], env=env, cwd=ROOT)
+    with anyio.fail_after(60):
+        async with Client(params, mode=mode) as client:  # type: ignore[arg-type]
+            await exercise(client)
+
+
+async def test_the_real_entry_starts_without_a_key_and_explains_how_to_set_it() -> None:
+    entry = json.loads((ROOT / "mcp.json").read_text())["mcpServers"]["retab"]
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}  # no RETAB_API_KEY
+    params = StdioServerParameters(command=entry["command"], args=entry["args"], env=env, cwd=ROOT)
+    with anyio.fail_after(60):
+        async with Client(params) as client:
+            assert len((await client.list_tools()).tools) == 2
+            result = await client.call_tool("get_experiment_run", {"run_id": FINISHED})
+    assert result.is_error
+    assert isinstance(result.content[0], TextContent) and "RETAB_API_KEY" in result.content[0].text
+
+
+async def test_stdout_carries_only_json_rpc_in_stdio_mode() -> None:
+    """Raw JSON-RPC over the pipe: every line the server writes parses as a JSON-RPC message."""
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "get_experiment_run", "arguments": {"run_id": "not valid!"}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+            "name": "get_experiment_run", "arguments": {"run_id": FINISHED}}},
+    ]
+    stdin = "".join(json.dumps(r) + "\n" for r in requests).encode()
+    with anyio.fail_after(30):
+        done = await anyio.run_process([sys.executable, "-m", "retab_mcp", "--demo"], input=stdin, check=False)
+    lines = done.stdout.decode().splitlines()
+    messages = [json.loads(line) for line in lines]
+    assert all(m.get("jsonrpc") == "2.0" for m in messages)
+    by_id = {m.get("id"): m for m in messages}
+    assert by_id[2]["result"]["isError"] is True
+    assert by_id[3]["result"]["structuredContent"]["status"] == "completed"
+    assert b"Traceback" not in done.stderr
+
+
+@asynccontextmanager
+async def serve(*flags: str) -> AsyncIterator[int]:
+    port = free_port()
+    command = [sys.executable, "-m", "retab_mcp", "--demo", "--port", str(port), *flags]
+    async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
+        assert process.stderr is not None
+        seen = b""
+        with anyio.fail_after(30):  # uvicorn says when it listens; no guessing
+            while b"Uvicorn running on" not in seen:
+                seen += await process.stderr.receive()
+        try:
+            yield port
+        finally:
+            process.terminate()
+            await process.wait()
+
+
+@pytest.fixture
+async def http_port() -> AsyncIterator[int]:
+    async with serve("--transport", "http") as port:
+        yield port
+
+
+@pytest.fixture
+async def sse_port() -> AsyncIterator[int]:
+    async with serve("--transport", "sse") as port:
+        yield port
+
+
+async def test_streamable_http_serves_both_tools_with_progress(http_port: int, mode: str) -> None:
+    with anyio.fail_after(30):
+        async with Client(f"http://127.0.0.1:{http_port}/mcp", mode=mode) as client:  # type: ignore[arg-type]
+            await exercise(client)
+
+
+async def test_sse_serves_both_tools_with_progress(sse_port: int, mode: str) -> None:
+    with anyio.fail_after(30):
+        async with Client(sse_client(f"http://127.0.0.1:{sse_port}/sse"), mode=mode) as client:  # type: ignore[arg-type]
+            await exercise(client)
+
+
+async def test_http_and_stdio_answer_identically(http_port: int) -> None:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "retab_mcp", "--demo"],
+                                   env={"PATH": os.environ["PATH"]})
+    with anyio.fail_after(60):
+        async with Client(params) as over_stdio, Client(f"http://127.0.0.1:{http_port}/mcp") as over_http:
+            a = await over_stdio.call_tool("get_experiment_run", {"run_id": FINISHED})
+            b = await over_http.call_tool("get_experiment_run", {"run_id": FINISHED})
+    assert a.content == b.content
+    # started_at is wall-clock in demo mode and the two processes started at different instants
+    strip = lambda d: {k: v for k, v in (d or {}).items() if k != "started_at"}  # noqa: E731
+    assert strip(a.structured_content) == strip(b.structured_content)
+
+
+async def test_a_client_cancel_over_http_leaves_the_session_usable(http_port: int) -> None:
+    with anyio.fail_after(20):
+        async with Client(f"http://127.0.0.1:{http_port}/mcp", mode="legacy") as client:
+            with anyio.move_on_after(1):
+                await client.call_tool("wait_for_run", {"run_id": LONG, "timeout_s": 45})
+            # the session is still usable after the cancel: the server was not lost
+            again = await client.call_tool("get_experiment_run", {"run_id": FINISHED})
+    assert not again.is_error
