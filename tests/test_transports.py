@@ -85,16 +85,23 @@ async def test_stdout_carries_only_json_rpc_in_stdio_mode() -> None:
         {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
             "name": "get_experiment_run", "arguments": {"run_id": FINISHED}}},
     ]
-    stdin = "".join(json.dumps(r) + "\n" for r in requests).encode()
+    command = [sys.executable, "-m", "retab_mcp", "--demo"]
+    out = b""
     with anyio.fail_after(30):
-        done = await anyio.run_process([sys.executable, "-m", "retab_mcp", "--demo"], input=stdin, check=False)
-    lines = done.stdout.decode().splitlines()
-    messages = [json.loads(line) for line in lines]
+        async with await anyio.open_process(command) as process:
+            assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+            await process.stdin.send("".join(json.dumps(r) + "\n" for r in requests).encode())
+            while out.count(b"\n") < 3:  # three requests carry an id, so three answers
+                out += await process.stdout.receive()
+            await process.stdin.aclose()
+            await process.wait()
+            err = b"".join([chunk async for chunk in process.stderr])
+    messages = [json.loads(line) for line in out.decode().splitlines()]
     assert all(m.get("jsonrpc") == "2.0" for m in messages)
     by_id = {m.get("id"): m for m in messages}
     assert by_id[2]["result"]["isError"] is True
     assert by_id[3]["result"]["structuredContent"]["status"] == "completed"
-    assert b"Traceback" not in done.stderr
+    assert b"Traceback" not in err
 
 
 @asynccontextmanager

@@ -35,6 +35,19 @@ Watch Retab workflow experiment runs (a document-extraction block run over a set
 A run that ended in `error` or `cancelled` is a normal answer, not a failure of the tool: read `error`
 or `cancel_reason`, and do not wait on it again."""
 
+# Tool descriptions are prompts: what the tool returns, when to call the other one, when to stop.
+GET_DESCRIPTION = """\
+Get the current state of a Retab experiment run: status, score, documents done, errors, timing.
+For a failed run it includes the error and the end of the stack trace. Returns at once; to wait for an
+unfinished run to end, call wait_for_run."""
+
+WAIT_DESCRIPTION = """\
+Wait until a Retab experiment run is completed, error or cancelled, or until timeout_s passes.
+Finished: the full run summary with timed_out=false. Not finished in time: a normal result with
+finished=false, timed_out=true and only what changes (status, documents, elapsed, ETA); call wait_for_run
+again to keep waiting, and stop after ~15 min or when two calls show no new documents. Sends progress
+(documents completed) when the caller asks for it."""
+
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
 
 RunId = Annotated[
@@ -92,20 +105,15 @@ def build_server(
         log_level="WARNING",
     )
 
-    @server.tool(title="Get experiment run", annotations=READ_ONLY)
+    @server.tool(title="Get experiment run", description=GET_DESCRIPTION, annotations=READ_ONLY)
     async def get_experiment_run(run_id: RunId, ctx: Context[AppState]) -> Annotated[CallToolResult, RunSummary]:
-        """Get the current state of a Retab experiment run: status, score, documents done, errors.
-
-        For a failed run it includes the error and the end of the stack trace. Returns at once; to wait for
-        an unfinished run to end, call wait_for_run.
-        """
         state = ctx.request_context.lifespan_context
         with tool_errors(run_id):
             run = await state.client.get_run(run_id)
         summary = summarize(run, state.clock.wall_at(state.clock.now()))
         return _result(render(summary, run), compact(summary))
 
-    @server.tool(title="Wait for run", annotations=READ_ONLY)
+    @server.tool(title="Wait for run", description=WAIT_DESCRIPTION, annotations=READ_ONLY)
     async def wait_for_run(
         run_id: RunId,
         ctx: Context[AppState],
@@ -118,13 +126,6 @@ def build_server(
             ),
         ] = 45,
     ) -> Annotated[CallToolResult, WaitResult]:
-        """Wait until a Retab experiment run is completed, error or cancelled, or until timeout_s passes.
-
-        Finished: the full run summary with timed_out=false. Not finished in time: a normal result with
-        finished=false, timed_out=true and only what changes (status, documents, elapsed, ETA); call
-        wait_for_run again to keep waiting, and stop after ~15 min or when two calls show no new documents.
-        Sends progress (documents completed) when the caller asks for it.
-        """
         state = ctx.request_context.lifespan_context
         timeout = min(max(timeout_s, 1.0), state.settings.max_wait_s)
 

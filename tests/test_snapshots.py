@@ -1,0 +1,56 @@
+"""Snapshots of what a model sees: every tool's schema, and the text for each lifecycle state.
+
+A change to any of them shows up as a diff of a file under tests/snapshots/ (UPDATE_SNAPSHOTS=1 to accept).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mcp import Client
+
+from retab_mcp.clock import VirtualClock
+from retab_mcp.simulator import SimulatedRetab
+
+from .snapshot import assert_snapshot
+from .test_tools import text_of
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_tool_schemas(mcp_client: Client) -> None:
+    tools = (await mcp_client.list_tools()).tools
+    listing = [
+        tool.model_dump(mode="json", by_alias=True, exclude_none=True, include={
+            "name", "title", "description", "input_schema", "output_schema", "annotations"})
+        for tool in sorted(tools, key=lambda t: t.name)
+    ]
+    assert_snapshot("tools.json", json.dumps(listing, indent=2, sort_keys=True) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("role", "advance_s", "state"),
+    [("young", 0.5, "pending"), ("young", 1.5, "queued"), ("young", 22, "running"), ("latest", 0, "completed"),
+     ("failed", 0, "error"), ("cancelled", 0, "cancelled")],
+)
+async def test_get_experiment_run_text(
+    mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock, role: str, advance_s: float, state: str
+) -> None:
+    clock.advance(advance_s)
+    result = await mcp_client.call_tool("get_experiment_run", {"run_id": sim.run_ids[role]})
+    assert (result.structured_content or {})["status"] == state
+    assert_snapshot(f"get_{state}.txt", text_of(result) + "\n")
+
+
+async def test_wait_for_run_text_when_unfinished_and_finished(mcp_client: Client, sim: SimulatedRetab) -> None:
+    unfinished = await mcp_client.call_tool("wait_for_run", {"run_id": sim.run_ids["young"], "timeout_s": 20})
+    finished = await mcp_client.call_tool("wait_for_run", {"run_id": sim.run_ids["young"], "timeout_s": 45})
+    assert_snapshot("wait_unfinished.txt", text_of(unfinished) + "\n")
+    assert_snapshot("wait_finished.txt", text_of(finished) + "\n")
+
+
+async def test_error_texts(mcp_client: Client, sim: SimulatedRetab) -> None:
+    unknown = await mcp_client.call_tool("get_experiment_run", {"run_id": "exprun_nope"})
+    invalid = await mcp_client.call_tool("get_experiment_run", {"run_id": "exprun 2"})
+    assert_snapshot("error_texts.txt", text_of(unknown) + "\n" + text_of(invalid) + "\n")
