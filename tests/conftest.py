@@ -4,7 +4,6 @@ from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
-
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
@@ -54,9 +53,7 @@ def retry_policy(sleeps: list[float]) -> RetryPolicy:
 
 
 @pytest.fixture
-async def client(
-    settings: Settings, sim: SimulatedRetab, retry_policy: RetryPolicy
-) -> AsyncIterator[RetabClient]:
+async def client(settings: Settings, sim: SimulatedRetab, retry_policy: RetryPolicy) -> AsyncIterator[RetabClient]:
     async with RetabClient(settings, transport=httpx2.ASGITransport(app=sim), retry=retry_policy) as c:
         yield c
 

@@ -32,9 +32,7 @@ from .conftest import SIM_URL, TEST_KEY
 pytestmark = pytest.mark.anyio
 
 
-async def test_requests_carry_the_bearer_key_and_a_user_agent(
-    client: RetabClient, sim: SimulatedRetab
-) -> None:
+async def test_requests_carry_the_bearer_key_and_a_user_agent(client: RetabClient, sim: SimulatedRetab) -> None:
     run = await client.get_run(sim.run_ids["latest"])
     assert run.status == "completed"
     headers = sim.requests[-1].headers
@@ -124,9 +122,7 @@ async def test_a_silent_server_raises_timeout_within_the_read_timeout() -> None:
         async with stream:
             await anyio.sleep_forever()
 
-    settings = Settings(
-        api_key=TEST_KEY, base_url=f"http://127.0.0.1:{port}", read_timeout_s=0.2, max_retries=0
-    )
+    settings = Settings(api_key=TEST_KEY, base_url=f"http://127.0.0.1:{port}", read_timeout_s=0.2, max_retries=0)
     with anyio.fail_after(5):
         async with listener, anyio.create_task_group() as tg:
             tg.start_soon(listener.serve, hold_open)
@@ -162,9 +158,7 @@ async def test_retry_after_beyond_the_cap_gives_up_at_once_and_says_when(
     assert sleeps == [] and len(sim.requests) == 1
 
 
-async def test_429_without_retry_after_backs_off(
-    client: RetabClient, sim: SimulatedRetab, sleeps: list[float]
-) -> None:
+async def test_429_without_retry_after_backs_off(client: RetabClient, sim: SimulatedRetab, sleeps: list[float]) -> None:
     sim.inject(status=429, times=1)
     await client.get_run(sim.run_ids["latest"])
     assert sleeps == [0.5]
@@ -193,9 +187,7 @@ async def test_retries_stop_when_the_time_budget_is_spent(settings: Settings, si
     assert slept == [0.5, 1.0] and sum(slept) <= 2.0
 
 
-async def test_jitter_keeps_delays_within_half_and_full_backoff(
-    settings: Settings, sim: SimulatedRetab
-) -> None:
+async def test_jitter_keeps_delays_within_half_and_full_backoff(settings: Settings, sim: SimulatedRetab) -> None:
     slept: list[float] = []
 
     async def record(seconds: float) -> None:
@@ -208,9 +200,7 @@ async def test_jitter_keeps_delays_within_half_and_full_backoff(
     assert slept == [0.25]
 
 
-async def test_not_found_is_not_retried(
-    client: RetabClient, sim: SimulatedRetab, sleeps: list[float]
-) -> None:
+async def test_not_found_is_not_retried(client: RetabClient, sim: SimulatedRetab, sleeps: list[float]) -> None:
     with pytest.raises(NotFoundError):
         await client.get_run("exprun_missing")
     assert len(sim.requests) == 1 and sleeps == []
@@ -229,9 +219,7 @@ async def test_cancel_returns_the_new_lifecycle(client: RetabClient, sim: Simula
 
 
 @pytest.mark.parametrize("bad_id", ["", "a/b", "../runs", "x" * 129, "run id", "exprun_é", "a?b=c", "%2e%2e"])
-async def test_a_bad_id_raises_and_sends_nothing(
-    client: RetabClient, sim: SimulatedRetab, bad_id: str
-) -> None:
+async def test_a_bad_id_raises_and_sends_nothing(client: RetabClient, sim: SimulatedRetab, bad_id: str) -> None:
     with pytest.raises(InvalidIdError) as caught:
         await client.get_run(bad_id)
     assert "letter, a digit" in str(caught.value)
@@ -257,18 +245,14 @@ async def test_a_body_that_is_not_json_is_a_readable_error(client: RetabClient, 
     assert caught.value.excerpt.startswith("<html>")
 
 
-async def test_a_body_of_the_wrong_shape_is_a_readable_error(
-    client: RetabClient, sim: SimulatedRetab
-) -> None:
+async def test_a_body_of_the_wrong_shape_is_a_readable_error(client: RetabClient, sim: SimulatedRetab) -> None:
     sim.inject("malformed", body=b'{"id": 42, "lifecycle": "running"}')
     with pytest.raises(APIResponseValidationError) as caught:
         await client.get_run(sim.run_ids["latest"])
     assert "id" in str(caught.value) and caught.value.request_id
 
 
-async def test_listing_follows_the_cursor_through_every_page(
-    client: RetabClient, sim: SimulatedRetab
-) -> None:
+async def test_listing_follows_the_cursor_through_every_page(client: RetabClient, sim: SimulatedRetab) -> None:
     first = await client.list_runs(limit=2)
     assert len(first.data) == 2 and first.next_cursor == first.data[-1].id
     second = await client.list_runs(limit=2, after=first.next_cursor)

@@ -65,9 +65,7 @@ def test_only_the_id_is_required() -> None:
 
 
 def test_extra_fields_are_ignored() -> None:
-    run = Run.model_validate(
-        CURRENT | {"new_field": {"deep": [1, 2]}, "timing": CURRENT["timing"] | {"x": 1}}
-    )
+    run = Run.model_validate(CURRENT | {"new_field": {"deep": [1, 2]}, "timing": CURRENT["timing"] | {"x": 1}})
     assert run.id == "exprun_2"
 
 
@@ -87,9 +85,7 @@ def test_error_lifecycle_carries_message_and_details() -> None:
 
 
 def test_page_exposes_the_next_cursor() -> None:
-    page = Page[Run].model_validate(
-        {"data": [CURRENT], "list_metadata": {"before": None, "after": "exprun_2"}}
-    )
+    page = Page[Run].model_validate({"data": [CURRENT], "list_metadata": {"before": None, "after": "exprun_2"}})
     assert page.next_cursor == "exprun_2" and page.data[0].id == "exprun_2"
 
 

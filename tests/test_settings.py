@@ -16,9 +16,7 @@ def test_unset_flags_do_not_override_environment() -> None:
     assert settings.api_key == "sk_test_x"
 
 
-@pytest.mark.parametrize(
-    "url", ["https://api.retab.com/v1", "https://api.retab.com/v1/", "https://api.retab.com/"]
-)
+@pytest.mark.parametrize("url", ["https://api.retab.com/v1", "https://api.retab.com/v1/", "https://api.retab.com/"])
 def test_base_url_tolerates_trailing_v1_and_slash(url: str) -> None:
     assert Settings(base_url=url).base_url == "https://api.retab.com"
 

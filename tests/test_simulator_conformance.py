@@ -98,9 +98,7 @@ async def test_results_conform(http: httpx2.AsyncClient, sim: SimulatedRetab) ->
 @pytest.mark.parametrize("view", ["summary", "by_document", "by_target", "votes"])
 @pytest.mark.parametrize("role", ["latest", "stale", "young"])
 async def test_metrics_conform(http: httpx2.AsyncClient, sim: SimulatedRetab, view: str, role: str) -> None:
-    response = await http.get(
-        "/v1/workflows/experiments/metrics", params={"run_id": sim.run_ids[role], "view": view}
-    )
+    response = await http.get("/v1/workflows/experiments/metrics", params={"run_id": sim.run_ids[role], "view": view})
     validate("GET", "/v1/workflows/experiments/metrics", response)
 
 

@@ -22,8 +22,12 @@ pytestmark = pytest.mark.anyio
 async def test_tool_schemas(mcp_client: Client) -> None:
     tools = (await mcp_client.list_tools()).tools
     listing = [
-        tool.model_dump(mode="json", by_alias=True, exclude_none=True, include={
-            "name", "title", "description", "input_schema", "output_schema", "annotations"})
+        tool.model_dump(
+            mode="json",
+            by_alias=True,
+            exclude_none=True,
+            include={"name", "title", "description", "input_schema", "output_schema", "annotations"},
+        )
         for tool in sorted(tools, key=lambda t: t.name)
     ]
     assert_snapshot("tools.json", json.dumps(listing, indent=2, sort_keys=True) + "\n")
@@ -31,8 +35,14 @@ async def test_tool_schemas(mcp_client: Client) -> None:
 
 @pytest.mark.parametrize(
     ("role", "advance_s", "state"),
-    [("young", 0.5, "pending"), ("young", 1.5, "queued"), ("young", 22, "running"), ("latest", 0, "completed"),
-     ("failed", 0, "error"), ("cancelled", 0, "cancelled")],
+    [
+        ("young", 0.5, "pending"),
+        ("young", 1.5, "queued"),
+        ("young", 22, "running"),
+        ("latest", 0, "completed"),
+        ("failed", 0, "error"),
+        ("cancelled", 0, "cancelled"),
+    ],
 )
 async def test_get_experiment_run_text(
     mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock, role: str, advance_s: float, state: str

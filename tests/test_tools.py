@@ -51,7 +51,9 @@ async def test_a_completed_run_is_summarised_within_900_bytes(mcp_client: Client
     assert data["error"] is None and data["cancel_reason"] is None
     assert data["parent_run_id"] == sim.run_ids["older"] and data["n_consensus"] == 5
     assert data["duration_s"] == 254.0 and data["started_at"].endswith("Z")
-    assert text_of(result).startswith(f"{sim.run_ids['latest']} · completed · score 0.87 · 12/12 docs · 0 errors · 4m14s")
+    assert text_of(result).startswith(
+        f"{sim.run_ids['latest']} · completed · score 0.87 · 12/12 docs · 0 errors · 4m14s"
+    )
     assert "{" not in text_of(result)  # a rendering, not a JSON dump
     assert size_of(result) <= 900
 

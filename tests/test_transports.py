@@ -42,15 +42,15 @@ async def exercise(client: Client) -> None:
     got = await client.call_tool("get_experiment_run", {"run_id": FINISHED})
     assert not got.is_error and (got.structured_content or {})["status"] == "completed"
     assert isinstance(got.content[0], TextContent) and got.content[0].text.startswith(FINISHED)
-    progress: list[float] = []
+    seen: list[float] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
 
     waited = await client.call_tool("wait_for_run", {"run_id": LONG, "timeout_s": 1}, progress_callback=on_progress)
     data: dict[str, Any] = waited.structured_content or {}
     assert not waited.is_error and data["timed_out"] is True and data["finished"] is False
-    assert progress and progress == sorted(set(progress))
+    assert seen and seen == sorted(set(seen))
 
 
 async def test_stdio_server_launched_exactly_as_mcp_json_says(mode: str) -> None:
@@ -77,13 +77,29 @@ async def test_the_real_entry_starts_without_a_key_and_explains_how_to_set_it() 
 async def test_stdout_carries_only_json_rpc_in_stdio_mode() -> None:
     """Raw JSON-RPC over the pipe: every line the server writes parses as a JSON-RPC message."""
     requests = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "0"},
+            },
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "get_experiment_run", "arguments": {"run_id": "not valid!"}}},
-        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "get_experiment_run", "arguments": {"run_id": FINISHED}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "get_experiment_run", "arguments": {"run_id": "not valid!"}},
+        },
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "get_experiment_run", "arguments": {"run_id": FINISHED}},
+        },
     ]
     command = [sys.executable, "-m", "retab_mcp", "--demo"]
     out = b""
@@ -146,8 +162,9 @@ async def test_sse_serves_both_tools_with_progress(sse_port: int, mode: str) -> 
 
 
 async def test_http_and_stdio_answer_identically(http_port: int) -> None:
-    params = StdioServerParameters(command=sys.executable, args=["-m", "retab_mcp", "--demo"],
-                                   env={"PATH": os.environ["PATH"]})
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "retab_mcp", "--demo"], env={"PATH": os.environ["PATH"]}
+    )
     with anyio.fail_after(60):
         async with Client(params) as over_stdio, Client(f"http://127.0.0.1:{http_port}/mcp") as over_http:
             a = await over_stdio.call_tool("get_experiment_run", {"run_id": FINISHED})

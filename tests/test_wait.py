@@ -62,9 +62,7 @@ async def test_timeout_is_a_normal_result_with_only_what_changes(
     assert size_of(result) <= 700
 
 
-async def test_a_second_wait_reports_the_time_waited_over_all_calls(
-    mcp_client: Client, sim: SimulatedRetab
-) -> None:
+async def test_a_second_wait_reports_the_time_waited_over_all_calls(mcp_client: Client, sim: SimulatedRetab) -> None:
     await wait(mcp_client, sim.run_ids["long"], timeout_s=10)
     data: dict[str, Any] = (await wait(mcp_client, sim.run_ids["long"], timeout_s=10)).structured_content or {}
     assert data["total_waited_s"] == pytest.approx(20, abs=1)
@@ -116,9 +114,7 @@ async def test_no_progress_is_sent_without_a_token(server: MCPServer[AppState], 
     assert not [m for m in messages if "progress" in type(m).__name__.lower() or "progress" in repr(m)[:80]]
 
 
-async def test_transient_errors_are_retried_until_the_run_finishes(
-    mcp_client: Client, sim: SimulatedRetab
-) -> None:
+async def test_transient_errors_are_retried_until_the_run_finishes(mcp_client: Client, sim: SimulatedRetab) -> None:
     sim.inject(status=503, times=3)
     sim.inject(status=429, times=2)
     sim.inject("malformed", times=1)
@@ -193,8 +189,9 @@ def fail_from_now_on(sim: SimulatedRetab, kind: Any) -> None:
 
 
 def real_time_server(sim: SimulatedRetab) -> MCPServer[AppState]:
-    return build_server(Settings(api_key=TEST_KEY, base_url=SIM_URL), transport=httpx2.ASGITransport(app=sim),
-                        clock=sim.clock)
+    return build_server(
+        Settings(api_key=TEST_KEY, base_url=SIM_URL), transport=httpx2.ASGITransport(app=sim), clock=sim.clock
+    )
 
 
 async def test_a_hanging_api_does_not_stretch_the_wait_past_its_deadline(mode: str) -> None:

@@ -45,12 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"retab-mcp {__version__}")
     _add_common(parser)
-    parser.add_argument("--transport", choices=["stdio", "http", "sse"], default="stdio",
-                        help="stdio (default), streamable HTTP at /mcp, or SSE at /sse")
+    parser.add_argument(
+        "--transport",
+        choices=["stdio", "http", "sse"],
+        default="stdio",
+        help="stdio (default), streamable HTTP at /mcp, or SSE at /sse",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address for http/sse (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port for http/sse (default 8000)")
-    parser.add_argument("--stateless", action="store_true",
-                        help="streamable HTTP without sessions (2025-era clients cannot cancel a running wait)")
+    parser.add_argument(
+        "--stateless",
+        action="store_true",
+        help="streamable HTTP without sessions (2025-era clients cannot cancel a running wait)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="{demo,get,wait}")
     sub.add_parser("demo", help="walk through what an agent sees, against the simulated API (no key)")
     get = sub.add_parser("get", help="show one run's summary")
@@ -65,13 +72,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     default = argparse.SUPPRESS if parser.prog != "retab-mcp" else None
-    parser.add_argument("--demo", action="store_true", default=default or False,
-                        help="use the embedded simulated Retab API: no key, no network")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        default=default or False,
+        help="use the embedded simulated Retab API: no key, no network",
+    )
     parser.add_argument("--base-url", default=default, help="Retab API base URL (env RETAB_API_BASE_URL)")
-    parser.add_argument("--max-wait", type=float, default=default, dest="max_wait_s",
-                        help="cap on one wait_for_run call, seconds (env RETAB_MCP_MAX_WAIT_S, default 50)")
-    parser.add_argument("--log-level", default=argparse.SUPPRESS if default else "WARNING",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="stderr log level")
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=default,
+        dest="max_wait_s",
+        help="cap on one wait_for_run call, seconds (env RETAB_MCP_MAX_WAIT_S, default 50)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=argparse.SUPPRESS if default else "WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="stderr log level",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -91,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = settings.with_overrides(api_key=DEMO_KEY, base_url=DEMO_URL)
     transport = httpx2.ASGITransport(app=sim) if sim is not None else None
     if args.command in ("get", "wait"):
-        run_id = sim.run_ids.get(args.run_id, args.run_id) if sim is not None else args.run_id
+        run_id = str(sim.run_ids.get(args.run_id, args.run_id) if sim is not None else args.run_id)
         sys.exit(anyio.run(_show, settings, transport, run_id, args.command == "wait", getattr(args, "timeout", 0)))
     server = build_server(settings, transport=transport)
     if args.transport == "stdio":
@@ -119,7 +139,9 @@ async def _show(
 ) -> int:
     clock = RealClock()
     bar = ProgressBar()
-    async with RetabClient(settings, transport=transport, retry=RetryPolicy(max_retries=settings.max_retries)) as client:
+    async with RetabClient(
+        settings, transport=transport, retry=RetryPolicy(max_retries=settings.max_retries)
+    ) as client:
         try:
             if not wait:
                 run = await client.get_run(run_id)
@@ -137,8 +159,12 @@ async def _show(
     bar.close()
     assert outcome.run is not None
     summary = summarize(outcome.run, clock.wall_at(clock.now()))
-    result = WaitResult(**summary.model_dump(), timed_out=outcome.timed_out, waited_s=outcome.waited_s,
-                        warning=outcome.warning)
+    result = WaitResult(
+        **summary.model_dump(),
+        timed_out=outcome.timed_out,
+        waited_s=outcome.waited_s,
+        warning=outcome.warning,
+    )
     result = result.model_copy(update={"hint": wait_hint(result)})
     print(render(result, outcome.run))
     return EXIT_TIMED_OUT if outcome.timed_out else 0

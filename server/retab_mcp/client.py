@@ -181,9 +181,7 @@ class RetabClient:
 
     # Plumbing
 
-    async def _iterate(
-        self, list_page: Any, max_items: int | None, args: Mapping[str, Any]
-    ) -> AsyncIterator[Any]:
+    async def _iterate(self, list_page: Any, max_items: int | None, args: Mapping[str, Any]) -> AsyncIterator[Any]:
         after: str | None = None
         count = 0
         while True:

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from typing import Any, cast
 
 import anyio
 from mcp import Client, StdioServerParameters
@@ -40,7 +41,8 @@ async def _walkthrough() -> int:
         _section(f"tools/list: {len(tools.tools)} tools")
         for tool in tools.tools:
             first = (tool.description or "").strip().splitlines()[0]
-            _say(f"• {tool.name}({', '.join((tool.input_schema.get('properties') or {}).keys())}) — {first}")
+            parameters = cast(dict[str, Any], tool.input_schema.get("properties") or {})
+            _say(f"• {tool.name}({', '.join(parameters)}) — {first}")
 
         finished, failed, young = (opaque_id("exprun", role) for role in ("latest", "failed", "young"))
         _section(f"get_experiment_run(run_id={finished!r})  a finished run")
@@ -54,8 +56,9 @@ async def _walkthrough() -> int:
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
             bar.update(progress, total, message)
 
-        result = await client.call_tool("wait_for_run", {"run_id": young, "timeout_s": 45},
-                                        progress_callback=on_progress)
+        result = await client.call_tool(
+            "wait_for_run", {"run_id": young, "timeout_s": 45}, progress_callback=on_progress
+        )
         bar.close()
         _show(result)
 

@@ -126,9 +126,7 @@ def status_error(
     """The error for an error response, with the most useful message the body offers."""
     message = error_message(body) or f"the API answered {status_code} with no explanation"
     if status_code == 429:
-        return RateLimitError(
-            message, status_code=status_code, request_id=request_id, retry_after_s=retry_after_s
-        )
+        return RateLimitError(message, status_code=status_code, request_id=request_id, retry_after_s=retry_after_s)
     cls = _BY_STATUS.get(status_code)
     if cls is None:
         cls = InternalServerError if status_code >= 500 else APIStatusError

@@ -7,7 +7,7 @@ and `tool_errors.py`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -91,7 +91,7 @@ def build_server(
     the_clock = clock or RealClock()
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
+    async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:
         retry = RetryPolicy(max_retries=settings.max_retries, budget_s=settings.retry_budget_s, sleep=the_clock.sleep)
         async with RetabClient(settings, transport=transport, retry=retry) as client:
             yield AppState(client, the_clock, settings, schedule or PollSchedule())
@@ -134,7 +134,11 @@ def build_server(
 
         with tool_errors(run_id):
             outcome = await wait_for_finish(
-                state.client, run_id, timeout_s=timeout, clock=state.clock, on_progress=on_progress,
+                state.client,
+                run_id,
+                timeout_s=timeout,
+                clock=state.clock,
+                on_progress=on_progress,
                 schedule=state.schedule,
             )
         assert outcome.run is not None  # wait_for_finish raises rather than return without a state
@@ -156,8 +160,15 @@ def build_server(
     return server
 
 
-_STATIC_FIELDS = ("experiment_id", "workflow_id", "block_id", "block_type", "n_consensus", "parent_run_id",
-                  "started_at")
+_STATIC_FIELDS = (
+    "experiment_id",
+    "workflow_id",
+    "block_id",
+    "block_type",
+    "n_consensus",
+    "parent_run_id",
+    "started_at",
+)
 
 
 def _result(text: str, structured: dict[str, object]) -> CallToolResult:

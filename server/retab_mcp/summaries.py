@@ -66,8 +66,20 @@ class WaitResult(RunSummary):
 
 # Keys the contract promises in every result, null or not; other null keys are left out to save tokens.
 ALWAYS_PRESENT = frozenset(
-    {"run_id", "status", "finished", "score", "completed_documents", "total_documents", "error_count", "error",
-     "cancel_reason", "hint", "timed_out", "waited_s"}
+    {
+        "run_id",
+        "status",
+        "finished",
+        "score",
+        "completed_documents",
+        "total_documents",
+        "error_count",
+        "error",
+        "cancel_reason",
+        "hint",
+        "timed_out",
+        "waited_s",
+    }
 )
 
 

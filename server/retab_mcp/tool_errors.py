@@ -6,7 +6,7 @@ labelled as Retab's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -76,7 +76,7 @@ def explain(error: RetabError, run_id: str) -> str:
 
 
 @contextmanager
-def tool_errors(run_id: str) -> Iterator[None]:
+def tool_errors(run_id: str) -> Generator[None]:
     """Raise any RetabError inside as a ToolError with an actionable message."""
     try:
         yield

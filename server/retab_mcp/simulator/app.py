@@ -170,7 +170,11 @@ class SimulatedRetab:
 
     async def _guard(self, request: Request) -> Response | None:
         recorded = RecordedRequest(
-            request.method, request.url.path, dict(request.query_params), dict(request.headers), self.clock.now()
+            request.method,
+            request.url.path,
+            dict(request.query_params),
+            dict(request.headers),
+            self.clock.now(),
         )
         self.requests.append(recorded)
         if self.request_hook is not None:
@@ -247,9 +251,7 @@ class SimulatedRetab:
             bodies = [b for b in bodies if b["timing"]["created_at"] >= q["from_date"]]
         if q.get("to_date"):
             bodies = [b for b in bodies if b["timing"]["created_at"] <= q["to_date"]]
-        bodies.sort(
-            key=lambda b: (b["timing"]["created_at"], b["id"]), reverse=q.get("order", "desc") == "desc"
-        )
+        bodies.sort(key=lambda b: (b["timing"]["created_at"], b["id"]), reverse=q.get("order", "desc") == "desc")
         return _page(bodies, q, default_limit=20)
 
     async def _create_run(self, request: Request) -> Response:
@@ -336,9 +338,7 @@ class SimulatedRetab:
 
     async def _metrics(self, request: Request) -> Response:
         q = request.query_params
-        problem = _require(q, "run_id") or _check_enum(
-            q, "view", ("summary", "by_document", "by_target", "votes")
-        )
+        problem = _require(q, "run_id") or _check_enum(q, "view", ("summary", "by_document", "by_target", "votes"))
         if problem:
             return problem
         run = self.world.run(q["run_id"])
@@ -389,9 +389,7 @@ class SimulatedRetab:
                     "documents": docs,
                     "scored_document_count": len(docs),
                     "total_document_count": run.total,
-                    "aggregate": {
-                        "likelihoods": {t: round(0.7 + 0.05 * i, 3) for i, t in enumerate(TARGETS)}
-                    },
+                    "aggregate": {"likelihoods": {t: round(0.7 + 0.05 * i, 3) for i, t in enumerate(TARGETS)}},
                     "prior_run_id": parent.id if with_prior and parent else None,
                 }
             )
@@ -467,14 +465,10 @@ class SimulatedRetab:
 
     async def _list_experiments(self, request: Request) -> Response:
         q = request.query_params
-        problem = (
-            _require(q, "workflow_id") or _check_limit(q, 100) or _check_enum(q, "order", ("asc", "desc"))
-        )
+        problem = _require(q, "workflow_id") or _check_limit(q, 100) or _check_enum(q, "order", ("asc", "desc"))
         if problem:
             return problem
-        bodies = [
-            self._experiment_body(e.id) for e in self.world.experiments if e.workflow_id == q["workflow_id"]
-        ]
+        bodies = [self._experiment_body(e.id) for e in self.world.experiments if e.workflow_id == q["workflow_id"]]
         if q.get("block_id"):
             bodies = [b for b in bodies if b["block_id"] == q["block_id"]]
         return _page(bodies, q, default_limit=50)
@@ -553,9 +547,7 @@ def _check_enum(q: Any, name: str, allowed: tuple[str, ...]) -> JSONResponse | N
     value = q.get(name)
     if value is None or value in allowed:
         return None
-    return _validation_error(
-        ["query", name], f"Input should be {', '.join(repr(a) for a in allowed)}", "enum"
-    )
+    return _validation_error(["query", name], f"Input should be {', '.join(repr(a) for a in allowed)}", "enum")
 
 
 def _check_limit(q: Any, maximum: int) -> JSONResponse | None:
@@ -567,9 +559,7 @@ def _check_limit(q: Any, maximum: int) -> JSONResponse | None:
     except ValueError:
         return _validation_error(["query", "limit"], "Input should be a valid integer", "int_parsing")
     if not 1 <= value <= maximum:
-        return _validation_error(
-            ["query", "limit"], f"Input should be between 1 and {maximum}", "less_than_equal"
-        )
+        return _validation_error(["query", "limit"], f"Input should be between 1 and {maximum}", "less_than_equal")
     return None
 
 

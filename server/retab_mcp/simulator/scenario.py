@@ -178,9 +178,7 @@ def seed_world(clock: Clock, *, demo: bool = False) -> World:
     now_t = clock.now()
     epoch = clock.wall_at(now_t)
     invoices = make_experiment("invoices-v2", documents=12, n_consensus=5, epoch=epoch)
-    receipts = make_experiment(
-        "receipts", documents=40, n_consensus=3, workflow_id=invoices.workflow_id, epoch=epoch
-    )
+    receipts = make_experiment("receipts", documents=40, n_consensus=3, workflow_id=invoices.workflow_id, epoch=epoch)
     contracts = make_experiment(
         "contracts-classifier", documents=25, n_consensus=7, block_type="classifier", epoch=epoch
     )
@@ -295,9 +293,7 @@ def run_body(world: World, run: SimRun, t: float) -> dict[str, Any]:
             "created_at": _iso(world.wall(run.created_t)),
             "started_at": _iso(world.wall(started)) if started is not None else None,
             "completed_at": _iso(world.wall(ended)) if ended is not None else None,
-            "duration_ms": round((ended - started) * 1000)
-            if ended is not None and started is not None
-            else None,
+            "duration_ms": round((ended - started) * 1000) if ended is not None and started is not None else None,
         },
         "parent_run_id": run.parent_run_id,
         "block_version_id": opaque_id("blockv", exp.block_id),

@@ -1,0 +1,70 @@
+"""The command line as a person uses it: real subprocesses, demo mode."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from retab_mcp.cli import EXIT_TIMED_OUT
+from retab_mcp.config import Settings
+from retab_mcp.server import build_server
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).parents[1]
+
+
+async def test_get_shows_a_failed_run_to_a_person() -> None:
+    done = await anyio.run_process([sys.executable, "-m", "retab_mcp", "get", "failed", "--demo"], check=False)
+    out = done.stdout.decode()
+    assert done.returncode == 0
+    assert re.match(r"exprun_\S+ · error · \d+/40 docs · 1 error", out)
+    assert "SchemaValidationError" in out
+
+
+async def test_wait_times_out_with_its_own_exit_code() -> None:
+    with anyio.fail_after(30):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "retab_mcp", "wait", "long", "--demo", "--timeout", "1"], check=False
+        )
+    assert done.returncode == EXIT_TIMED_OUT
+    assert "not finished" in done.stdout.decode()
+    assert "docs" in done.stderr.decode()  # the progress bar
+
+
+async def test_a_missing_key_is_explained_without_a_traceback() -> None:
+    with anyio.fail_after(30):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "retab_mcp", "get", "exprun_1"], check=False, env={"PATH": "/usr/bin:/bin"}
+        )
+    assert done.returncode == 1
+    assert "RETAB_API_KEY" in done.stderr.decode() and "Traceback" not in done.stderr.decode()
+
+
+async def test_a_bad_setting_is_explained_without_a_traceback() -> None:
+    with anyio.fail_after(30):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "retab_mcp", "get", "x"],
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "RETAB_MCP_MAX_WAIT_S": "soon"},
+        )
+    assert done.returncode != 0
+    assert "RETAB_MCP_MAX_WAIT_S" in done.stderr.decode() and "Traceback" not in done.stderr.decode()
+
+
+async def test_the_readme_documents_every_tool_and_both_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    async with Client(build_server(Settings())) as client:
+        tools = (await client.list_tools()).tools
+    for tool in tools:
+        parameters = ", ".join(tool.input_schema["properties"])
+        documented = re.search(rf"`{tool.name}\(([^)]*)\)`", readme)
+        assert documented, f"README's tool table lacks {tool.name}"
+        assert re.sub(r"=[^,]*", "", documented.group(1)) == parameters
+    first_screen = readme.split("## Tools")[0]
+    assert "uv run retab-mcp demo" in first_screen and "uv run pytest" in first_screen
