@@ -68,3 +68,13 @@ async def test_the_readme_documents_every_tool_and_both_commands() -> None:
         assert re.sub(r"=[^,]*", "", documented.group(1)) == parameters
     first_screen = readme.split("## Tools")[0]
     assert "uv run retab-mcp demo" in first_screen and "uv run pytest" in first_screen
+
+
+async def test_the_demo_walks_through_both_tools_within_a_minute() -> None:
+    with anyio.fail_after(60):
+        done = await anyio.run_process([sys.executable, "-m", "retab_mcp", "demo"], check=False)
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()
+    assert "tools/list: 2 tools" in out
+    assert "completed · 12/12 docs" in out  # the wait saw the young run to its end
+    assert out.count("structuredContent:") == 3 and "isError=True" in out
