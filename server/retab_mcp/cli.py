@@ -29,7 +29,7 @@ from .errors import RetabError
 from .retry import RetryPolicy
 from .server import build_server
 from .simulator import SimulatedRetab
-from .summaries import WaitResult, render, summarize, wait_hint
+from .summaries import render, summarize, summarize_wait
 from .tool_errors import explain
 from .waiting import wait_for_finish
 
@@ -42,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retab-mcp",
         description="MCP server for watching and triaging Retab workflow experiment runs.",
+        parents=[_common_options(top_level=True)],
     )
     parser.add_argument("--version", action="version", version=f"retab-mcp {__version__}")
-    _add_common(parser)
     parser.add_argument(
         "--transport",
         choices=["stdio", "http", "sse"],
@@ -60,38 +60,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="{demo,get,wait}")
     sub.add_parser("demo", help="walk through what an agent sees, against the simulated API (no key)")
-    get = sub.add_parser("get", help="show one run's summary")
+    common = _common_options(top_level=False)
+    get = sub.add_parser("get", help="show one run's summary", parents=[common])
     get.add_argument("run_id")
-    _add_common(get)
-    wait = sub.add_parser("wait", help="wait for a run to finish, with a progress bar")
+    wait = sub.add_parser("wait", help="wait for a run to finish, with a progress bar", parents=[common])
     wait.add_argument("run_id")
     wait.add_argument("--timeout", type=float, default=600.0, help="seconds to wait at most (default 600)")
-    _add_common(wait)
     return parser
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    default = argparse.SUPPRESS if parser.prog != "retab-mcp" else None
-    parser.add_argument(
-        "--demo",
-        action="store_true",
-        default=default or False,
-        help="use the embedded simulated Retab API: no key, no network",
+def _common_options(*, top_level: bool) -> argparse.ArgumentParser:
+    """Options accepted before or after `get`/`wait`. Below the top level their defaults are suppressed,
+    so a subcommand does not overwrite what was given before it."""
+
+    def default(value: object) -> object:
+        return value if top_level else argparse.SUPPRESS
+
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--demo", action="store_true", default=default(False), help="use the embedded simulated Retab API: no key"
     )
-    parser.add_argument("--base-url", default=default, help="Retab API base URL (env RETAB_API_BASE_URL)")
-    parser.add_argument(
+    options.add_argument("--base-url", default=default(None), help="Retab API base URL (env RETAB_API_BASE_URL)")
+    options.add_argument(
         "--max-wait",
         type=float,
-        default=default,
+        default=default(None),
         dest="max_wait_s",
         help="cap on one wait_for_run call, seconds (env RETAB_MCP_MAX_WAIT_S, default 50)",
     )
-    parser.add_argument(
+    options.add_argument(
         "--log-level",
-        default=argparse.SUPPRESS if default else "WARNING",
+        default=default("WARNING"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="stderr log level",
     )
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -158,13 +161,9 @@ async def _show(
             return 1
     bar.close()
     assert outcome.run is not None
-    summary = summarize(outcome.run, clock.wall_at(clock.now()))
-    result = WaitResult(
-        **summary.model_dump(),
-        timed_out=outcome.timed_out,
-        waited_s=outcome.waited_s,
-        warning=outcome.warning,
+    now = clock.wall_at(clock.now())
+    result = summarize_wait(
+        outcome.run, now, timed_out=outcome.timed_out, waited_s=outcome.waited_s, warning=outcome.warning
     )
-    result = result.model_copy(update={"hint": wait_hint(result)})
     print(render(result, outcome.run))
     return EXIT_TIMED_OUT if outcome.timed_out else 0

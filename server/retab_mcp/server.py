@@ -22,7 +22,7 @@ from .client import RetabClient
 from .clock import Clock, RealClock
 from .config import Settings
 from .retry import RetryPolicy
-from .summaries import RunSummary, WaitResult, compact, render, summarize, wait_hint
+from .summaries import RunSummary, WaitResult, compact, render, summarize, summarize_wait
 from .tool_errors import tool_errors
 from .waiting import PollSchedule, wait_for_finish
 
@@ -142,33 +142,17 @@ def build_server(
                 schedule=state.schedule,
             )
         assert outcome.run is not None  # wait_for_finish raises rather than return without a state
-        summary = summarize(outcome.run, state.clock.wall_at(state.clock.now()))
-        total_waited = state.waited.add(run_id, outcome.waited_s)
-        result = WaitResult(
-            **summary.model_dump(),
+        result = summarize_wait(
+            outcome.run,
+            state.clock.wall_at(state.clock.now()),
             timed_out=outcome.timed_out,
             waited_s=outcome.waited_s,
-            total_waited_s=total_waited if total_waited > outcome.waited_s + 0.5 else None,
             warning=outcome.warning,
+            total_waited_s=state.waited.add(run_id, outcome.waited_s),
         )
-        if not summary.finished:
-            # Interim results carry only what changes; the run's context came with get_experiment_run.
-            result = result.model_copy(update=dict.fromkeys(_STATIC_FIELDS))
-        result = result.model_copy(update={"hint": wait_hint(result)})
         return _result(render(result, outcome.run), compact(result))
 
     return server
-
-
-_STATIC_FIELDS = (
-    "experiment_id",
-    "workflow_id",
-    "block_id",
-    "block_type",
-    "n_consensus",
-    "parent_run_id",
-    "started_at",
-)
 
 
 def _result(text: str, structured: dict[str, object]) -> CallToolResult:

@@ -161,10 +161,44 @@ def next_step(summary: RunSummary) -> str:
             return "Unknown status: call get_experiment_run again later to see whether it ends."
 
 
-def wait_hint(result: WaitResult) -> str:
-    if not result.timed_out:
-        return result.hint
-    return "Call wait_for_run again to keep waiting; stop if 2 calls bring no new docs or after ~15 min."
+_STATIC_FIELDS = (
+    "experiment_id",
+    "workflow_id",
+    "block_id",
+    "block_type",
+    "n_consensus",
+    "parent_run_id",
+    "started_at",
+)
+
+
+def summarize_wait(
+    run: Run,
+    now: datetime,
+    *,
+    timed_out: bool,
+    waited_s: float,
+    warning: str | None = None,
+    total_waited_s: float | None = None,
+) -> WaitResult:
+    """The summary after a wait. An unfinished one carries only what changes: the run's context (ids,
+    block, start time) came with get_experiment_run and would only cost the model tokens again."""
+    summary = summarize(run, now)
+    result = WaitResult(
+        **summary.model_dump(),
+        timed_out=timed_out,
+        waited_s=waited_s,
+        total_waited_s=total_waited_s if total_waited_s and total_waited_s > waited_s + 0.5 else None,
+        warning=warning,
+    )
+    if summary.finished:
+        return result
+    return result.model_copy(
+        update={
+            **dict.fromkeys(_STATIC_FIELDS),
+            "hint": "Call wait_for_run again to keep waiting; stop if 2 calls bring no new docs or after ~15 min.",
+        }
+    )
 
 
 # Text rendering
