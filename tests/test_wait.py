@@ -234,3 +234,8 @@ async def test_a_client_cancel_stops_polling_at_once(mode: str) -> None:
                 tg.cancel_scope.cancel()
             await sim.request_cancelled.wait()  # the request in flight was dropped, not left to run out
     assert len(sim.requests) == 1
+
+
+async def test_a_run_never_found_before_a_short_deadline_is_an_error(mcp_client: Client) -> None:
+    result = await wait(mcp_client, "exprun_nope", timeout_s=1)
+    assert result.is_error and "'exprun_nope'" in text_of(result)

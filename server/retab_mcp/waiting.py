@@ -104,39 +104,39 @@ async def wait_for_finish(
         return WaitOutcome(last, timed_out, round(clock.now() - start, 1), polls, warning)
 
     while True:
-        delay = schedule.error_delay_s
         polls += 1
+        run: Run | None = None
+        delay = schedule.error_delay_s
         with anyio.move_on_after(max(0.0, deadline - clock.now())) as request_scope:
             try:
                 run = await client.get_run(run_id, retry=False)
-            except NotFoundError:
+            except NotFoundError as error:
                 not_found_streak += 1
                 if not_found_streak >= NOT_FOUND_LIMIT:
                     raise
-                last_error = None
-                delay = schedule.min_delay_s
+                last_error, delay = error, schedule.min_delay_s
             except TRANSIENT_ERRORS as error:
                 last_error = error
                 if isinstance(error, RateLimitError) and error.retry_after_s:
                     delay = max(delay, error.retry_after_s)
-            else:
-                last, last_error, not_found_streak = run, None, 0
-                if run.completed_document_count > progress_sent and on_progress is not None:
-                    progress_sent = float(run.completed_document_count)
-                    total = float(run.total_document_count) if run.total_document_count else None
-                    await on_progress(progress_sent, total, _progress_message(run))
-                if run.lifecycle.is_terminal:
-                    return outcome(timed_out=False)
-                delay = schedule.delay_after(run, clock.wall_at(clock.now()))
         if request_scope.cancelled_caught:
             silent = APITimeoutError(
                 f"The Retab API at {client.settings.base_url} did not answer before the wait's deadline.",
                 url=client.settings.base_url,
             )
             return _give_up(outcome, last, "the API did not answer before the deadline", silent)
+        if run is not None:
+            last, last_error, not_found_streak = run, None, 0
+            if run.completed_document_count > progress_sent and on_progress is not None:
+                progress_sent = float(run.completed_document_count)
+                total = float(run.total_document_count) if run.total_document_count else None
+                await on_progress(progress_sent, total, _progress_message(run))
+            if run.lifecycle.is_terminal:
+                return outcome(timed_out=False)
+            delay = schedule.delay_after(run, clock.wall_at(clock.now()))
         remaining = deadline - clock.now() - final_poll_margin_s
         if remaining <= 0:
-            if last_error is not None:
+            if last_error is not None:  # also the case when no poll ever succeeded
                 return _give_up(outcome, last, f"the last poll failed: {last_error}", last_error)
             return outcome(timed_out=True)
         await clock.sleep(min(delay, remaining))
