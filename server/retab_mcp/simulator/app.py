@@ -25,6 +25,7 @@ from .scenario import (
     SimRun,
     World,
     document_score,
+    make_experiment,
     opaque_id,
     run_body,
     seed_world,
@@ -128,8 +129,6 @@ class SimulatedRetab:
     ) -> str:
         experiment = self.world.experiments[0]
         if documents is not None:
-            from .scenario import make_experiment
-
             experiment = make_experiment(
                 f"custom-{len(self.world.runs)}", documents=documents, epoch=self.world.wall(self.clock.now())
             )
@@ -150,9 +149,6 @@ class SimulatedRetab:
         )
         self.world.runs.append(run)
         return run.id
-
-    def requests_to(self, path_contains: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if path_contains in r.path]
 
     # Middleware: recording, auth, injected faults, request ids
 

@@ -57,7 +57,6 @@ class SimRun:
     trigger_type: str = "manual"
     metrics_stale: bool = False
     cancel_requested_t: float | None = None
-    fingerprint: str = field(default="")
 
     @property
     def total(self) -> int:
