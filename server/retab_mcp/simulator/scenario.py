@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
