@@ -26,7 +26,6 @@ from .clock import RealClock
 from .config import Settings, SettingsError
 from .console import ProgressBar
 from .errors import RetabError
-from .retry import RetryPolicy
 from .server import build_server
 from .simulator import SimulatedRetab
 from .summaries import render, summarize, summarize_wait
@@ -142,9 +141,7 @@ async def _show(
 ) -> int:
     clock = RealClock()
     bar = ProgressBar()
-    async with RetabClient(
-        settings, transport=transport, retry=RetryPolicy(max_retries=settings.max_retries)
-    ) as client:
+    async with RetabClient(settings, transport=transport) as client:
         try:
             if not wait:
                 run = await client.get_run(run_id)

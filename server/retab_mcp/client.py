@@ -56,7 +56,7 @@ class RetabClient:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self.retry = retry or RetryPolicy(max_retries=settings.max_retries, budget_s=settings.retry_budget_s)
+        self.retry = retry or RetryPolicy.from_settings(settings)
         headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if settings.api_key:
             headers["Authorization"] = f"Bearer {settings.api_key}"
@@ -260,7 +260,7 @@ def _parse(model: type[ModelT], response: httpx2.Response) -> ModelT:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
-        name = model.__name__.split("[")[0] if "[" not in model.__name__ else "page"
+        name = "page" if "[" in model.__name__ else model.__name__  # Page[Run] reads better as "page"
         reason = "not JSON" if first["type"] == "json_invalid" else f"{where}: {first['msg']}"
         raise APIResponseValidationError(
             f"The Retab API sent a {name} that cannot be read ({reason})",

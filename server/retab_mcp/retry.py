@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 
 import anyio
 
+from .config import Settings
 from .errors import APIConnectionError, APIStatusError, RateLimitError, RetabError
 
 RETRYABLE_STATUSES = frozenset({408, 429})
@@ -73,6 +74,12 @@ class RetryPolicy:
         if slept_s + delay > self.budget_s:
             return None
         return delay
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+    ) -> RetryPolicy:
+        return cls(max_retries=settings.max_retries, budget_s=settings.retry_budget_s, sleep=sleep)
 
 
 NO_RETRY = RetryPolicy(max_retries=0)

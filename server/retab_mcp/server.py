@@ -92,7 +92,7 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:
-        retry = RetryPolicy(max_retries=settings.max_retries, budget_s=settings.retry_budget_s, sleep=the_clock.sleep)
+        retry = RetryPolicy.from_settings(settings, sleep=the_clock.sleep)
         async with RetabClient(settings, transport=transport, retry=retry) as client:
             yield AppState(client, the_clock, settings, schedule or PollSchedule())
 

@@ -72,7 +72,6 @@ class WaitOutcome:
     run: Run | None  # the last state read, None only if no poll ever succeeded
     timed_out: bool
     waited_s: float
-    polls: int
     warning: str | None
 
 
@@ -97,14 +96,12 @@ async def wait_for_finish(
     last: Run | None = None
     last_error: RetabError | None = None
     not_found_streak = 0
-    polls = 0
     progress_sent = -1.0
 
     def outcome(timed_out: bool, warning: str | None = None) -> WaitOutcome:
-        return WaitOutcome(last, timed_out, round(clock.now() - start, 1), polls, warning)
+        return WaitOutcome(last, timed_out, round(clock.now() - start, 1), warning)
 
     while True:
-        polls += 1
         run: Run | None = None
         delay = schedule.error_delay_s
         with anyio.move_on_after(max(0.0, deadline - clock.now())) as request_scope:

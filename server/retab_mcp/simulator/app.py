@@ -25,6 +25,7 @@ from .scenario import (
     SimRun,
     World,
     document_score,
+    iso,
     make_experiment,
     opaque_id,
     run_body,
@@ -296,7 +297,7 @@ class SimulatedRetab:
             return _not_found(q["run_id"])
         now = self.clock.now()
         status, completed = run.state_at(now)
-        created = self.world.wall(run.created_t).isoformat().replace("+00:00", "Z")
+        created = iso(self.world.wall(run.created_t))
         rows: list[dict[str, Any]] = []
         for index, (doc_id, _filename) in enumerate(run.experiment.documents):
             if index < completed:
@@ -488,7 +489,7 @@ class SimulatedRetab:
         status = {"completed": "completed", "error": "failed", "cancelled": "cancelled", None: "draft"}.get(
             last_status, "processing"
         )
-        created = exp.created_at.isoformat().replace("+00:00", "Z")
+        created = iso(exp.created_at)
         return {
             "id": exp.id,
             "workflow_id": exp.workflow_id,

@@ -289,9 +289,9 @@ def run_body(world: World, run: SimRun, t: float) -> dict[str, Any]:
         "n_consensus": exp.n_consensus,
         "lifecycle": lifecycle,
         "timing": {
-            "created_at": _iso(world.wall(run.created_t)),
-            "started_at": _iso(world.wall(started)) if started is not None else None,
-            "completed_at": _iso(world.wall(ended)) if ended is not None else None,
+            "created_at": iso(world.wall(run.created_t)),
+            "started_at": iso(world.wall(started)) if started is not None else None,
+            "completed_at": iso(world.wall(ended)) if ended is not None else None,
             "duration_ms": round((ended - started) * 1000) if ended is not None and started is not None else None,
         },
         "parent_run_id": run.parent_run_id,
@@ -308,5 +308,6 @@ def run_body(world: World, run: SimRun, t: float) -> dict[str, Any]:
     }
 
 
-def _iso(value: datetime) -> str:
+def iso(value: datetime) -> str:
+    """A timestamp as the API writes it: ISO 8601 with a Z."""
     return value.isoformat().replace("+00:00", "Z")
