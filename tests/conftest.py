@@ -14,6 +14,15 @@ from retab_mcp.retry import RetryPolicy
 from retab_mcp.server import AppState, build_server
 from retab_mcp.simulator import SimulatedRetab
 
+READ_TOOLS = {
+    "get_experiment_run",
+    "wait_for_run",
+    "wait_for_runs",
+    "list_experiment_runs",
+    "list_experiment_run_results",
+    "get_experiment_run_metrics",
+    "triage_experiment_run",
+}
 TEST_KEY = "sk_test_0123456789abcdefSECRET"
 SIM_URL = "http://retab.test"
 

@@ -23,7 +23,7 @@ async def test_get_shows_a_failed_run_to_a_person() -> None:
     done = await anyio.run_process([sys.executable, "-m", "retab_mcp", "get", "failed", "--demo"], check=False)
     out = done.stdout.decode()
     assert done.returncode == 0
-    assert re.match(r"exprun_\S+ · error · \d+/40 docs · 1 error", out)
+    assert re.match(r"exprun_\S+ · error · \d+/40 docs · 3 errors", out)
     assert "SchemaValidationError" in out
 
 
@@ -70,11 +70,11 @@ async def test_the_readme_documents_every_tool_and_both_commands() -> None:
     assert "uv run retab-mcp demo" in first_screen and "uv run pytest" in first_screen
 
 
-async def test_the_demo_walks_through_both_tools_within_a_minute() -> None:
+async def test_the_demo_walks_through_the_tools_within_a_minute() -> None:
     with anyio.fail_after(60):
         done = await anyio.run_process([sys.executable, "-m", "retab_mcp", "demo"], check=False)
     out = done.stdout.decode()
     assert done.returncode == 0, done.stderr.decode()
-    assert "tools/list: 2 tools" in out
+    assert "tools/list: 7 tools" in out
     assert "completed · 12/12 docs" in out  # the wait saw the young run to its end
-    assert out.count("structuredContent:") == 3 and "isError=True" in out
+    assert out.count("structuredContent:") == 4 and "Verdict: Completed" in out and "isError=True" in out

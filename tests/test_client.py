@@ -280,7 +280,8 @@ async def test_a_stale_cursor_is_a_422(client: RetabClient) -> None:
 async def test_results_are_listed_one_per_document(client: RetabClient, sim: SimulatedRetab) -> None:
     rows = [r async for r in client.iter_results(sim.run_ids["failed"])]
     assert len(rows) == 40
-    assert sum(r.lifecycle.status == "error" for r in rows) == 1
+    assert sum(r.lifecycle.status == "error" for r in rows) == 3  # two documents, then the one that stopped the run
+    assert rows[0].filename is not None and rows[0].filename.endswith(".pdf")
 
 
 @pytest.mark.parametrize("view", ["summary", "by_document", "by_target", "votes"])

@@ -64,3 +64,20 @@ async def test_error_texts(mcp_client: Client, sim: SimulatedRetab) -> None:
     unknown = await mcp_client.call_tool("get_experiment_run", {"run_id": "exprun_nope"})
     invalid = await mcp_client.call_tool("get_experiment_run", {"run_id": "exprun 2"})
     assert_snapshot("error_texts.txt", text_of(unknown) + "\n" + text_of(invalid) + "\n")
+
+
+@pytest.mark.parametrize("role", ["latest", "failed", "stale"])
+async def test_triage_text(mcp_client: Client, sim: SimulatedRetab, role: str) -> None:
+    result = await mcp_client.call_tool("triage_experiment_run", {"run_id": sim.run_ids[role]})
+    assert_snapshot(f"triage_{role}.txt", text_of(result) + "\n")
+
+
+async def test_list_and_metrics_texts(mcp_client: Client, sim: SimulatedRetab) -> None:
+    runs = await mcp_client.call_tool("list_experiment_runs", {"limit": 4})
+    results = await mcp_client.call_tool("list_experiment_run_results", {"run_id": sim.run_ids["latest"], "limit": 5})
+    metrics = await mcp_client.call_tool("get_experiment_run_metrics", {"run_id": sim.run_ids["latest"]})
+    batch = await mcp_client.call_tool(
+        "wait_for_runs", {"run_ids": [sim.run_ids["latest"], sim.run_ids["long"]], "timeout_s": 2}
+    )
+    texts = [text_of(r) for r in (runs, results, metrics, batch)]
+    assert_snapshot("lists_metrics_batch.txt", "\n\n".join(texts) + "\n")

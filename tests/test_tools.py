@@ -15,7 +15,7 @@ from retab_mcp.config import Settings
 from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
 
-from .conftest import SIM_URL, TEST_KEY
+from .conftest import READ_TOOLS, SIM_URL, TEST_KEY
 
 pytestmark = pytest.mark.anyio
 
@@ -34,9 +34,9 @@ async def get(client: Client, run_id: str) -> CallToolResult:
     return await client.call_tool("get_experiment_run", {"run_id": run_id})
 
 
-async def test_the_server_names_itself_and_lists_both_tools(mcp_client: Client) -> None:
+async def test_the_server_lists_every_read_tool_read_only_and_typed(mcp_client: Client) -> None:
     tools = {t.name: t for t in (await mcp_client.list_tools()).tools}
-    assert set(tools) == {"get_experiment_run", "wait_for_run"}
+    assert set(tools) == READ_TOOLS
     for tool in tools.values():
         assert tool.output_schema is not None
         assert tool.annotations is not None and tool.annotations.read_only_hint and tool.annotations.idempotent_hint
@@ -47,12 +47,12 @@ async def test_a_completed_run_is_summarised_within_900_bytes(mcp_client: Client
     assert not result.is_error
     data: dict[str, Any] = result.structured_content or {}
     assert data["status"] == "completed" and data["finished"] is True and data["score"] == 0.8734
-    assert (data["completed_documents"], data["total_documents"], data["error_count"]) == (12, 12, 0)
+    assert (data["completed_documents"], data["total_documents"], data["error_count"]) == (12, 12, 3)
     assert data["error"] is None and data["cancel_reason"] is None
     assert data["parent_run_id"] == sim.run_ids["older"] and data["n_consensus"] == 5
     assert data["duration_s"] == 254.0 and data["started_at"].endswith("Z")
     assert text_of(result).startswith(
-        f"{sim.run_ids['latest']} · completed · score 0.87 · 12/12 docs · 0 errors · 4m14s"
+        f"{sim.run_ids['latest']} · completed · score 0.87 · 12/12 docs · 3 errors · 4m14s"
     )
     assert "{" not in text_of(result)  # a rendering, not a JSON dump
     assert size_of(result) <= 900
@@ -159,7 +159,7 @@ async def test_with_no_key_the_server_lists_tools_and_each_call_says_how_to_set_
 ) -> None:
     server = build_server(Settings(base_url=SIM_URL), transport=httpx2.ASGITransport(app=sim), clock=VirtualClock())
     async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
-        assert len((await client.list_tools()).tools) == 2
+        assert len((await client.list_tools()).tools) == len(READ_TOOLS)
         for tool in ("get_experiment_run", "wait_for_run"):
             result = await client.call_tool(tool, {"run_id": "exprun_1"})
             assert result.is_error and "RETAB_API_KEY" in text_of(result) and "`env` block" in text_of(result)

@@ -21,6 +21,8 @@ from mcp.types import TextContent
 
 from retab_mcp.simulator.scenario import opaque_id
 
+from .conftest import READ_TOOLS
+
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).parents[1]
@@ -38,7 +40,7 @@ def free_port() -> int:
 async def exercise(client: Client) -> None:
     """What every transport must carry: both tools, structured output, progress, a bounded wait."""
     tools = {t.name for t in (await client.list_tools()).tools}
-    assert tools == {"get_experiment_run", "wait_for_run"}
+    assert tools == READ_TOOLS
     got = await client.call_tool("get_experiment_run", {"run_id": FINISHED})
     assert not got.is_error and (got.structured_content or {})["status"] == "completed"
     assert isinstance(got.content[0], TextContent) and got.content[0].text.startswith(FINISHED)
@@ -62,13 +64,37 @@ async def test_stdio_server_launched_exactly_as_mcp_json_says(mode: str) -> None
             await exercise(client)
 
 
+async def test_every_tool_resource_and_prompt_over_stdio() -> None:
+    """Each triage tool, the run resource and the prompt, through a real stdio subprocess with writes allowed."""
+    env = {"PATH": os.environ["PATH"], "RETAB_MCP_ALLOW_WRITES": "1"}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "retab_mcp", "--demo"], env=env, cwd=ROOT)
+    failed = opaque_id("exprun", "failed")
+    calls: list[tuple[str, dict[str, Any], str]] = [
+        ("list_experiment_runs", {"status": "completed"}, "runs"),
+        ("list_experiment_run_results", {"run_id": FINISHED, "status": "error"}, "results"),
+        ("get_experiment_run_metrics", {"run_id": FINISHED}, "lowest"),
+        ("triage_experiment_run", {"run_id": failed}, "verdict"),
+        ("wait_for_runs", {"run_ids": [FINISHED, failed]}, "runs"),
+        ("cancel_experiment_run", {"run_id": LONG}, "cancel_sent"),
+    ]
+    with anyio.fail_after(60):
+        async with Client(params) as client:
+            assert {t.name for t in (await client.list_tools()).tools} == READ_TOOLS | {"cancel_experiment_run"}
+            for tool, arguments, key in calls:
+                result = await client.call_tool(tool, arguments)
+                assert not result.is_error and key in (result.structured_content or {}), tool
+            resource = await client.read_resource(f"retab://experiment-runs/{FINISHED}")
+            prompt = await client.get_prompt("triage-experiment-run", {"run_id": FINISHED})
+    assert FINISHED in str(resource.contents[0]) and FINISHED in str(prompt.messages[0].content)
+
+
 async def test_the_real_entry_starts_without_a_key_and_explains_how_to_set_it() -> None:
     entry = json.loads((ROOT / "mcp.json").read_text())["mcpServers"]["retab"]
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}  # no RETAB_API_KEY
     params = StdioServerParameters(command=entry["command"], args=entry["args"], env=env, cwd=ROOT)
     with anyio.fail_after(60):
         async with Client(params) as client:
-            assert len((await client.list_tools()).tools) == 2
+            assert {t.name for t in (await client.list_tools()).tools} == READ_TOOLS
             result = await client.call_tool("get_experiment_run", {"run_id": FINISHED})
     assert result.is_error
     assert isinstance(result.content[0], TextContent) and "RETAB_API_KEY" in result.content[0].text

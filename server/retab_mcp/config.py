@@ -8,7 +8,7 @@ the default. Hosts launch stdio servers with almost no environment, so the place
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -50,6 +50,7 @@ class Settings:
     max_retries: int = 3
     retry_budget_s: float = 30.0
     max_wait_s: float = 50.0
+    allow_writes: bool = False  # offer cancel_experiment_run, the one tool that changes anything
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
@@ -78,7 +79,8 @@ class Settings:
                 try:
                     values[name] = kind(raw)
                 except ValueError:
-                    raise SettingsError(f"{variable}={raw!r} is not a valid {kind.__name__}.") from None
+                    expected = "1 or 0" if kind is boolean else f"a valid {kind.__name__}"
+                    raise SettingsError(f"{variable}={raw!r}: expected {expected}.") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -86,7 +88,17 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-_ENVIRONMENT: dict[str, tuple[str, type]] = {
+def boolean(raw: str) -> bool:
+    """Read a yes/no environment value: 1/true/yes/on or 0/false/no/off, in any case."""
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+_ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "api_key": ("RETAB_API_KEY", str),
     "base_url": ("RETAB_API_BASE_URL", str),
     "connect_timeout_s": ("RETAB_CONNECT_TIMEOUT_S", float),
@@ -94,4 +106,5 @@ _ENVIRONMENT: dict[str, tuple[str, type]] = {
     "max_retries": ("RETAB_MAX_RETRIES", int),
     "retry_budget_s": ("RETAB_RETRY_BUDGET_S", float),
     "max_wait_s": ("RETAB_MCP_MAX_WAIT_S", float),
+    "allow_writes": ("RETAB_MCP_ALLOW_WRITES", boolean),
 }

@@ -1,8 +1,8 @@
 """`retab-mcp demo`: what an agent sees, end to end, with no key and no network.
 
 Starts `retab-mcp --demo` over stdio as a host would, connects with the MCP client, lists the tools,
-reads a finished and a failed run, waits on a running one with live progress, and prints exactly what
-the agent receives (text and structured content) with its size.
+reads a finished and a failed run, triages the finished one, waits on a running one with live progress,
+and prints exactly what the agent receives (text and structured content) with its size.
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ async def _walkthrough() -> int:
         _show(await client.call_tool("get_experiment_run", {"run_id": finished}))
         _section(f"get_experiment_run(run_id={failed!r})  a failed run with a 50 KB stack trace")
         _show(await client.call_tool("get_experiment_run", {"run_id": failed}))
+        _section(f"triage_experiment_run(run_id={finished!r})  why it scored below its parent")
+        _show(await client.call_tool("triage_experiment_run", {"run_id": finished}))
 
         _section(f"wait_for_run(run_id={young!r})  a run still going, with progress")
         bar = ProgressBar(sys.stdout)

@@ -20,6 +20,14 @@ TERMINAL_STATUSES = frozenset({COMPLETED, ERROR, CANCELLED})
 class APIModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_absent(cls, data: Any) -> Any:
+        """A null where a value was expected falls back to the field's default instead of failing."""
+        if isinstance(data, dict):
+            return {k: v for k, v in cast(dict[str, Any], data).items() if v is not None}
+        return data
+
 
 class ErrorDetails(APIModel):
     message: str | None = None
@@ -116,6 +124,23 @@ class Result(APIModel):
     timing: Timing = Field(default_factory=Timing)
     block_type: str | None = None
     attempt: int = 0
+    handle_inputs: dict[str, Any] = Field(default_factory=dict[str, Any])
+
+    @property
+    def status(self) -> str:
+        return self.lifecycle.status
+
+    @property
+    def filename(self) -> str | None:
+        """The name of the document's file, from its first file input."""
+        for handle in self.handle_inputs.values():
+            if isinstance(handle, dict):
+                document = cast(dict[str, Any], handle).get("document")
+                if isinstance(document, dict):
+                    name = cast(dict[str, Any], document).get("filename")
+                    if isinstance(name, str):
+                        return name
+        return None
 
 
 class Experiment(APIModel):

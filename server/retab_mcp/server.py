@@ -1,7 +1,8 @@
 """The MCP server: identity, lifespan and thin tool adapters.
 
-A tool body fetches, summarises and returns; waiting lives in `waiting.py`, wording in `summaries.py`
-and `tool_errors.py`.
+A tool body fetches, summarises and returns. Waiting lives in `waiting.py` and `batch.py`, the shape of
+what a model reads in `summaries.py`, `listings.py`, `scores.py` and `triage.py`, the words it reads
+before calling in `descriptions.py`, and error messages in `tool_errors.py`.
 """
 
 from __future__ import annotations
@@ -10,50 +11,54 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 import httpx2
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from . import __version__
-from .client import RetabClient
+from . import __version__, descriptions
+from .batch import MAX_RUNS, RunsWaitResult, WaitMode, render_runs_wait, wait_for_runs
+from .client import RetabClient, check_id
 from .clock import Clock, RealClock
 from .config import Settings
+from .errors import NotFoundError, RetabError
+from .listings import ResultList, RunList, list_result_rows, render_result_list, render_run_list, run_list
 from .retry import RetryPolicy
+from .scores import MetricsReport, render_metrics, report_metrics
 from .summaries import RunSummary, WaitResult, compact, render, summarize, summarize_wait
-from .tool_errors import tool_errors
+from .tool_errors import explain, tool_errors
+from .triage import TriageReport, build_report, fit_to_budget, gather_evidence
 from .waiting import PollSchedule, wait_for_finish
 
-INSTRUCTIONS = """\
-Watch Retab workflow experiment runs (a document-extraction block run over a set of documents, scored).
-- get_experiment_run: the current state of a run (status, score, documents done, error and stack-trace
-  tail of a failed run). Cheap; use it first.
-- wait_for_run: blocks up to ~45 s until the run finishes. If it returns finished=false, call it again
-  only if the result is needed now; stop after ~15 min or when two calls show no new documents.
-A run that ended in `error` or `cancelled` is a normal answer, not a failure of the tool: read `error`
-or `cancel_reason`, and do not wait on it again."""
-
-# Tool descriptions are prompts: what the tool returns, when to call the other one, when to stop.
-GET_DESCRIPTION = """\
-Get the current state of a Retab experiment run: status, score, documents done, errors, timing.
-For a failed run it includes the error and the end of the stack trace. Returns at once; to wait for an
-unfinished run to end, call wait_for_run."""
-
-WAIT_DESCRIPTION = """\
-Wait until a Retab experiment run is completed, error or cancelled, or until timeout_s passes.
-Finished: the full run summary with timed_out=false. Not finished in time: a normal result with
-finished=false, timed_out=true and only what changes (status, documents, elapsed, ETA); call wait_for_run
-again to keep waiting, and stop after ~15 min or when two calls show no new documents. Sends progress
-(documents completed) when the caller asks for it."""
-
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
 
 RunId = Annotated[
     str,
     Field(description="Retab experiment run id, e.g. 'exprun_2': 1-128 letters, digits, '_' or '-'."),
 ]
+OptionalId = Annotated[str | None, Field(description="An id as Retab shows it; omit for no filter.")]
+Cursor = Annotated[str | None, Field(description="next_cursor of the previous page; omit for the first page.")]
+RunStatus = Literal["pending", "queued", "running", "completed", "error", "cancelled"]
+WaitSeconds = Annotated[
+    float,
+    Field(
+        description="Seconds to wait at most; clamped to 1..RETAB_MCP_MAX_WAIT_S (default 50), since hosts end "
+        "tool calls at ~60 s.",
+        allow_inf_nan=False,
+    ),
+]
+RUN_URI = "retab://experiment-runs/{run_id}"
+
+
+class CancelResult(RunSummary):
+    """A run after asking Retab to cancel it."""
+
+    cancel_sent: bool = Field(description="False when there was nothing to cancel (the run had already ended).")
 
 
 class WaitLedger:
@@ -79,6 +84,10 @@ class AppState:
     schedule: PollSchedule
     waited: WaitLedger = field(default_factory=WaitLedger)
 
+    def now(self) -> datetime:
+        """The current wall time by this server's clock (virtual in tests)."""
+        return self.clock.wall_at(self.clock.now())
+
 
 def build_server(
     settings: Settings,
@@ -99,52 +108,38 @@ def build_server(
     server = MCPServer[AppState](
         "retab",
         title="Retab experiment runs",
-        instructions=INSTRUCTIONS,
+        instructions=descriptions.INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
         log_level="WARNING",
     )
 
-    @server.tool(title="Get experiment run", description=GET_DESCRIPTION, annotations=READ_ONLY)
+    @server.tool(title="Get experiment run", description=descriptions.GET_RUN, annotations=READ_ONLY)
     async def get_experiment_run(run_id: RunId, ctx: Context[AppState]) -> Annotated[CallToolResult, RunSummary]:
         state = ctx.request_context.lifespan_context
         with tool_errors(run_id):
             run = await state.client.get_run(run_id)
-        summary = summarize(run, state.clock.wall_at(state.clock.now()))
+        summary = summarize(run, state.now())
         return _result(render(summary, run), compact(summary))
 
-    @server.tool(title="Wait for run", description=WAIT_DESCRIPTION, annotations=READ_ONLY)
+    @server.tool(title="Wait for run", description=descriptions.WAIT_RUN, annotations=READ_ONLY)
     async def wait_for_run(
-        run_id: RunId,
-        ctx: Context[AppState],
-        timeout_s: Annotated[
-            float,
-            Field(
-                description="Seconds to wait at most; clamped to 1..RETAB_MCP_MAX_WAIT_S (default 50), since "
-                "hosts end tool calls at ~60 s.",
-                allow_inf_nan=False,
-            ),
-        ] = 45,
+        run_id: RunId, ctx: Context[AppState], timeout_s: WaitSeconds = 45
     ) -> Annotated[CallToolResult, WaitResult]:
         state = ctx.request_context.lifespan_context
-        timeout = min(max(timeout_s, 1.0), state.settings.max_wait_s)
-
-        async def on_progress(progress: float, total: float | None, message: str) -> None:
-            await ctx.report_progress(progress, total, message)
-
         with tool_errors(run_id):
             outcome = await wait_for_finish(
                 state.client,
                 run_id,
-                timeout_s=timeout,
+                timeout_s=_clamp_wait(timeout_s, state.settings),
                 clock=state.clock,
-                on_progress=on_progress,
+                on_progress=ctx.report_progress,
                 schedule=state.schedule,
             )
         assert outcome.run is not None  # wait_for_finish raises rather than return without a state
         result = summarize_wait(
             outcome.run,
-            state.clock.wall_at(state.clock.now()),
+            state.now(),
             timed_out=outcome.timed_out,
             waited_s=outcome.waited_s,
             warning=outcome.warning,
@@ -152,8 +147,153 @@ def build_server(
         )
         return _result(render(result, outcome.run), compact(result))
 
+    @server.tool(name="wait_for_runs", title="Wait for runs", description=descriptions.WAIT_RUNS, annotations=READ_ONLY)
+    async def wait_for_runs_tool(
+        run_ids: Annotated[
+            list[str],
+            Field(min_length=1, max_length=MAX_RUNS, description=f"1 to {MAX_RUNS} experiment run ids."),
+        ],
+        ctx: Context[AppState],
+        mode: Annotated[WaitMode, Field(description="'all': until every run ends; 'any': until one does.")] = "all",
+        timeout_s: WaitSeconds = 45,
+    ) -> Annotated[CallToolResult, RunsWaitResult]:
+        state = ctx.request_context.lifespan_context
+        unique = list(dict.fromkeys(run_ids))
+        with tool_errors(unique[0]):
+            for run_id in unique:
+                check_id(run_id)
+            result = await wait_for_runs(
+                state.client,
+                unique,
+                mode=mode,
+                timeout_s=_clamp_wait(timeout_s, state.settings),
+                clock=state.clock,
+                schedule=state.schedule,
+                on_progress=ctx.report_progress,
+            )
+        return _result(render_runs_wait(result), _dump(result))
+
+    @server.tool(title="List experiment runs", description=descriptions.LIST_RUNS, annotations=READ_ONLY)
+    async def list_experiment_runs(
+        ctx: Context[AppState],
+        experiment_id: OptionalId = None,
+        workflow_id: OptionalId = None,
+        status: RunStatus | None = None,
+        limit: Annotated[int, Field(ge=1, le=50, description="Rows per page, 1 to 50.")] = 10,
+        cursor: Cursor = None,
+    ) -> Annotated[CallToolResult, RunList]:
+        state = ctx.request_context.lifespan_context
+        with tool_errors("", subject="the experiment or workflow"):
+            page = await state.client.list_runs(
+                experiment_id=experiment_id or None,
+                workflow_id=workflow_id or None,
+                status=status,
+                limit=limit,
+                after=check_id(cursor, "cursor") if cursor else None,
+            )
+        runs = run_list(page)
+        return _result(render_run_list(runs), _dump(runs))
+
+    @server.tool(title="List run results", description=descriptions.LIST_RESULTS, annotations=READ_ONLY)
+    async def list_experiment_run_results(
+        run_id: RunId,
+        ctx: Context[AppState],
+        status: RunStatus | None = None,
+        limit: Annotated[int, Field(ge=1, le=100, description="Rows per page, 1 to 100.")] = 20,
+        cursor: Cursor = None,
+    ) -> Annotated[CallToolResult, ResultList]:
+        state = ctx.request_context.lifespan_context
+        with tool_errors(run_id):
+            results = await list_result_rows(state.client, run_id, status=status, limit=limit, cursor=cursor)
+        return _result(render_result_list(results), _dump(results))
+
+    @server.tool(title="Get run metrics", description=descriptions.GET_METRICS, annotations=READ_ONLY)
+    async def get_experiment_run_metrics(
+        run_id: RunId,
+        ctx: Context[AppState],
+        view: Literal["summary", "by_document", "by_target", "votes"] = "summary",
+        document_id: Annotated[str | None, Field(description="For by_document and votes.")] = None,
+        target_path: Annotated[
+            str | None, Field(max_length=512, description="A field path, e.g. 'invoice.total'; by_target, votes.")
+        ] = None,
+    ) -> Annotated[CallToolResult, MetricsReport]:
+        state = ctx.request_context.lifespan_context
+        subject = f"document {document_id!r} in run {run_id!r}" if document_id else None
+        with tool_errors(run_id, subject=subject):
+            metrics = await state.client.get_metrics(
+                run_id, view, document_id=document_id or None, target_path=target_path or None
+            )
+        report = report_metrics(metrics, run_id, view)
+        return _result(render_metrics(report), _dump(report))
+
+    @server.tool(title="Triage experiment run", description=descriptions.TRIAGE, annotations=READ_ONLY)
+    async def triage_experiment_run(run_id: RunId, ctx: Context[AppState]) -> Annotated[CallToolResult, TriageReport]:
+        state = ctx.request_context.lifespan_context
+        with tool_errors(run_id):
+            evidence = await gather_evidence(state.client, run_id)
+        return _result(*fit_to_budget(build_report(evidence, state.now()), evidence.run))
+
+    if settings.allow_writes:
+
+        @server.tool(title="Cancel experiment run", description=descriptions.CANCEL, annotations=DESTRUCTIVE)
+        async def cancel_experiment_run(
+            run_id: RunId, ctx: Context[AppState]
+        ) -> Annotated[CallToolResult, CancelResult]:
+            state = ctx.request_context.lifespan_context
+            with tool_errors(run_id):
+                try:
+                    await state.client.cancel_run(run_id)
+                    sent = True
+                except NotFoundError:
+                    # Retab answers 404 both for an unknown run and for one that already ended.
+                    if not (await state.client.get_run(run_id)).lifecycle.is_terminal:
+                        raise
+                    sent = False
+                run = await state.client.get_run(run_id)
+            summary = summarize(run, state.now())
+            note = "Cancel requested." if sent else f"Nothing to cancel: the run had already ended ({run.status})."
+            result = CancelResult(**summary.model_dump(), cancel_sent=sent).model_copy(
+                update={"hint": f"{note} {summary.hint}"}
+            )
+            return _result(render(result, run), compact(result))
+
+    @server.resource(
+        RUN_URI,
+        name="experiment-run",
+        title="Experiment run",
+        description="The current state of a Retab experiment run, as get_experiment_run renders it.",
+        mime_type="text/plain",
+    )
+    async def experiment_run_resource(run_id: str, ctx: Context[AppState]) -> str:
+        state = ctx.request_context.lifespan_context
+        try:
+            run = await state.client.get_run(run_id)
+        except RetabError as error:
+            raise ResourceError(explain(error, run_id)) from None
+        return render(summarize(run, state.now()), run)
+
+    @server.prompt(
+        name="triage-experiment-run",
+        title="Triage an experiment run",
+        description="Walk through a run: wait for it, triage it, drill into failures and scores, then report.",
+    )
+    def triage_prompt(run_id: Annotated[str, Field(description="The experiment run to triage.")]) -> str:
+        try:
+            check_id(run_id)
+        except RetabError as error:
+            raise ToolError(explain(error, run_id)) from None
+        return descriptions.TRIAGE_PROMPT.format(run_id=run_id)
+
     return server
 
 
-def _result(text: str, structured: dict[str, object]) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+def _clamp_wait(timeout_s: float, settings: Settings) -> float:
+    return min(max(timeout_s, 1.0), settings.max_wait_s)
+
+
+def _dump(model: BaseModel) -> dict[str, object]:
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+def _result(text: str, structured_content: dict[str, object]) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured_content)

@@ -19,6 +19,7 @@ TRACE_MAX_LINES = 15
 TRACE_MAX_BYTES = 1_400
 TRACE_LINE_MAX = 200
 MESSAGE_MAX = 300
+NAME_MAX = 80  # an error code or a block name
 
 
 class RunError(BaseModel):
@@ -108,10 +109,10 @@ def summarize(run: Run, now: datetime) -> RunSummary:
         details = lifecycle.details
         message = lifecycle.message or (details.message if details else None) or "(no message)"
         error = RunError(
-            message=_clip(message, MESSAGE_MAX),
-            code=details.error_code if details else None,
+            message=clip(message, MESSAGE_MAX),
+            code=clip(details.error_code, NAME_MAX) if details and details.error_code else None,
             block_id=details.block_id if details else None,
-            block_name=details.block_name if details else None,
+            block_name=clip(details.block_name, NAME_MAX) if details and details.block_name else None,
         )
     duration_s = elapsed_s = None
     if finished:
@@ -131,14 +132,14 @@ def summarize(run: Run, now: datetime) -> RunSummary:
         total_documents=run.total_document_count,
         error_count=run.error_count,
         error=error,
-        cancel_reason=_clip(lifecycle.reason, MESSAGE_MAX) if run.status == CANCELLED and lifecycle.reason else None,
+        cancel_reason=clip(lifecycle.reason, MESSAGE_MAX) if run.status == CANCELLED and lifecycle.reason else None,
         experiment_id=run.experiment_id,
         workflow_id=run.workflow_id,
         block_id=run.block_id,
         block_type=run.block_type,
         n_consensus=run.n_consensus,
         parent_run_id=run.parent_run_id,
-        started_at=_iso(run.timing.started_at),
+        started_at=iso_seconds(run.timing.started_at),
         duration_s=duration_s,
         elapsed_s=elapsed_s,
         eta_s=round(eta) if eta is not None else None,
@@ -211,11 +212,11 @@ def headline(summary: RunSummary) -> str:
     parts.append(f"{summary.completed_documents}/{summary.total_documents} docs")
     parts.append(f"{summary.error_count} error{'' if summary.error_count == 1 else 's'}")
     if summary.duration_s is not None:
-        parts.append(_duration(summary.duration_s))
+        parts.append(duration_text(summary.duration_s))
     elif summary.elapsed_s is not None:
-        parts.append(f"{_duration(summary.elapsed_s)} so far")
+        parts.append(f"{duration_text(summary.elapsed_s)} so far")
     if summary.eta_s is not None:
-        parts.append(f"~{_duration(summary.eta_s)} left")
+        parts.append(f"~{duration_text(summary.eta_s)} left")
     return " · ".join(parts)
 
 
@@ -250,9 +251,9 @@ def render(summary: RunSummary, run: Run | None = None) -> str:
     if summary.cancel_reason:
         lines.append(f"Cancel reason, as reported by Retab: {summary.cancel_reason}")
     if isinstance(summary, WaitResult):
-        waited = f"Waited {_duration(summary.waited_s)}"
+        waited = f"Waited {duration_text(summary.waited_s)}"
         if summary.total_waited_s:
-            waited += f" ({_duration(summary.total_waited_s)} over all calls)"
+            waited += f" ({duration_text(summary.total_waited_s)} over all calls)"
         lines.append(waited + (", not finished." if summary.timed_out else "."))
         if summary.warning:
             lines.append(f"Warning: {summary.warning}")
@@ -260,14 +261,14 @@ def render(summary: RunSummary, run: Run | None = None) -> str:
     return "\n".join(lines)
 
 
-def trace_tail(trace: str) -> list[str]:
-    """The last lines of a stack trace within TRACE_MAX_LINES and TRACE_MAX_BYTES, with a cut marker."""
+def trace_tail(trace: str, *, max_lines: int = TRACE_MAX_LINES, max_bytes: int = TRACE_MAX_BYTES) -> list[str]:
+    """The last lines of a stack trace within `max_lines` and `max_bytes`, with a cut marker."""
     all_lines = trace.rstrip().splitlines()
     kept: list[str] = []
     size = 0
     for line in reversed(all_lines):
-        line = _clip(line, TRACE_LINE_MAX)
-        if len(kept) >= TRACE_MAX_LINES or size + len(line.encode()) + 1 > TRACE_MAX_BYTES:
+        line = clip(line, TRACE_LINE_MAX)
+        if len(kept) >= max_lines or size + len(line.encode()) + 1 > max_bytes:
             break
         kept.append(line)
         size += len(line.encode()) + 1
@@ -279,7 +280,7 @@ def trace_tail(trace: str) -> list[str]:
     return [header, *kept]
 
 
-def _duration(seconds: float | None) -> str:
+def duration_text(seconds: float | None) -> str:
     if seconds is None:
         return "?"
     total = round(seconds)
@@ -292,9 +293,9 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_seconds(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else None

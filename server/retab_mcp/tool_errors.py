@@ -27,13 +27,16 @@ from .errors import (
 )
 
 
-def explain(error: RetabError, run_id: str) -> str:
+def explain(error: RetabError, run_id: str, subject: str | None = None) -> str:
+    """The message for `error`. `subject` names what was asked for when it is not simply the run."""
     request = f" (request id {error.request_id})" if isinstance(error, APIStatusError) and error.request_id else ""
     match error:
         case MissingAPIKeyError():
             return str(error)
         case InvalidIdError():
-            return f"Invalid run id: {error} Check the id and call again."
+            return f"Invalid {error.kind}: {error} Check the id and call again."
+        case NotFoundError() if subject is not None:
+            return f"Not found{request}: {subject}. Retab says: {error.message} Check the ids and call again."
         case NotFoundError():
             return (
                 f"No experiment run {run_id!r} was found{request}. Check the id: copy it exactly from the Retab "
@@ -76,9 +79,9 @@ def explain(error: RetabError, run_id: str) -> str:
 
 
 @contextmanager
-def tool_errors(run_id: str) -> Generator[None]:
+def tool_errors(run_id: str, subject: str | None = None) -> Generator[None]:
     """Raise any RetabError inside as a ToolError with an actionable message."""
     try:
         yield
     except RetabError as error:
-        raise ToolError(explain(error, run_id)) from None
+        raise ToolError(explain(error, run_id, subject)) from None

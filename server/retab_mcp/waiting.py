@@ -82,10 +82,13 @@ async def wait_for_finish(
     timeout_s: float,
     clock: Clock,
     on_progress: ProgressCallback | None = None,
+    on_state: Callable[[Run], None] | None = None,
     schedule: PollSchedule | None = None,
     final_poll_margin_s: float = 0.25,
 ) -> WaitOutcome:
     """Poll until the run finishes or `timeout_s` passes; a request in flight is bounded by the deadline.
+
+    `on_state` sees every state read, so a caller that cancels the wait still knows the last one.
 
     Raises the client's error when the wait cannot go on (auth, bad request, unknown run), and when the
     deadline comes before any successful poll.
@@ -124,6 +127,8 @@ async def wait_for_finish(
             return _give_up(outcome, last, "the API did not answer before the deadline", silent)
         if run is not None:
             last, last_error, not_found_streak = run, None, 0
+            if on_state is not None:
+                on_state(run)
             if run.completed_document_count > progress_sent and on_progress is not None:
                 progress_sent = float(run.completed_document_count)
                 total = float(run.total_document_count) if run.total_document_count else None

@@ -8,7 +8,7 @@ error status, a slow answer or a body that is not JSON), `requests` (what was as
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -28,6 +28,7 @@ from .scenario import (
     iso,
     make_experiment,
     opaque_id,
+    result_body,
     run_body,
     seed_world,
 )
@@ -127,6 +128,8 @@ class SimulatedRetab:
         end_fraction: float = 1.0,
         score: float | None = 0.9,
         run_id: str | None = None,
+        document_errors: Mapping[int, tuple[str, str | None]] | None = None,
+        parent_run_id: str | None = None,
     ) -> str:
         experiment = self.world.experiments[0]
         if documents is not None:
@@ -147,6 +150,8 @@ class SimulatedRetab:
             error_code="MODEL_TIMEOUT",
             stack_trace="Traceback (most recent call last):\n  ...\nTimeoutError: model call timed out",
             cancel_reason="Cancelled by API request" if outcome == "cancelled" else None,
+            document_errors=dict(document_errors or {}),
+            parent_run_id=parent_run_id,
         )
         self.world.runs.append(run)
         return run.id
@@ -297,38 +302,7 @@ class SimulatedRetab:
             return _not_found(q["run_id"])
         now = self.clock.now()
         status, completed = run.state_at(now)
-        created = iso(self.world.wall(run.created_t))
-        rows: list[dict[str, Any]] = []
-        for index, (doc_id, _filename) in enumerate(run.experiment.documents):
-            if index < completed:
-                lifecycle: dict[str, Any] = {"status": "completed"}
-            elif status == "error" and index == completed:
-                lifecycle = {
-                    "status": "error",
-                    "message": run.error_message,
-                    "details": {"message": run.error_message, "error_code": run.error_code},
-                }
-            elif status in ("cancelled", "error"):
-                lifecycle = {"status": "cancelled"}
-            elif status == "running" and index < completed + 2:
-                lifecycle = {"status": "running"}
-            else:
-                lifecycle = {"status": "queued" if status != "pending" else "pending"}
-            rows.append(
-                {
-                    "id": opaque_id("expres", f"{run.id}-{doc_id}"),
-                    "experiment_run_id": run.id,
-                    "experiment_id": run.experiment.id,
-                    "document_id": doc_id,
-                    "lifecycle": lifecycle,
-                    "timing": {"created_at": created},
-                    "block_type": run.experiment.block_type,
-                    "artifact": {"operation": "extraction", "id": opaque_id("extr", f"{run.id}-{doc_id}")}
-                    if index < completed
-                    else None,
-                    "attempt": 0,
-                }
-            )
+        rows = [result_body(self.world, run, index, status, completed) for index in range(run.total)]
         if q.get("order", "desc") == "desc":
             rows.reverse()
         return _page(rows, q, default_limit=100)
@@ -360,9 +334,18 @@ class SimulatedRetab:
                 }
             )
         status, completed = run.state_at(self.clock.now())
+        scored = [(d, f) for i, (d, f) in enumerate(exp.documents[:completed]) if i not in run.document_errors]
+        if not scored:
+            return JSONResponse(
+                {
+                    "kind": "no_metrics",
+                    "error": "no_metrics",
+                    "experiment_id": exp.id,
+                    "message": "No metrics yet: no document of this run has been scored.",
+                }
+            )
         parent = self.world.run(run.parent_run_id) if run.parent_run_id else None
         with_prior = q.get("include_prior", "true") != "false" and parent is not None
-        scored = [(d, f) for d, f in exp.documents[:completed]]
         docs: list[dict[str, Any]] = [
             {
                 "id": d,

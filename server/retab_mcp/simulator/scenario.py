@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -57,6 +57,8 @@ class SimRun:
     trigger_type: str = "manual"
     metrics_stale: bool = False
     cancel_requested_t: float | None = None
+    # Documents that fail on their own while the run goes on: index -> (message, error code).
+    document_errors: dict[int, tuple[str, str | None]] = field(default_factory=dict[int, tuple[str, str | None]])
 
     @property
     def total(self) -> int:
@@ -83,6 +85,14 @@ class SimRun:
         done = int(self.total * min(running / self.duration_s, self.end_fraction) + 1e-9)
         return min(done, self.total)
 
+    def document_done_t(self, index: int) -> float:
+        """Clock time at which document `index` finishes (with a result or an error)."""
+        return self.created_t + self.queue_s + self.duration_s * (index + 1) / max(1, self.total)
+
+    def failed_documents(self, completed: int) -> int:
+        """How many of the first `completed` documents failed on their own."""
+        return sum(1 for index in self.document_errors if index < completed)
+
     def ended_t(self, t: float) -> float | None:
         status, _ = self.state_at(t)
         if status == "cancelled" and self.cancel_requested_t is not None:
@@ -96,6 +106,8 @@ def document_score(run: SimRun, document_id: str) -> float:
     base = run.final_score if run.final_score is not None else 0.8
     return round(min(1.0, max(0.0, rng.gauss(base, 0.06))), 4)
 
+
+TOTAL_NOT_A_NUMBER = "invoice.total: expected number, got string '1.234,00'"
 
 TARGETS = ["invoice.number", "invoice.date", "invoice.total", "vendor.name", "vendor.vat_id", "lines"]
 
@@ -198,6 +210,11 @@ def seed_world(clock: Clock, *, demo: bool = False) -> World:
         duration_s=254,
         final_score=0.8734,
         parent_run_id=older.id,
+        document_errors={
+            3: (TOTAL_NOT_A_NUMBER, "SCHEMA_VALIDATION_ERROR"),
+            7: (TOTAL_NOT_A_NUMBER, "SCHEMA_VALIDATION_ERROR"),
+            10: ("Model call timed out after 120 s (consensus pass 4 of 5)", "MODEL_TIMEOUT"),
+        },
     )
     failed = SimRun(
         id=opaque_id("exprun", "failed"),
@@ -211,6 +228,10 @@ def seed_world(clock: Clock, *, demo: bool = False) -> World:
         error_message="Block 'Extract invoice' failed on 1 document",
         error_code="SCHEMA_VALIDATION_ERROR",
         stack_trace=long_stack_trace(),
+        document_errors={
+            5: ("vendor.vat_id: 'FR 12 345' does not match ^[A-Z]{2}[0-9A-Z]{8,12}$", "SCHEMA_VALIDATION_ERROR"),
+            11: ("vendor.vat_id: 'n/a' does not match ^[A-Z]{2}[0-9A-Z]{8,12}$", "SCHEMA_VALIDATION_ERROR"),
+        },
     )
     cancelled = SimRun(
         id=opaque_id("exprun", "cancelled"),
@@ -304,10 +325,65 @@ def run_body(world: World, run: SimRun, t: float) -> dict[str, Any]:
         "total_document_count": run.total,
         "completed_document_count": completed,
         "document_count": run.total,
-        "error_count": 1 if status == "error" else 0,
+        "error_count": run.failed_documents(completed) + (1 if status == "error" else 0),
     }
 
 
 def iso(value: datetime) -> str:
     """A timestamp as the API writes it: ISO 8601 with a Z."""
     return value.isoformat().replace("+00:00", "Z")
+
+
+def result_body(world: World, run: SimRun, index: int, status: str, completed: int) -> dict[str, Any]:
+    """Document `index` of `run` as a result row, given the run's status and completed count."""
+    doc_id, filename = run.experiment.documents[index]
+    done_t = run.document_done_t(index)
+    per_document_s = run.duration_s / max(1, run.total)
+    lifecycle: dict[str, Any]
+    finished = index < completed
+    if finished and index in run.document_errors:
+        message, code = run.document_errors[index]
+        lifecycle = {"status": "error", "message": message, "details": {"message": message, "error_code": code}}
+    elif finished:
+        lifecycle = {"status": "completed"}
+    elif status == "error" and index == completed:
+        finished = True
+        lifecycle = {
+            "status": "error",
+            "message": run.error_message,
+            "details": {"message": run.error_message, "error_code": run.error_code},
+        }
+    elif status in ("cancelled", "error"):
+        lifecycle = {"status": "cancelled"}
+    elif status == "running" and index < completed + 2:
+        lifecycle = {"status": "running"}
+    else:
+        lifecycle = {"status": "queued" if status != "pending" else "pending"}
+    # Each document takes between 0.5 and 1.5 times the mean, so durations differ as real ones do.
+    spent_s = per_document_s * (0.5 + random.Random(f"{run.id}/{doc_id}/t").random())
+    started_t = max(run.created_t + run.queue_s, done_t - spent_s)
+    running = lifecycle["status"] != "pending" and lifecycle["status"] != "queued"
+    return {
+        "id": opaque_id("expres", f"{run.id}-{doc_id}"),
+        "experiment_run_id": run.id,
+        "experiment_id": run.experiment.id,
+        "document_id": doc_id,
+        "lifecycle": lifecycle,
+        "timing": {
+            "created_at": iso(world.wall(run.created_t)),
+            "started_at": iso(world.wall(started_t)) if running else None,
+            "completed_at": iso(world.wall(done_t)) if finished else None,
+            "duration_ms": round((done_t - started_t) * 1000) if finished else None,
+        },
+        "block_type": run.experiment.block_type,
+        "handle_inputs": {
+            "document": {
+                "type": "file",
+                "document": {"id": opaque_id("file", doc_id), "filename": filename, "mime_type": "application/pdf"},
+            }
+        },
+        "artifact": {"operation": "extraction", "id": opaque_id("extr", f"{run.id}-{doc_id}")}
+        if finished and lifecycle["status"] == "completed"
+        else None,
+        "attempt": 0,
+    }

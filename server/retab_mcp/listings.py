@@ -1,0 +1,195 @@
+"""Pages of runs and of per-document results: one compact row each, and a cursor for the next page.
+
+The API filters runs by status itself, but not results; a filtered page of results is assembled here by
+reading the API's pages in order. Its cursor therefore says where to resume *within* an API page:
+`<api cursor>.<rows already returned from that page>`, opaque to the model, checked when it comes back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from pydantic import BaseModel, Field
+
+from .client import RetabClient
+from .errors import InvalidIdError
+from .models import Page, Result, Run
+from .summaries import clip, duration_text, iso_seconds
+
+RESULT_ERROR_MAX = 160
+RESULT_PAGE_SCAN = 200  # API rows read per request while filtering results
+RESULT_SCAN_PAGES = 10  # a filtered page stops after this many API pages and returns what it has
+_RESULT_CURSOR = re.compile(r"^(?P<after>[A-Za-z0-9_-]{0,128})\.(?P<skip>\d{1,6})$")
+
+
+class RunRow(BaseModel):
+    run_id: str
+    status: str
+    score: float | None = Field(default=None, description="Score of a completed run, 0 to 1; null otherwise.")
+    docs_done: int
+    docs_total: int
+    errors: int
+    created_at: str | None = None
+
+
+class RunList(BaseModel):
+    """A page of experiment runs, newest first."""
+
+    runs: list[RunRow]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as cursor to get the next page; null on the last page."
+    )
+    hint: str
+
+
+class ResultRow(BaseModel):
+    document_id: str | None = None
+    filename: str | None = None
+    status: str
+    error: str | None = Field(default=None, description="The document's error message, cut short.")
+    duration_s: float | None = None
+
+
+class ResultList(BaseModel):
+    """One row per document of a run, in document order."""
+
+    run_id: str
+    status_filter: str | None = None
+    results: list[ResultRow]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as cursor to get the next page; null on the last page."
+    )
+    hint: str
+
+
+# Runs
+
+
+def run_row(run: Run) -> RunRow:
+    return RunRow(
+        run_id=run.id,
+        status=run.status,
+        score=run.score if run.status == "completed" else None,
+        docs_done=run.completed_document_count,
+        docs_total=run.total_document_count,
+        errors=run.error_count,
+        created_at=iso_seconds(run.timing.created_at),
+    )
+
+
+def run_list(page: Page[Run]) -> RunList:
+    rows = [run_row(run) for run in page.data]
+    if not rows:
+        hint = "No runs match. Loosen the filters (status, experiment_id, workflow_id)."
+    elif page.next_cursor:
+        hint = "More runs: call again with cursor. Details of one: get_experiment_run or triage_experiment_run."
+    else:
+        hint = "Details of one: get_experiment_run; why it scored so: triage_experiment_run."
+    return RunList(runs=rows, next_cursor=page.next_cursor, hint=hint)
+
+
+def render_run_list(runs: RunList) -> str:
+    lines = [f"{len(runs.runs)} run{'' if len(runs.runs) == 1 else 's'}, newest first:"]
+    for row in runs.runs:
+        score = f"score {row.score:.2f}" if row.score is not None else None
+        errors = f"{row.errors} err" if row.errors else None
+        created = row.created_at.replace("T", " ").removesuffix("Z") if row.created_at else None
+        bits = [row.run_id, row.status, score, f"{row.docs_done}/{row.docs_total} docs", errors, created]
+        lines.append("- " + " · ".join(b for b in bits if b))
+    if runs.next_cursor:
+        lines.append(f"More: cursor={runs.next_cursor}")
+    lines.append(f"Next: {runs.hint}")
+    return "\n".join(lines)
+
+
+# Results
+
+
+def result_row(result: Result) -> ResultRow:
+    lifecycle = result.lifecycle
+    message = lifecycle.message or (lifecycle.details.message if lifecycle.details else None)
+    duration = result.timing.duration_ms
+    if duration is None and result.timing.started_at and result.timing.completed_at:
+        duration = round((result.timing.completed_at - result.timing.started_at).total_seconds() * 1000)
+    return ResultRow(
+        document_id=result.document_id,
+        filename=result.filename,
+        status=result.status,
+        error=clip(message, RESULT_ERROR_MAX) if result.status == "error" and message else None,
+        duration_s=round(duration / 1000, 1) if duration is not None else None,
+    )
+
+
+def parse_result_cursor(cursor: str | None) -> tuple[str | None, int]:
+    """(API cursor, rows to skip) from a cursor this module made; raises InvalidIdError otherwise."""
+    if cursor is None or cursor == "":
+        return None, 0
+    match = _RESULT_CURSOR.fullmatch(cursor)
+    if match is None:
+        raise InvalidIdError("cursor", cursor)
+    return match["after"] or None, int(match["skip"])
+
+
+def _result_cursor(after: str | None, skip: int) -> str:
+    return f"{after or ''}.{skip}"
+
+
+async def list_result_rows(
+    client: RetabClient, run_id: str, *, status: str | None, limit: int, cursor: str | None
+) -> ResultList:
+    """A page of `limit` result rows, only those of `status` when given."""
+    after, skip = parse_result_cursor(cursor)
+    rows: list[ResultRow] = []
+    next_cursor: str | None = None
+    page_size = RESULT_PAGE_SCAN if status else limit + skip
+    for _ in range(RESULT_SCAN_PAGES):
+        page = await client.list_results(run_id, limit=min(page_size, 1000), after=after, order="asc")
+        matched = [r for r in page.data if status is None or r.status == status]
+        taken = matched[skip : skip + limit - len(rows)]
+        rows.extend(result_row(r) for r in taken)
+        used = skip + len(taken)
+        skip = 0
+        if len(rows) >= limit:
+            if used < len(matched):
+                next_cursor = _result_cursor(after, used)
+            elif page.next_cursor:
+                next_cursor = _result_cursor(page.next_cursor, 0)
+            break
+        if not page.next_cursor or not page.data:
+            break
+        after = page.next_cursor
+    else:
+        next_cursor = _result_cursor(after, 0)  # scanned enough for one call; the rest is one call away
+    return ResultList(
+        run_id=run_id,
+        status_filter=status,
+        results=rows,
+        next_cursor=next_cursor,
+        hint=_results_hint(rows, next_cursor, status),
+    )
+
+
+def _results_hint(rows: Sequence[ResultRow], next_cursor: str | None, status: str | None) -> str:
+    if not rows and next_cursor is None:
+        return f"No document has status {status!r}." if status else "The run has no documents yet."
+    more = "More: call again with cursor. " if next_cursor else ""
+    return more + "Scores per document: get_experiment_run_metrics(view='by_document', document_id=...)."
+
+
+def render_result_list(results: ResultList) -> str:
+    which = f" with status {results.status_filter}" if results.status_filter else ""
+    lines = [f"{results.run_id}: {len(results.results)} document{'' if len(results.results) == 1 else 's'}{which}"]
+    for row in results.results:
+        name = f"{row.filename} ({row.document_id})" if row.filename else str(row.document_id)
+        bits = [name, row.status]
+        if row.duration_s is not None:
+            bits.append(duration_text(row.duration_s))
+        line = "- " + " · ".join(bits)
+        if row.error:
+            line += f": {row.error}"
+        lines.append(line)
+    if results.next_cursor:
+        lines.append(f"More: cursor={results.next_cursor}")
+    lines.append(f"Next: {results.hint}")
+    return "\n".join(lines)

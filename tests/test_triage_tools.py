@@ -1,0 +1,405 @@
+"""The triage tools through the MCP client in both protocol eras: listing runs and results, metrics,
+triage, waiting on several runs, cancelling, and the run resource and triage prompt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult, TextResourceContents
+
+from retab_mcp.clock import VirtualClock
+from retab_mcp.config import Settings
+from retab_mcp.server import build_server
+from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.scenario import TOTAL_NOT_A_NUMBER
+
+from .conftest import READ_TOOLS, SIM_URL, TEST_KEY
+from .test_tools import size_of, text_of
+
+pytestmark = pytest.mark.anyio
+
+# Byte budgets (text plus compact structuredContent), at default arguments and in the worst case.
+BUDGET = {
+    "list_experiment_runs": 2_000,  # 10 rows
+    "list_experiment_run_results": 3_000,  # 20 rows
+    "get_experiment_run_metrics": 1_600,
+    "triage_experiment_run": 4_096,
+    "wait_for_runs": 2_500,  # 5 runs
+}
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> CallToolResult:
+    with anyio.fail_after(10):
+        return await client.call_tool(tool, arguments)
+
+
+def data_of(result: CallToolResult) -> dict[str, Any]:
+    assert not result.is_error, text_of(result)
+    return result.structured_content or {}
+
+
+# list_experiment_runs
+
+
+async def test_runs_are_listed_newest_first_in_compact_rows(mcp_client: Client, sim: SimulatedRetab) -> None:
+    result = await call(mcp_client, "list_experiment_runs")
+    rows = data_of(result)["runs"]
+    assert rows[0]["run_id"] == sim.run_ids["young"]
+    assert [r["created_at"] for r in rows] == sorted((r["created_at"] for r in rows), reverse=True)
+    latest = next(r for r in rows if r["run_id"] == sim.run_ids["latest"])
+    assert latest == {
+        "run_id": sim.run_ids["latest"],
+        "status": "completed",
+        "score": 0.8734,
+        "docs_done": 12,
+        "docs_total": 12,
+        "errors": 3,
+        "created_at": latest["created_at"],
+    }
+    assert f"- {sim.run_ids['latest']} · completed · score 0.87 · 12/12 docs · 3 err" in text_of(result)
+    assert size_of(result) <= BUDGET["list_experiment_runs"]
+
+
+async def test_runs_are_filtered_by_status_and_experiment(mcp_client: Client, sim: SimulatedRetab) -> None:
+    completed = data_of(await call(mcp_client, "list_experiment_runs", status="completed"))["runs"]
+    assert {r["run_id"] for r in completed} == {sim.run_ids[k] for k in ("older", "latest", "stale")}
+    experiment = sim.world.run(sim.run_ids["latest"]).experiment.id  # type: ignore[union-attr]
+    rows = data_of(await call(mcp_client, "list_experiment_runs", experiment_id=experiment))["runs"]
+    assert {r["run_id"] for r in rows} == {sim.run_ids[k] for k in ("older", "latest", "young")}
+
+
+async def test_the_cursor_pages_through_every_run_once(mcp_client: Client, sim: SimulatedRetab) -> None:
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        page = data_of(
+            await call(mcp_client, "list_experiment_runs", limit=2, **({"cursor": cursor} if cursor else {}))
+        )
+        seen += [r["run_id"] for r in page["runs"]]
+        cursor = page.get("next_cursor")
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(sim.run_ids.values())
+
+
+async def test_a_bad_cursor_is_refused_with_what_to_do(mcp_client: Client, sim: SimulatedRetab) -> None:
+    malformed = await call(mcp_client, "list_experiment_runs", cursor="not a cursor!")
+    assert malformed.is_error and "cursor" in text_of(malformed) and sim.requests == []
+    stale = await call(mcp_client, "list_experiment_runs", cursor="exprun_gone")
+    assert stale.is_error and "422" in text_of(stale) and "Cursor is stale" in text_of(stale)
+
+
+async def test_a_status_outside_the_spec_is_refused(mcp_client: Client, sim: SimulatedRetab) -> None:
+    result = await call(mcp_client, "list_experiment_runs", status="finished")
+    assert result.is_error and "completed" in text_of(result) and sim.requests == []
+
+
+# list_experiment_run_results
+
+
+async def test_results_show_each_document_with_its_file_status_and_duration(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    result = await call(mcp_client, "list_experiment_run_results", run_id=sim.run_ids["latest"])
+    rows = data_of(result)["results"]
+    assert [r["filename"] for r in rows] == [f"inv_{i:04d}.pdf" for i in range(1, 13)]
+    assert all(r["duration_s"] > 0 for r in rows)
+    failed = [r for r in rows if r["status"] == "error"]
+    assert [r["filename"] for r in failed] == ["inv_0004.pdf", "inv_0008.pdf", "inv_0011.pdf"]
+    assert failed[0]["error"] == TOTAL_NOT_A_NUMBER
+    assert "inv_0004.pdf" in text_of(result) and TOTAL_NOT_A_NUMBER in text_of(result)
+    assert size_of(result) <= BUDGET["list_experiment_run_results"]
+
+
+async def test_only_failed_documents_page_by_page(mcp_client: Client, sim: SimulatedRetab) -> None:
+    names: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        arguments: dict[str, Any] = {"run_id": sim.run_ids["latest"], "status": "error", "limit": 1}
+        page = data_of(
+            await call(mcp_client, "list_experiment_run_results", **arguments, **({"cursor": cursor} if cursor else {}))
+        )
+        names += [r["filename"] for r in page["results"]]
+        cursor = page.get("next_cursor")
+        if cursor is None:
+            break
+    assert names == ["inv_0004.pdf", "inv_0008.pdf", "inv_0011.pdf"]
+
+
+async def test_results_of_a_run_with_no_failure_say_so(mcp_client: Client, sim: SimulatedRetab) -> None:
+    data = data_of(await call(mcp_client, "list_experiment_run_results", run_id=sim.run_ids["older"], status="error"))
+    assert data["results"] == [] and "No document has status 'error'" in data["hint"]
+
+
+async def test_a_forged_results_cursor_sends_nothing(mcp_client: Client, sim: SimulatedRetab) -> None:
+    result = await call(mcp_client, "list_experiment_run_results", run_id=sim.run_ids["latest"], cursor="../x.1")
+    assert result.is_error and "cursor" in text_of(result) and sim.requests == []
+
+
+# get_experiment_run_metrics
+
+
+async def test_summary_metrics_show_the_score_against_the_prior_run_and_the_lowest_documents(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    result = await call(mcp_client, "get_experiment_run_metrics", run_id=sim.run_ids["latest"])
+    data = data_of(result)
+    assert (data["score"], data["prior_score"], data["delta"]) == (0.8734, 0.91, -0.0366)
+    assert data["prior_run_id"] == sim.run_ids["older"]
+    assert (data["scored_documents"], data["total_documents"], data["item_count"]) == (9, 12, 9)
+    scores = [item["score"] for item in data["lowest"]]
+    assert len(scores) == 5 and scores == sorted(scores)
+    assert all(item["name"].endswith(".pdf") and "delta" in item for item in data["lowest"])
+    assert "vs prior 0.910" in text_of(result) and "-0.037" in text_of(result)
+    assert size_of(result) <= BUDGET["get_experiment_run_metrics"]
+
+
+@pytest.mark.parametrize(
+    ("view", "extra", "subject"),
+    [
+        ("by_document", "document_id", "inv_0001.pdf"),
+        ("by_target", "target_path", "invoice.total"),
+        ("votes", "target_path", "invoice.total"),
+    ],
+)
+async def test_every_view_lists_its_lowest_items(
+    mcp_client: Client, sim: SimulatedRetab, view: str, extra: str, subject: str
+) -> None:
+    run = sim.world.run(sim.run_ids["latest"])
+    assert run is not None
+    value = run.experiment.documents[0][0] if extra == "document_id" else "invoice.total"
+    result = await call(mcp_client, "get_experiment_run_metrics", run_id=run.id, view=view, **{extra: value})
+    data = data_of(result)
+    assert data["kind"] == view and subject in data["subject"] and data["lowest"]
+    assert size_of(result) <= BUDGET["get_experiment_run_metrics"]
+
+
+@pytest.mark.parametrize(
+    ("role", "kind", "words"), [("stale", "stale_metrics", "validity_changed"), ("young", "no_metrics", "No metrics")]
+)
+async def test_stale_or_missing_metrics_are_a_warning_not_an_error(
+    mcp_client: Client, sim: SimulatedRetab, role: str, kind: str, words: str
+) -> None:
+    result = await call(mcp_client, "get_experiment_run_metrics", run_id=sim.run_ids[role])
+    data = data_of(result)
+    assert data["kind"] == kind and words in data["warning"] and data["lowest"] == []
+    assert f"Warning: {data['warning']}" in text_of(result)
+
+
+async def test_an_unknown_document_is_named_in_the_error(mcp_client: Client, sim: SimulatedRetab) -> None:
+    result = await call(
+        mcp_client, "get_experiment_run_metrics", run_id=sim.run_ids["latest"], view="by_document", document_id="doc_x"
+    )
+    assert result.is_error and "'doc_x'" in text_of(result) and "Document not found" in text_of(result)
+
+
+# triage_experiment_run
+
+
+async def test_triage_explains_a_score_drop_with_failures_worst_documents_and_fields(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    result = await call(mcp_client, "triage_experiment_run", run_id=sim.run_ids["latest"])
+    data = data_of(result)
+    assert (data["score"], data["prior_score"], data["delta"]) == (0.8734, 0.91, -0.0366)
+    assert data["prior_run_id"] == sim.run_ids["older"] and data["failed_documents"] == 3
+    assert [(g["count"], g["code"]) for g in data["failures"]] == [(2, "SCHEMA_VALIDATION_ERROR"), (1, "MODEL_TIMEOUT")]
+    assert data["failures"][0]["documents"] == ["inv_0004.pdf", "inv_0008.pdf"]
+    assert len(data["worst_documents"]) == 3 and len(data["worst_fields"]) == 3
+    assert data["worst_documents"][0]["score"] <= data["worst_documents"][1]["score"]
+    assert data["run"]["status"] == "completed" and "metrics_warning" not in data
+    verdict = data["verdict"]
+    assert "-0.037" in verdict and "3 of 12 documents failed" in verdict and "2x invoice.total" in verdict
+    assert any("status='error'" in c for c in data["next_calls"])
+    assert any(f"triage_experiment_run(run_id='{sim.run_ids['older']}')" == c for c in data["next_calls"])
+    assert text_of(result).startswith("Verdict: Completed")
+    assert size_of(result) <= BUDGET["triage_experiment_run"]
+
+
+async def test_triage_of_a_failed_run_names_the_cause_within_budget(mcp_client: Client, sim: SimulatedRetab) -> None:
+    result = await call(mcp_client, "triage_experiment_run", run_id=sim.run_ids["failed"])
+    data = data_of(result)
+    assert data["cause"].startswith("retab.errors.SchemaValidationError: invoice.total")
+    assert data["verdict"].startswith("Failed in block 'Extract invoice' after 18/40 docs")
+    assert data["failed_documents"] == 3 and "Stack trace, last 4 of" in text_of(result)
+    assert size_of(result) <= BUDGET["triage_experiment_run"]
+
+
+async def test_triage_of_a_stale_run_carries_the_staleness(mcp_client: Client, sim: SimulatedRetab) -> None:
+    data = data_of(await call(mcp_client, "triage_experiment_run", run_id=sim.run_ids["stale"]))
+    assert "validity_changed" in data["metrics_warning"] and data["worst_documents"] == []
+
+
+async def test_triage_of_an_unfinished_run_is_a_report_so_far(mcp_client: Client, sim: SimulatedRetab) -> None:
+    data = data_of(await call(mcp_client, "triage_experiment_run", run_id=sim.run_ids["long"]))
+    assert "Not finished" in data["verdict"] and data["next_calls"][0].startswith("wait_for_run(")
+
+
+async def test_triage_keeps_what_it_has_when_metrics_cannot_be_read(mcp_client: Client, sim: SimulatedRetab) -> None:
+    sim.inject(status=500, times=100, path_contains="/metrics")
+    result = await call(mcp_client, "triage_experiment_run", run_id=sim.run_ids["latest"])
+    data = data_of(result)
+    assert data["failed_documents"] == 3 and data["worst_documents"] == []
+    assert any(w.startswith("metrics not read") for w in data["warnings"])
+
+
+async def test_triage_of_an_unknown_run_is_an_error(mcp_client: Client) -> None:
+    result = await call(mcp_client, "triage_experiment_run", run_id="exprun_nope")
+    assert result.is_error and "'exprun_nope'" in text_of(result)
+
+
+async def test_triage_stays_within_4_kb_on_the_worst_input(mcp_client: Client, sim: SimulatedRetab) -> None:
+    """Long messages, long filenames, many distinct failures, a long trace: the budget still holds."""
+    errors = {i: (f"{'x' * 3000} distinct failure {i}", "E" * 300) for i in range(0, 40, 2)}
+    run_id = sim.add_run(
+        documents=40,
+        duration_s=10,
+        queue_s=1,
+        outcome="error",
+        end_fraction=0.9,
+        document_errors=errors,
+        parent_run_id=sim.run_ids["latest"],
+    )
+    run = sim.world.run(run_id)
+    assert run is not None
+    run.experiment.documents = [
+        (d, "long-name-" * 30 + f"{i}.pdf") for i, (d, _) in enumerate(run.experiment.documents)
+    ]
+    run.error_message = "m" * 10_000
+    run.stack_trace = "\n".join("y" * 500 for _ in range(2000))
+    sim.clock.advance(60)  # type: ignore[attr-defined]
+    result = await call(mcp_client, "triage_experiment_run", run_id=run_id)
+    assert data_of(result)["failed_documents"] == 18 + 1  # the even documents before 90 %, and the last
+    assert size_of(result) <= BUDGET["triage_experiment_run"]
+
+
+# wait_for_runs
+
+
+async def test_waiting_on_several_runs_until_all_finish_sums_progress(
+    mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock
+) -> None:
+    short = sim.add_run(duration_s=10, documents=4)
+    seen: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+
+    with anyio.fail_after(10):
+        result = await mcp_client.call_tool(
+            "wait_for_runs",
+            {"run_ids": [sim.run_ids["young"], short, sim.run_ids["latest"]], "timeout_s": 50},
+            progress_callback=on_progress,
+        )
+    data = data_of(result)
+    assert (data["done"], data["timed_out"], data["finished_runs"], data["total_runs"]) == (True, False, 3, 3)
+    assert [r["status"] for r in data["runs"]] == ["completed"] * 3
+    assert seen == sorted(set(seen)) and seen[-1] == 12 + 4 + 12  # summed, strictly increasing
+    assert clock.now() - 1_000 <= 44
+    assert size_of(result) <= BUDGET["wait_for_runs"]
+
+
+async def test_mode_any_returns_when_the_first_run_finishes(
+    mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock
+) -> None:
+    short = sim.add_run(duration_s=8, documents=4)
+    data = data_of(await call(mcp_client, "wait_for_runs", run_ids=[sim.run_ids["long"], short], mode="any"))
+    assert data["done"] is True and data["finished_runs"] == 1
+    assert [r["finished"] for r in data["runs"]] == [False, True]
+    assert clock.now() - 1_000 <= 10 + 2
+
+
+async def test_an_unknown_run_gets_its_reason_and_the_others_are_still_waited_on(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    short = sim.add_run(duration_s=5, documents=2)
+    data = data_of(await call(mcp_client, "wait_for_runs", run_ids=["exprun_nope", short]))
+    nope, ok = data["runs"]
+    assert nope["status"] == "unreadable" and "No experiment run 'exprun_nope'" in nope["error"]
+    assert ok["status"] == "completed" and data["done"] is True
+
+
+async def test_a_timeout_returns_each_runs_state(mcp_client: Client, sim: SimulatedRetab) -> None:
+    data = data_of(await call(mcp_client, "wait_for_runs", run_ids=[sim.run_ids["long"]], timeout_s=3))
+    assert data["done"] is False and data["timed_out"] is True and data["runs"][0]["status"] == "running"
+    assert "again" in data["hint"]
+
+
+async def test_batch_input_is_checked_before_any_request(mcp_client: Client, sim: SimulatedRetab) -> None:
+    bad = await call(mcp_client, "wait_for_runs", run_ids=["exprun_1", "bad id"])
+    too_many = await call(mcp_client, "wait_for_runs", run_ids=[f"exprun_{i}" for i in range(21)])
+    empty = await call(mcp_client, "wait_for_runs", run_ids=[])
+    assert bad.is_error and "'bad id'" in text_of(bad)
+    assert too_many.is_error and "20" in text_of(too_many)
+    assert empty.is_error
+    assert sim.requests == []
+
+
+async def test_a_rejected_key_ends_the_whole_batch(mcp_client: Client, sim: SimulatedRetab) -> None:
+    sim.accepted_keys = {"sk_test_other"}
+    result = await call(mcp_client, "wait_for_runs", run_ids=[sim.run_ids["long"], sim.run_ids["young"]])
+    assert result.is_error and "RETAB_API_KEY" in text_of(result) and TEST_KEY not in text_of(result)
+
+
+# cancel_experiment_run
+
+
+async def test_cancel_is_not_offered_unless_the_operator_allows_writes(mcp_client: Client) -> None:
+    tools = {t.name for t in (await mcp_client.list_tools()).tools}
+    assert tools == READ_TOOLS and "cancel_experiment_run" not in tools
+
+
+@pytest.fixture
+async def writer(sim: SimulatedRetab, clock: VirtualClock, mode: str) -> Any:
+    settings = Settings(api_key=TEST_KEY, base_url=SIM_URL, allow_writes=True)
+    server = build_server(settings, transport=httpx2.ASGITransport(app=sim), clock=clock)
+    async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
+        yield client
+
+
+async def test_cancel_stops_a_running_run_and_is_annotated_destructive(writer: Client, sim: SimulatedRetab) -> None:
+    tool = next(t for t in (await writer.list_tools()).tools if t.name == "cancel_experiment_run")
+    assert tool.annotations is not None and tool.annotations.destructive_hint and not tool.annotations.read_only_hint
+    data = data_of(await call(writer, "cancel_experiment_run", run_id=sim.run_ids["long"]))
+    assert data["status"] == "cancelled" and data["cancel_sent"] is True
+    assert [r.method for r in sim.requests].count("POST") == 1
+
+
+async def test_cancelling_a_finished_run_changes_nothing_and_says_so(writer: Client, sim: SimulatedRetab) -> None:
+    data = data_of(await call(writer, "cancel_experiment_run", run_id=sim.run_ids["latest"]))
+    assert data["status"] == "completed" and data["cancel_sent"] is False and "Nothing to cancel" in data["hint"]
+
+
+async def test_cancelling_an_unknown_run_is_an_error(writer: Client) -> None:
+    result = await call(writer, "cancel_experiment_run", run_id="exprun_nope")
+    assert result.is_error and "'exprun_nope'" in text_of(result)
+
+
+# The run resource and the triage prompt
+
+
+async def test_a_run_is_readable_as_a_resource(mcp_client: Client, sim: SimulatedRetab) -> None:
+    templates = (await mcp_client.list_resource_templates()).resource_templates
+    assert [t.uri_template for t in templates] == ["retab://experiment-runs/{run_id}"]
+    read = await mcp_client.read_resource(f"retab://experiment-runs/{sim.run_ids['latest']}")
+    content = read.contents[0]
+    assert isinstance(content, TextResourceContents)
+    assert content.text.startswith(f"{sim.run_ids['latest']} · completed")
+
+
+async def test_reading_an_unknown_run_resource_is_an_error_with_the_fix(mcp_client: Client) -> None:
+    with pytest.raises(Exception, match="exprun_nope"):
+        await mcp_client.read_resource("retab://experiment-runs/exprun_nope")
+
+
+async def test_the_triage_prompt_walks_through_the_tools(mcp_client: Client) -> None:
+    prompts = (await mcp_client.list_prompts()).prompts
+    assert [p.name for p in prompts] == ["triage-experiment-run"]
+    prompt = await mcp_client.get_prompt("triage-experiment-run", {"run_id": "exprun_2"})
+    text = prompt.messages[0].content.text  # type: ignore[union-attr]
+    for tool in ("get_experiment_run", "wait_for_run", "triage_experiment_run", "list_experiment_run_results"):
+        assert f'{tool}(run_id="exprun_2"' in text
