@@ -133,14 +133,40 @@ async def bench_real_40s() -> list[str]:
     return rows
 
 
+def worst_world(sim: SimulatedRetab) -> dict[str, str]:
+    """Runs built to make results as large as they can get: long names and messages, many failures."""
+    errors = {i: (f"{'x' * 3000} distinct failure {i}", "E" * 300) for i in range(0, 100, 2)}
+    failing = sim.add_run(
+        documents=100,
+        duration_s=10,
+        queue_s=1,
+        outcome="error",
+        end_fraction=0.9,
+        document_errors=errors,
+        parent_run_id=sim.run_ids["latest"],
+    )
+    run = sim.world.run(failing)
+    assert run is not None
+    run.experiment.documents = [
+        (d, "long-name-" * 30 + f"{i}.pdf") for i, (d, _) in enumerate(run.experiment.documents)
+    ]
+    run.error_message = "m" * 10_000
+    run.stack_trace = "\n".join("y" * 500 for _ in range(2000))
+    many = [sim.add_run(duration_s=30 + i, documents=5) for i in range(60)]
+    sim.clock.advance(20)  # type: ignore[attr-defined]
+    return {"failing": failing, "running": many[-1], **{f"run{i}": r for i, r in enumerate(many[:20])}}
+
+
 async def bench_sizes() -> list[str]:
+    """Every tool's result, typical (default arguments, the seeded scenario) and worst case."""
     clock = VirtualClock(1_000.0)
     sim = SimulatedRetab(clock=clock)
     server = build_server(SETTINGS, transport=httpx2.ASGITransport(app=sim), clock=clock)
     rows = [
-        "| result | text | structuredContent (compact JSON) | total | budget | raw API JSON of the run | total / raw |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| tool | case | text | structuredContent (compact JSON) | total | budget | raw API JSON | total / raw |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    ids = sim.run_ids
     async with (
         Client(server) as client,
         httpx2.AsyncClient(
@@ -149,20 +175,92 @@ async def bench_sizes() -> list[str]:
             headers={"Authorization": "Bearer sk_test_bench"},
         ) as raw,
     ):
-        cases = [
-            ("completed run (get_experiment_run)", "get_experiment_run", "latest", {}, 900),
-            ("failed run, 50 KB trace (get_experiment_run)", "get_experiment_run", "failed", {}, 3000),
-            ("unfinished wait (wait_for_run, 10 s)", "wait_for_run", "long", {"timeout_s": 10}, 700),
-            ("finished wait (wait_for_run)", "wait_for_run", "latest", {}, None),
+        worst = worst_world(sim)
+
+        async def raw_size(*paths: str) -> int:
+            return sum([len((await raw.get(f"/v1/workflows/experiments{p}")).content) for p in paths])
+
+        latest, failed, failing = ids["latest"], ids["failed"], worst["failing"]
+        cases: list[tuple[str, str, dict[str, object], int | None, list[str]]] = [
+            ("get_experiment_run", "completed run", {"run_id": latest}, 900, [f"/runs/{latest}"]),
+            ("get_experiment_run", "failed run, 50 KB trace", {"run_id": failed}, 3000, [f"/runs/{failed}"]),
+            ("get_experiment_run", "worst: 1 MB trace, 10 KB message", {"run_id": failing}, 3000, [f"/runs/{failing}"]),
+            (
+                "wait_for_run",
+                "unfinished (10 s)",
+                {"run_id": ids["long"], "timeout_s": 10},
+                700,
+                [f"/runs/{ids['long']}"],
+            ),
+            ("wait_for_run", "finished", {"run_id": latest}, 900, [f"/runs/{latest}"]),
+            (
+                "wait_for_runs",
+                "5 runs, 1 s",
+                {"run_ids": [worst[f"run{i}"] for i in range(5)], "timeout_s": 1},
+                2_500,
+                [f"/runs/{worst[f'run{i}']}" for i in range(5)],
+            ),
+            (
+                "wait_for_runs",
+                "worst: 20 runs",
+                {"run_ids": [worst[f"run{i}"] for i in range(19)] + [failing], "timeout_s": 1},
+                5_200,
+                [f"/runs/{worst[f'run{i}']}" for i in range(19)] + [f"/runs/{failing}"],
+            ),
+            ("list_experiment_runs", "10 rows", {}, 2600, ["/runs?limit=10"]),
+            ("list_experiment_runs", "worst: 25 rows", {"limit": 25}, 6_000, ["/runs?limit=25"]),
+            (
+                "list_experiment_run_results",
+                "20 rows",
+                {"run_id": latest},
+                3000,
+                [f"/results?run_id={latest}&limit=20"],
+            ),
+            (
+                "list_experiment_run_results",
+                "worst: 50 rows asked, long names",
+                {"run_id": failing, "limit": 50},
+                8_000,
+                [f"/results?run_id={failing}&limit=50"],
+            ),
+            ("get_experiment_run_metrics", "summary", {"run_id": latest}, 2_000, [f"/metrics?run_id={latest}"]),
+            (
+                "get_experiment_run_metrics",
+                "worst: 90 documents, long names",
+                {"run_id": failing},
+                2_000,
+                [f"/metrics?run_id={failing}"],
+            ),
+            (
+                "triage_experiment_run",
+                "completed, score dropped",
+                {"run_id": latest},
+                4096,
+                [f"/runs/{latest}", f"/results?run_id={latest}&limit=1000", f"/metrics?run_id={latest}"],
+            ),
+            (
+                "triage_experiment_run",
+                "failed, 50 KB trace",
+                {"run_id": failed},
+                4096,
+                [f"/runs/{failed}", f"/results?run_id={failed}&limit=1000", f"/metrics?run_id={failed}"],
+            ),
+            (
+                "triage_experiment_run",
+                "worst: 46 failures, long everything",
+                {"run_id": failing},
+                4096,
+                [f"/runs/{failing}", f"/results?run_id={failing}&limit=1000", f"/metrics?run_id={failing}"],
+            ),
         ]
-        for label, tool, role, extra, budget in cases:
-            result = await client.call_tool(tool, {"run_id": sim.run_ids[role], **extra})
+        for tool, case, arguments, budget, raw_paths in cases:
+            result = await client.call_tool(tool, arguments)
+            assert not result.is_error, (tool, text_of(result))
             text, structured = size_of(result)
-            body = (await raw.get(f"/v1/workflows/experiments/runs/{sim.run_ids[role]}")).content
+            body = await raw_size(*raw_paths)
             total = text + structured
             rows.append(
-                f"| {label} | {text} | {structured} | {total} | {budget or '-'} | {len(body)} | "
-                f"{total / len(body):.2f} |"
+                f"| {tool} | {case} | {text} | {structured} | {total} | {budget or '-'} | {body} | {total / body:.2f} |"
             )
     return rows
 

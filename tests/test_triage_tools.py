@@ -24,12 +24,29 @@ pytestmark = pytest.mark.anyio
 
 # Byte budgets (text plus compact structuredContent), at default arguments and in the worst case.
 BUDGET = {
-    "list_experiment_runs": 2_000,  # 10 rows
-    "list_experiment_run_results": 3_000,  # 20 rows
-    "get_experiment_run_metrics": 1_600,
-    "triage_experiment_run": 4_096,
-    "wait_for_runs": 2_500,  # 5 runs
+    "list_experiment_runs": 2_600,  # 10 rows (the default)
+    "list_experiment_run_results": 3_000,  # 20 rows (the default)
+    "results_page": 8_000,  # any page of results, whatever the limit and the data
+    "get_experiment_run_metrics": 2_000,  # any view, any data
+    "triage_experiment_run": 4_096,  # any run, any data
 }
+
+
+def batch_budget(runs: int) -> int:
+    return 200 + 250 * runs
+
+
+def long_named_run(sim: SimulatedRetab, documents: int = 50) -> str:
+    """A finished run whose every document has a 300-character filename and a 3 KB error."""
+    errors = {i: (f"{'x' * 3000} failure {i}", "E" * 300) for i in range(documents)}
+    run_id = sim.add_run(documents=documents, duration_s=10, queue_s=1, document_errors=errors)
+    run = sim.world.run(run_id)
+    assert run is not None
+    run.experiment.documents = [
+        (d, "long-name-" * 30 + f"{i}.pdf") for i, (d, _) in enumerate(run.experiment.documents)
+    ]
+    sim.clock.advance(20)  # type: ignore[attr-defined]
+    return run_id
 
 
 async def call(client: Client, tool: str, **arguments: Any) -> CallToolResult:
@@ -61,6 +78,13 @@ async def test_runs_are_listed_newest_first_in_compact_rows(mcp_client: Client, 
         "created_at": latest["created_at"],
     }
     assert f"- {sim.run_ids['latest']} · completed · score 0.87 · 12/12 docs · 3 err" in text_of(result)
+
+
+async def test_a_default_page_of_ten_runs_fits_its_budget(mcp_client: Client, sim: SimulatedRetab) -> None:
+    for _ in range(5):
+        sim.add_run()
+    result = await call(mcp_client, "list_experiment_runs")
+    assert len(data_of(result)["runs"]) == 10 and data_of(result)["next_cursor"]
     assert size_of(result) <= BUDGET["list_experiment_runs"]
 
 
@@ -133,6 +157,39 @@ async def test_only_failed_documents_page_by_page(mcp_client: Client, sim: Simul
 async def test_results_of_a_run_with_no_failure_say_so(mcp_client: Client, sim: SimulatedRetab) -> None:
     data = data_of(await call(mcp_client, "list_experiment_run_results", run_id=sim.run_ids["older"], status="error"))
     assert data["results"] == [] and "No document has status 'error'" in data["hint"]
+
+
+async def test_a_page_of_results_stays_within_its_budget_and_the_cursor_loses_no_row(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    run_id = long_named_run(sim)
+    first = await call(mcp_client, "list_experiment_run_results", run_id=run_id, limit=50)
+    assert size_of(first) <= BUDGET["results_page"] and len(data_of(first)["results"]) < 50
+    seen: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(20):
+        more = {"cursor": cursor} if cursor else {}
+        page = data_of(await call(mcp_client, "list_experiment_run_results", run_id=run_id, limit=50, **more))
+        seen += page["results"]
+        cursor = page.get("next_cursor")
+        if cursor is None:
+            break
+    run = sim.world.run(run_id)
+    assert run is not None
+    assert [r["document_id"] for r in seen] == [d for d, _ in run.experiment.documents]
+    assert all(len(r["filename"]) <= 60 and len(r["error"]) <= 120 for r in seen)
+
+
+async def test_metrics_stay_within_budget_on_long_names(mcp_client: Client, sim: SimulatedRetab) -> None:
+    run_id = sim.add_run(documents=90, duration_s=10, queue_s=1)
+    run = sim.world.run(run_id)
+    assert run is not None
+    run.experiment.documents = [
+        (d, "long-name-" * 30 + f"{i}.pdf") for i, (d, _) in enumerate(run.experiment.documents)
+    ]
+    sim.clock.advance(20)  # type: ignore[attr-defined]
+    result = await call(mcp_client, "get_experiment_run_metrics", run_id=run_id)
+    assert data_of(result)["item_count"] == 90 and size_of(result) <= BUDGET["get_experiment_run_metrics"]
 
 
 async def test_a_forged_results_cursor_sends_nothing(mcp_client: Client, sim: SimulatedRetab) -> None:
@@ -300,7 +357,16 @@ async def test_waiting_on_several_runs_until_all_finish_sums_progress(
     assert [r["status"] for r in data["runs"]] == ["completed"] * 3
     assert seen == sorted(set(seen)) and seen[-1] == 12 + 4 + 12  # summed, strictly increasing
     assert clock.now() - 1_000 <= 44
-    assert size_of(result) <= BUDGET["wait_for_runs"]
+    assert size_of(result) <= batch_budget(3)
+
+
+async def test_twenty_runs_fit_the_batch_budget(mcp_client: Client, sim: SimulatedRetab) -> None:
+    run_ids = [long_named_run(sim, documents=3) for _ in range(19)]
+    failing = sim.add_run(duration_s=2, queue_s=1, outcome="error")
+    sim.world.runs[-1].error_message = "m" * 10_000
+    sim.clock.advance(10)  # type: ignore[attr-defined]
+    result = await call(mcp_client, "wait_for_runs", run_ids=[*run_ids, failing], timeout_s=1)
+    assert data_of(result)["finished_runs"] == 20 and size_of(result) <= batch_budget(20)
 
 
 async def test_mode_any_returns_when_the_first_run_finishes(

@@ -17,7 +17,10 @@ from .errors import InvalidIdError
 from .models import Page, Result, Run
 from .summaries import clip, duration_text, iso_seconds
 
-RESULT_ERROR_MAX = 160
+RESULT_ERROR_MAX = 120
+FILENAME_MAX = 60
+PAGE_MAX_BYTES = 8_000  # rows beyond this are left for the next page, whatever `limit` says
+PAGE_OVERHEAD_BYTES = 800  # heading, hint and cursor, in both channels
 RESULT_PAGE_SCAN = 200  # API rows read per request while filtering results
 RESULT_SCAN_PAGES = 10  # a filtered page stops after this many API pages and returns what it has
 _RESULT_CURSOR = re.compile(r"^(?P<after>[A-Za-z0-9_-]{0,128})\.(?P<skip>\d{1,6})$")
@@ -114,7 +117,7 @@ def result_row(result: Result) -> ResultRow:
         duration = round((result.timing.completed_at - result.timing.started_at).total_seconds() * 1000)
     return ResultRow(
         document_id=result.document_id,
-        filename=result.filename,
+        filename=clip(result.filename, FILENAME_MAX) if result.filename else None,
         status=result.status,
         error=clip(message, RESULT_ERROR_MAX) if result.status == "error" and message else None,
         duration_s=round(duration / 1000, 1) if duration is not None else None,
@@ -138,17 +141,19 @@ def _result_cursor(after: str | None, skip: int) -> str:
 async def list_result_rows(
     client: RetabClient, run_id: str, *, status: str | None, limit: int, cursor: str | None
 ) -> ResultList:
-    """A page of `limit` result rows, only those of `status` when given."""
+    """A page of up to `limit` result rows (only those of `status` when given), within PAGE_MAX_BYTES."""
     after, skip = parse_result_cursor(cursor)
     rows: list[ResultRow] = []
+    resume_at: list[str] = []  # for each row, the cursor that resumes the listing at that row
     next_cursor: str | None = None
     page_size = RESULT_PAGE_SCAN if status else limit + skip
     for _ in range(RESULT_SCAN_PAGES):
         page = await client.list_results(run_id, limit=min(page_size, 1000), after=after, order="asc")
         matched = [r for r in page.data if status is None or r.status == status]
-        taken = matched[skip : skip + limit - len(rows)]
-        rows.extend(result_row(r) for r in taken)
-        used = skip + len(taken)
+        used = min(len(matched), skip + limit - len(rows))  # matched rows consumed once this page is taken
+        for index in range(skip, used):
+            rows.append(result_row(matched[index]))
+            resume_at.append(_result_cursor(after, index))
         skip = 0
         if len(rows) >= limit:
             if used < len(matched):
@@ -161,6 +166,9 @@ async def list_result_rows(
         after = page.next_cursor
     else:
         next_cursor = _result_cursor(after, 0)  # scanned enough for one call; the rest is one call away
+    kept = _rows_within(rows, PAGE_MAX_BYTES - PAGE_OVERHEAD_BYTES)
+    if kept < len(rows):
+        rows, next_cursor = rows[:kept], resume_at[kept]
     return ResultList(
         run_id=run_id,
         status_filter=status,
@@ -170,6 +178,16 @@ async def list_result_rows(
     )
 
 
+def _rows_within(rows: Sequence[ResultRow], budget: int) -> int:
+    """How many leading rows fit in `budget` bytes, counting each row's text line and JSON; at least one."""
+    size = 0
+    for count, row in enumerate(rows):
+        size += len(result_line(row).encode()) + len(row.model_dump_json(exclude_none=True).encode()) + 2
+        if size > budget and count > 0:
+            return count
+    return len(rows)
+
+
 def _results_hint(rows: Sequence[ResultRow], next_cursor: str | None, status: str | None) -> str:
     if not rows and next_cursor is None:
         return f"No document has status {status!r}." if status else "The run has no documents yet."
@@ -177,18 +195,18 @@ def _results_hint(rows: Sequence[ResultRow], next_cursor: str | None, status: st
     return more + "Scores per document: get_experiment_run_metrics(view='by_document', document_id=...)."
 
 
+def result_line(row: ResultRow) -> str:
+    name = f"{row.filename} ({row.document_id})" if row.filename else str(row.document_id)
+    bits = [name, row.status]
+    if row.duration_s is not None:
+        bits.append(duration_text(row.duration_s))
+    return "- " + " · ".join(bits) + (f": {row.error}" if row.error else "")
+
+
 def render_result_list(results: ResultList) -> str:
     which = f" with status {results.status_filter}" if results.status_filter else ""
     lines = [f"{results.run_id}: {len(results.results)} document{'' if len(results.results) == 1 else 's'}{which}"]
-    for row in results.results:
-        name = f"{row.filename} ({row.document_id})" if row.filename else str(row.document_id)
-        bits = [name, row.status]
-        if row.duration_s is not None:
-            bits.append(duration_text(row.duration_s))
-        line = "- " + " · ".join(bits)
-        if row.error:
-            line += f": {row.error}"
-        lines.append(line)
+    lines.extend(result_line(row) for row in results.results)
     if results.next_cursor:
         lines.append(f"More: cursor={results.next_cursor}")
     lines.append(f"Next: {results.hint}")

@@ -17,7 +17,7 @@ from .models import Metrics
 from .summaries import clip
 
 LOWEST_K = 5
-NAME_MAX = 80
+NAME_MAX = 60
 WARNING_MAX = 300
 
 

@@ -179,7 +179,7 @@ def build_server(
         experiment_id: OptionalId = None,
         workflow_id: OptionalId = None,
         status: RunStatus | None = None,
-        limit: Annotated[int, Field(ge=1, le=50, description="Rows per page, 1 to 50.")] = 10,
+        limit: Annotated[int, Field(ge=1, le=25, description="Rows per page, 1 to 25.")] = 10,
         cursor: Cursor = None,
     ) -> Annotated[CallToolResult, RunList]:
         state = ctx.request_context.lifespan_context
@@ -199,7 +199,7 @@ def build_server(
         run_id: RunId,
         ctx: Context[AppState],
         status: RunStatus | None = None,
-        limit: Annotated[int, Field(ge=1, le=100, description="Rows per page, 1 to 100.")] = 20,
+        limit: Annotated[int, Field(ge=1, le=50, description="Rows per page, 1 to 50.")] = 20,
         cursor: Cursor = None,
     ) -> Annotated[CallToolResult, ResultList]:
         state = ctx.request_context.lifespan_context
