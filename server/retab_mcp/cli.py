@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,7 @@ from .config import Settings, SettingsError
 from .console import ProgressBar
 from .errors import RetabError
 from .server import build_server
+from .serving import HttpOptions, ServingError, serve_http
 from .simulator import SimulatedRetab
 from .summaries import render, summarize, summarize_wait
 from .tool_errors import explain
@@ -52,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address for http/sse (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port for http/sse (default 8000)")
+    parser.add_argument(
+        "--auth-handled-by-proxy",
+        action="store_true",
+        help="allow a non-loopback --host without RETAB_MCP_AUTH_TOKEN: a proxy in front authenticates callers",
+    )
     parser.add_argument(
         "--stateless",
         action="store_true",
@@ -117,23 +124,29 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(anyio.run(_show, settings, transport, run_id, args.command == "wait", getattr(args, "timeout", 0)))
     server = build_server(settings, transport=transport)
     if args.transport == "stdio":
-        server.run("stdio")
-    else:
-        _serve_http(server, args.transport, args.host, args.port, args.stateless)
+        anyio.run(_serve_stdio, server)
+        return
+    options = HttpOptions(args.transport, args.host, args.port, args.stateless, args.auth_handled_by_proxy)
+    try:
+        serve_http(server, options, settings)
+    except ServingError as error:
+        sys.exit(f"retab-mcp: {error}")
 
 
-def _serve_http(server: MCPServer[Any], transport: str, host: str, port: int, stateless: bool) -> None:
-    """Serve streamable HTTP at /mcp or SSE at /sse; uvicorn says on stderr when it is listening."""
-    import uvicorn
+async def _serve_stdio(server: MCPServer[Any]) -> None:
+    """Serve stdio until stdin closes or SIGINT/SIGTERM arrives; either way in-flight calls are cancelled
+    and the process exits 0 without a traceback."""
+    async with anyio.create_task_group() as group:
 
-    if transport == "http":
-        app = server.streamable_http_app(stateless_http=stateless, host=host)
-    else:
-        app = server.sse_app(host=host)
-    path = "/mcp" if transport == "http" else "/sse"
-    logging.getLogger(__name__).warning("retab-mcp %s: serving on http://%s:%d%s", __version__, host, port, path)
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
-    uvicorn.Server(config).run()
+        async def stop_on_signal() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(stop_on_signal)
+        await server.run_stdio_async()
+        group.cancel_scope.cancel()
 
 
 async def _show(

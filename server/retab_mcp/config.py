@@ -51,6 +51,9 @@ class Settings:
     retry_budget_s: float = 30.0
     max_wait_s: float = 50.0
     allow_writes: bool = False  # offer cancel_experiment_run, the one tool that changes anything
+    auth_token: str | None = field(default=None, repr=False)  # required of HTTP/SSE callers when set
+    allowed_hosts: tuple[str, ...] = ()  # Host headers accepted besides loopback ones, e.g. "mcp.example.com"
+    allowed_origins: tuple[str, ...] = ()  # browser Origins accepted besides loopback ones
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
@@ -63,7 +66,10 @@ class Settings:
     def __repr__(self) -> str:
         # The key never appears in a repr, a log line or a traceback's locals.
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
-        return f"Settings(api_key={'set' if self.api_key else 'missing'}, {shown})"
+        return (
+            f"Settings(api_key={'set' if self.api_key else 'missing'}, "
+            f"auth_token={'set' if self.auth_token else 'missing'}, {shown})"
+        )
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -98,6 +104,11 @@ def boolean(raw: str) -> bool:
     raise ValueError(raw)
 
 
+def comma_list(raw: str) -> tuple[str, ...]:
+    """Read a comma-separated environment value; blanks are dropped."""
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
 _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "api_key": ("RETAB_API_KEY", str),
     "base_url": ("RETAB_API_BASE_URL", str),
@@ -107,4 +118,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "retry_budget_s": ("RETAB_RETRY_BUDGET_S", float),
     "max_wait_s": ("RETAB_MCP_MAX_WAIT_S", float),
     "allow_writes": ("RETAB_MCP_ALLOW_WRITES", boolean),
+    "auth_token": ("RETAB_MCP_AUTH_TOKEN", str),
+    "allowed_hosts": ("RETAB_MCP_ALLOWED_HOSTS", comma_list),
+    "allowed_origins": ("RETAB_MCP_ALLOWED_ORIGINS", comma_list),
 }

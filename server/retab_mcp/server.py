@@ -17,7 +17,17 @@ from typing import Annotated, Literal
 import httpx2
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.types import (
+    CallToolResult,
+    Completion,
+    CompletionArgument,
+    EmptyResult,
+    PromptReference,
+    ResourceTemplateReference,
+    SetLevelRequestParams,
+    TextContent,
+    ToolAnnotations,
+)
 from pydantic import BaseModel, Field
 
 from . import __version__, descriptions
@@ -53,6 +63,7 @@ WaitSeconds = Annotated[
     ),
 ]
 RUN_URI = "retab://experiment-runs/{run_id}"
+RUN_ID_SUGGESTIONS = 20
 
 
 class CancelResult(RunSummary):
@@ -98,12 +109,18 @@ def build_server(
 ) -> MCPServer[AppState]:
     """The retab MCP server. `transport` and `clock` let the demo and tests put the simulated API behind it."""
     the_clock = clock or RealClock()
+    running: list[AppState] = []  # the lifespan's state, for handlers the SDK gives no context (completion)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:
         retry = RetryPolicy.from_settings(settings, sleep=the_clock.sleep)
         async with RetabClient(settings, transport=transport, retry=retry) as client:
-            yield AppState(client, the_clock, settings, schedule or PollSchedule())
+            state = AppState(client, the_clock, settings, schedule or PollSchedule())
+            running.append(state)
+            try:
+                yield state
+            finally:
+                running.remove(state)
 
     server = MCPServer[AppState](
         "retab",
@@ -284,7 +301,32 @@ def build_server(
             raise ToolError(explain(error, run_id)) from None
         return descriptions.TRIAGE_PROMPT.format(run_id=run_id)
 
+    @server.completion()
+    async def complete_run_id(
+        ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument, context: object
+    ) -> Completion | None:
+        """Suggest recent run ids for the prompt's and the resource template's `run_id`."""
+        del ref, context  # both take a run id, and nothing else is completed
+        if argument.name != "run_id" or not running:
+            return None
+        try:
+            page = await running[0].client.list_runs(limit=RUN_ID_SUGGESTIONS)
+        except RetabError:
+            return None  # suggestions are a convenience; a failure shows as none
+        values = [run.id for run in page.data if run.id.startswith(argument.value)]
+        return Completion(values=values, has_more=False)
+
+    # Hosts speaking the 2025 protocol may set a log level at start. This server sends no log
+    # notifications, so accepting the level is all there is to do; without a handler such hosts get
+    # "method not found". The SDK has no public hook for this method, which its 2026 revision removed.
+    server._lowlevel_server.add_request_handler(  # pyright: ignore[reportPrivateUsage]
+        "logging/setLevel", SetLevelRequestParams, _accept_log_level
+    )
     return server
+
+
+async def _accept_log_level(_ctx: object, _params: SetLevelRequestParams) -> EmptyResult:
+    return EmptyResult()
 
 
 def _clamp_wait(timeout_s: float, settings: Settings) -> float:

@@ -1,0 +1,155 @@
+"""Serving over streamable HTTP or SSE: who may bind where, who may call, and how long connections live.
+
+The rules, in the order a request meets them:
+- Binding: loopback by default. A non-loopback address is refused at start unless a token is set
+  (RETAB_MCP_AUTH_TOKEN) or the operator says authentication is done in front (--auth-handled-by-proxy).
+- Authentication: with a token, every request needs `Authorization: Bearer <token>`, compared in constant
+  time; anything else gets 401 before the MCP app sees it.
+- DNS-rebinding protection, always on: the Host header must be a loopback name or one listed in
+  RETAB_MCP_ALLOWED_HOSTS (for a deployment behind a proxy or on a real hostname), and a browser's Origin
+  must be loopback or listed in RETAB_MCP_ALLOWED_ORIGINS.
+- Timeouts: an idle keep-alive connection outlives the longest wait, and shutdown gives in-flight
+  calls a short grace before cancelling them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+
+from . import __version__
+from .config import Settings
+
+logger = logging.getLogger(__name__)
+
+HttpTransport = Literal["http", "sse"]
+LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+SHUTDOWN_GRACE_S = 2
+KEEP_ALIVE_MARGIN_S = 15
+
+
+class ServingError(Exception):
+    """The server cannot be served as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    transport: HttpTransport = "http"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    stateless: bool = False
+    auth_handled_by_proxy: bool = False
+
+    @property
+    def path(self) -> str:
+        return "/mcp" if self.transport == "http" else "/sse"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_binding(options: HttpOptions, settings: Settings) -> None:
+    """Refuse to expose an unauthenticated server beyond this machine."""
+    if is_loopback(options.host) or settings.auth_token or options.auth_handled_by_proxy:
+        return
+    raise ServingError(
+        f"refusing to serve on {options.host} without authentication: anyone who can reach that address "
+        "could call the tools with your Retab key. Set RETAB_MCP_AUTH_TOKEN to a long random secret "
+        '(e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`) and send it as '
+        "`Authorization: Bearer <token>`, or pass --auth-handled-by-proxy if a proxy in front authenticates."
+    )
+
+
+def transport_security(options: HttpOptions, settings: Settings) -> TransportSecuritySettings:
+    hosts = list(LOOPBACK_HOSTS) + list(settings.allowed_hosts)
+    if not is_loopback(options.host) and options.host not in ("0.0.0.0", "::"):
+        hosts.append(f"{options.host}:*")
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=hosts,
+        allowed_origins=list(LOOPBACK_ORIGINS) + list(settings.allowed_origins),
+    )
+
+
+class BearerTokenGate:
+    """ASGI middleware: HTTP requests without the right bearer token get 401; lifespan passes through."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self._app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self._authorized(scope):
+            body = json.dumps(
+                {"error": "unauthorized", "message": "Send Authorization: Bearer <RETAB_MCP_AUTH_TOKEN>."}
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"www-authenticate", b'Bearer realm="retab-mcp"'),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self._app(scope, receive, send)
+
+    def _authorized(self, scope: dict[str, Any]) -> bool:
+        provided = b""
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                provided = value
+                break
+        return hmac.compare_digest(provided, self._expected)
+
+
+def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) -> Any:
+    security = transport_security(options, settings)
+    if options.transport == "http":
+        app: Any = server.streamable_http_app(
+            stateless_http=options.stateless, host=options.host, transport_security=security
+        )
+    else:
+        app = server.sse_app(host=options.host, transport_security=security)
+    return BearerTokenGate(app, settings.auth_token) if settings.auth_token else app
+
+
+def serve_http(server: MCPServer[Any], options: HttpOptions, settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM; uvicorn says on stderr when it is listening."""
+    import uvicorn
+
+    check_binding(options, settings)
+    app = build_app(server, options, settings)
+    auth = "bearer token required" if settings.auth_token else "no authentication"
+    logger.warning(
+        "retab-mcp %s: serving on http://%s:%d%s (%s)", __version__, options.host, options.port, options.path, auth
+    )
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        log_level="info",
+        access_log=False,
+        # A client may hold a connection idle between waits; it must not be cut while a wait could run.
+        timeout_keep_alive=int(settings.max_wait_s) + KEEP_ALIVE_MARGIN_S,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
+    uvicorn.Server(config).run()
