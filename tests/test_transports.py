@@ -147,10 +147,11 @@ async def test_stdout_carries_only_json_rpc_in_stdio_mode() -> None:
 
 
 @asynccontextmanager
-async def serve(*flags: str) -> AsyncIterator[int]:
+async def serve(*flags: str, env: dict[str, str] | None = None) -> AsyncIterator[int]:
     port = free_port()
     command = [sys.executable, "-m", "retab_mcp", "--demo", "--port", str(port), *flags]
-    async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
+    full_env = {**os.environ, **env} if env else None
+    async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=full_env) as process:
         assert process.stderr is not None
         seen = b""
         with anyio.fail_after(30):  # uvicorn says when it listens; no guessing

@@ -75,6 +75,7 @@ async def wait_for_runs(
     clock: Clock,
     schedule: PollSchedule,
     on_progress: ProgressCallback | None = None,
+    stop: anyio.Event | None = None,
 ) -> RunsWaitResult:
     """Wait on every run of `run_ids` (already checked and de-duplicated) until `mode` is met or time is up."""
     batch = _Batch()
@@ -105,6 +106,7 @@ async def wait_for_runs(
                 on_progress=progress,
                 on_state=lambda run: batch.states.__setitem__(run_id, run),
                 schedule=schedule,
+                stop=stop,
             )
         except FATAL_ERRORS as error:
             batch.fatal.append(error)

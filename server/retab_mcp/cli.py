@@ -11,15 +11,14 @@ Logs go to stderr; over stdio, stdout carries JSON-RPC only.
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
-from typing import Any
 
 import anyio
 import httpx2
-from mcp.server.mcpserver import MCPServer
 
 from . import __version__
 from .client import RetabClient
@@ -27,8 +26,9 @@ from .clock import RealClock
 from .config import Settings, SettingsError
 from .console import ProgressBar
 from .errors import RetabError
+from .logs import configure_logging
 from .server import build_server
-from .serving import HttpOptions, ServingError, serve_http
+from .serving import HttpOptions, ServingError, check_binding, serve_http
 from .simulator import SimulatedRetab
 from .summaries import render, summarize, summarize_wait
 from .tool_errors import explain
@@ -105,7 +105,7 @@ def _common_options(*, top_level: bool) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level, [os.environ.get("RETAB_API_KEY"), os.environ.get("RETAB_MCP_AUTH_TOKEN")])
     if args.command == "demo":
         from .demo import run_demo
 
@@ -122,31 +122,59 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command in ("get", "wait"):
         run_id = str(sim.run_ids.get(args.run_id, args.run_id) if sim is not None else args.run_id)
         sys.exit(anyio.run(_show, settings, transport, run_id, args.command == "wait", getattr(args, "timeout", 0)))
-    server = build_server(settings, transport=transport)
-    if args.transport == "stdio":
-        anyio.run(_serve_stdio, server)
-        return
-    options = HttpOptions(args.transport, args.host, args.port, args.stateless, args.auth_handled_by_proxy)
-    try:
-        serve_http(server, options, settings)
-    except ServingError as error:
-        sys.exit(f"retab-mcp: {error}")
+    options = None
+    if args.transport != "stdio":
+        options = HttpOptions(args.transport, args.host, args.port, args.stateless, args.auth_handled_by_proxy)
+        try:
+            check_binding(options, settings)
+        except ServingError as error:
+            sys.exit(f"retab-mcp: {error}")
+    anyio.run(_serve, settings, transport, options)
 
 
-async def _serve_stdio(server: MCPServer[Any]) -> None:
-    """Serve stdio until stdin closes or SIGINT/SIGTERM arrives; either way in-flight calls are cancelled
-    and the process exits 0 without a traceback."""
+async def _serve(settings: Settings, transport: httpx2.AsyncBaseTransport | None, options: HttpOptions | None) -> None:
+    """Serve until stdin closes (stdio) or SIGINT/SIGTERM arrives, then exit 0 without a traceback.
+
+    On a signal, waits in progress end at once with the state they have. Over HTTP their answers still
+    go out before the server stops; over stdio the host is going away, so the calls are simply cancelled.
+    A second signal ends everything at once.
+    """
+    stop = anyio.Event()
+    server = build_server(settings, transport=transport, stop=stop)
     async with anyio.create_task_group() as group:
 
-        async def stop_on_signal() -> None:
+        async def stop_on_signals() -> None:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
-                    group.cancel_scope.cancel()
-                    return
+                    if stop.is_set() or options is None:
+                        group.cancel_scope.cancel()
+                        _exit_soon()
+                    stop.set()
 
-        group.start_soon(stop_on_signal)
-        await server.run_stdio_async()
+        group.start_soon(stop_on_signals)
+        if options is None:
+            await server.run_stdio_async()
+        else:
+            await serve_http(server, options, settings, stop)
         group.cancel_scope.cancel()
+
+
+def _exit_soon(grace_s: float = 0.5) -> None:
+    """Exit 0 after `grace_s`, even if shutdown is stuck.
+
+    The SDK reads stdin in a worker thread that no cancellation interrupts, so after a signal the task
+    group could wait for a line that never comes. In-flight calls are cancelled within the grace; then
+    the process leaves without waiting for that thread.
+    """
+
+    def leave() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    timer = threading.Timer(grace_s, leave)
+    timer.daemon = True
+    timer.start()
 
 
 async def _show(

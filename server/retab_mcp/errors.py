@@ -3,6 +3,7 @@
     RetabError
     ├── InvalidIdError              an id that may not go into a URL path; nothing was sent
     ├── MissingAPIKeyError          no RETAB_API_KEY; nothing was sent
+    ├── ServerStoppingError         this server is shutting down; a wait ended early
     ├── APIConnectionError          the API could not be reached
     │   └── APITimeoutError         connecting or reading took longer than allowed
     ├── APIResponseValidationError  a 2xx body that cannot be read as the expected shape
@@ -41,6 +42,10 @@ class InvalidIdError(RetabError, ValueError):
 
 class MissingAPIKeyError(RetabError):
     pass
+
+
+class ServerStoppingError(RetabError):
+    """This server is shutting down, so a wait ended before it could read anything."""
 
 
 class APIConnectionError(RetabError):

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Literal
 
+import anyio
 import httpx2
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
     CallToolResult,
     Completion,
     CompletionArgument,
@@ -35,7 +38,7 @@ from .batch import MAX_RUNS, RunsWaitResult, WaitMode, render_runs_wait, wait_fo
 from .client import RetabClient, check_id
 from .clock import Clock, RealClock
 from .config import Settings
-from .errors import NotFoundError, RetabError
+from .errors import InvalidIdError, NotFoundError, RetabError
 from .listings import ResultList, RunList, list_result_rows, render_result_list, render_run_list, run_list
 from .retry import RetryPolicy
 from .scores import MetricsReport, render_metrics, report_metrics
@@ -93,6 +96,7 @@ class AppState:
     clock: Clock
     settings: Settings
     schedule: PollSchedule
+    stop: anyio.Event | None = None  # set when the server shuts down: waits end with what they have
     waited: WaitLedger = field(default_factory=WaitLedger)
 
     def now(self) -> datetime:
@@ -106,8 +110,10 @@ def build_server(
     transport: httpx2.AsyncBaseTransport | None = None,
     clock: Clock | None = None,
     schedule: PollSchedule | None = None,
+    stop: anyio.Event | None = None,
 ) -> MCPServer[AppState]:
-    """The retab MCP server. `transport` and `clock` let the demo and tests put the simulated API behind it."""
+    """The retab MCP server. `transport` and `clock` let the demo and tests put the simulated API behind it;
+    setting `stop` makes every wait in progress return at once (for a prompt, clean shutdown)."""
     the_clock = clock or RealClock()
     running: list[AppState] = []  # the lifespan's state, for handlers the SDK gives no context (completion)
 
@@ -115,7 +121,7 @@ def build_server(
     async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:
         retry = RetryPolicy.from_settings(settings, sleep=the_clock.sleep)
         async with RetabClient(settings, transport=transport, retry=retry) as client:
-            state = AppState(client, the_clock, settings, schedule or PollSchedule())
+            state = AppState(client, the_clock, settings, schedule or PollSchedule(), stop)
             running.append(state)
             try:
                 yield state
@@ -152,6 +158,7 @@ def build_server(
                 clock=state.clock,
                 on_progress=ctx.report_progress,
                 schedule=state.schedule,
+                stop=state.stop,
             )
         assert outcome.run is not None  # wait_for_finish raises rather than return without a state
         result = summarize_wait(
@@ -187,6 +194,7 @@ def build_server(
                 clock=state.clock,
                 schedule=state.schedule,
                 on_progress=ctx.report_progress,
+                stop=state.stop,
             )
         return _result(render_runs_wait(result), _dump(result))
 
@@ -286,7 +294,9 @@ def build_server(
         try:
             run = await state.client.get_run(run_id)
         except RetabError as error:
-            raise ResourceError(explain(error, run_id)) from None
+            # An MCPError goes to the caller as it is; the SDK would log any other exception with a traceback.
+            code = INVALID_PARAMS if isinstance(error, InvalidIdError | NotFoundError) else INTERNAL_ERROR
+            raise MCPError(code, explain(error, run_id)) from None
         return render(summarize(run, state.now()), run)
 
     @server.prompt(
@@ -297,8 +307,8 @@ def build_server(
     def triage_prompt(run_id: Annotated[str, Field(description="The experiment run to triage.")]) -> str:
         try:
             check_id(run_id)
-        except RetabError as error:
-            raise ToolError(explain(error, run_id)) from None
+        except InvalidIdError as error:
+            raise MCPError(INVALID_PARAMS, explain(error, run_id)) from None
         return descriptions.TRIAGE_PROMPT.format(run_id=run_id)
 
     @server.completion()

@@ -14,13 +14,16 @@ The rules, in the order a request meets them:
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import json
 import logging
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
@@ -132,24 +135,51 @@ def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) 
     return BearerTokenGate(app, settings.auth_token) if settings.auth_token else app
 
 
-def serve_http(server: MCPServer[Any], options: HttpOptions, settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM; uvicorn says on stderr when it is listening."""
+def uvicorn_config(app: Any, options: HttpOptions, settings: Settings) -> Any:
     import uvicorn
 
-    check_binding(options, settings)
-    app = build_app(server, options, settings)
-    auth = "bearer token required" if settings.auth_token else "no authentication"
-    logger.warning(
-        "retab-mcp %s: serving on http://%s:%d%s (%s)", __version__, options.host, options.port, options.path, auth
-    )
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app,
         host=options.host,
         port=options.port,
-        log_level="info",
+        log_config=None,  # uvicorn's records go through our handler, and so through its secret redaction
         access_log=False,
         # A client may hold a connection idle between waits; it must not be cut while a wait could run.
         timeout_keep_alive=int(settings.max_wait_s) + KEEP_ALIVE_MARGIN_S,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
-    uvicorn.Server(config).run()
+
+
+async def serve_http(server: MCPServer[Any], options: HttpOptions, settings: Settings, stop: anyio.Event) -> None:
+    """Serve until `stop` is set; uvicorn says on stderr when it is listening. Call `check_binding` first.
+
+    The caller owns signals: it sets `stop`, which first ends every wait in progress (their answers go
+    out), then tells uvicorn to finish, so shutdown does not sit out a 50 s wait or cut it mid-answer.
+    """
+    import uvicorn
+
+    app = build_app(server, options, settings)
+    auth = "bearer token required" if settings.auth_token else "no authentication"
+    logger.warning(
+        "retab-mcp %s: serving on http://%s:%d%s (%s)", __version__, options.host, options.port, options.path, auth
+    )
+    logging.getLogger("uvicorn.error").setLevel(logging.INFO)  # "Uvicorn running on ...": where to connect
+    config = uvicorn_config(app, options, settings)
+
+    class OwnSignals(uvicorn.Server):
+        """uvicorn without its signal handlers, which would re-raise the signal at exit (status 143)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None]:
+            yield
+
+    http = OwnSignals(config)
+
+    async def exit_on_stop() -> None:
+        await stop.wait()
+        http.should_exit = True
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(exit_on_stop)
+        await http.serve()
+        group.cancel_scope.cancel()

@@ -24,6 +24,7 @@ from .errors import (
     PermissionDeniedError,
     RateLimitError,
     RetabError,
+    ServerStoppingError,
 )
 
 
@@ -31,7 +32,7 @@ def explain(error: RetabError, run_id: str, subject: str | None = None) -> str:
     """The message for `error`. `subject` names what was asked for when it is not simply the run."""
     request = f" (request id {error.request_id})" if isinstance(error, APIStatusError) and error.request_id else ""
     match error:
-        case MissingAPIKeyError():
+        case MissingAPIKeyError() | ServerStoppingError():
             return str(error)
         case InvalidIdError():
             return f"Invalid {error.kind}: {error} Check the id and call again."

@@ -29,12 +29,14 @@ from .errors import (
     NotFoundError,
     RateLimitError,
     RetabError,
+    ServerStoppingError,
 )
 from .models import RUNNING, Run
 from .summaries import estimate_remaining_s
 
 ProgressCallback = Callable[[float, float | None, str], Awaitable[None]]
 
+SHUTDOWN_MESSAGE = "the server is shutting down; call again once it is back"
 TRANSIENT_ERRORS = (InternalServerError, RateLimitError, APIConnectionError, APIResponseValidationError)
 NOT_FOUND_LIMIT = 3
 
@@ -85,10 +87,12 @@ async def wait_for_finish(
     on_state: Callable[[Run], None] | None = None,
     schedule: PollSchedule | None = None,
     final_poll_margin_s: float = 0.25,
+    stop: anyio.Event | None = None,
 ) -> WaitOutcome:
     """Poll until the run finishes or `timeout_s` passes; a request in flight is bounded by the deadline.
 
     `on_state` sees every state read, so a caller that cancels the wait still knows the last one.
+    When `stop` is set (the server is shutting down) the wait ends at once with the last state read.
 
     Raises the client's error when the wait cannot go on (auth, bad request, unknown run), and when the
     deadline comes before any successful poll.
@@ -141,7 +145,29 @@ async def wait_for_finish(
             if last_error is not None:  # also the case when no poll ever succeeded
                 return _give_up(outcome, last, f"the last poll failed: {last_error}", last_error)
             return outcome(timed_out=True)
-        await clock.sleep(min(delay, remaining))
+        if await _sleep_unless_stopped(clock, min(delay, remaining), stop):
+            if last is None:
+                raise ServerStoppingError(SHUTDOWN_MESSAGE)
+            return outcome(timed_out=True, warning=SHUTDOWN_MESSAGE)
+
+
+async def _sleep_unless_stopped(clock: Clock, seconds: float, stop: anyio.Event | None) -> bool:
+    """Sleep `seconds`; True (at once) if `stop` is or becomes set."""
+    if stop is None:
+        await clock.sleep(seconds)
+        return False
+    if stop.is_set():
+        return True
+    async with anyio.create_task_group() as group:
+
+        async def end_sleep_on_stop() -> None:
+            await stop.wait()
+            group.cancel_scope.cancel()
+
+        group.start_soon(end_sleep_on_stop)
+        await clock.sleep(seconds)
+        group.cancel_scope.cancel()
+    return stop.is_set()
 
 
 def _give_up(outcome: Callable[..., WaitOutcome], last: Run | None, warning: str, error: RetabError) -> WaitOutcome:
