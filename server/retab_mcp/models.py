@@ -7,14 +7,24 @@ is kept as a plain string, and the older nested run shape is mapped onto the cur
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Annotated, Any, Generic, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 PENDING, QUEUED, RUNNING = "pending", "queued", "running"
 COMPLETED, ERROR, CANCELLED = "completed", "error", "cancelled"
 KNOWN_STATUSES = (PENDING, QUEUED, RUNNING, COMPLETED, ERROR, CANCELLED)
 TERMINAL_STATUSES = frozenset({COMPLETED, ERROR, CANCELLED})
+
+
+def _cut(limit: int) -> AfterValidator:
+    """Cut an over-long string the API sent, so it cannot flood what a model reads; real ones are short."""
+    return AfterValidator(lambda value: value if len(value) <= limit else value[: limit - 1] + "…")
+
+
+# Strings that are echoed to the model as they are. Retab's ids are about 30 characters long.
+Id = Annotated[str, _cut(128)]
+Word = Annotated[str, _cut(64)]  # a status, a block type, a view name
 
 
 class APIModel(BaseModel):
@@ -41,7 +51,7 @@ class ErrorDetails(APIModel):
 class Lifecycle(APIModel):
     """`status` is an open string: a status added by Retab later is shown as it is, never rejected."""
 
-    status: str = "unknown"
+    status: Word = "unknown"
     message: str | None = None  # error
     details: ErrorDetails | None = None  # error
     reason: str | None = None  # cancelled
@@ -68,18 +78,18 @@ class Trigger(APIModel):
 
 
 class Run(APIModel):
-    id: str
-    experiment_id: str | None = None
-    workflow_id: str | None = None
-    workflow_version_id: str | None = None
-    block_id: str | None = None
-    block_type: str | None = None
-    block_version_id: str | None = None
+    id: Id
+    experiment_id: Id | None = None
+    workflow_id: Id | None = None
+    workflow_version_id: Id | None = None
+    block_id: Id | None = None
+    block_type: Word | None = None
+    block_version_id: Id | None = None
     n_consensus: int | None = None
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     timing: Timing = Field(default_factory=Timing)
     trigger: Trigger = Field(default_factory=Trigger)
-    parent_run_id: str | None = None
+    parent_run_id: Id | None = None
     score: float | None = None
     total_document_count: int = 0
     completed_document_count: int = 0
@@ -116,10 +126,10 @@ class Run(APIModel):
 class Result(APIModel):
     """One document's execution within a run."""
 
-    id: str
-    experiment_run_id: str | None = None
-    experiment_id: str | None = None
-    document_id: str | None = None
+    id: Id
+    experiment_run_id: Id | None = None
+    experiment_id: Id | None = None
+    document_id: Id | None = None
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     timing: Timing = Field(default_factory=Timing)
     block_type: str | None = None
@@ -158,14 +168,14 @@ class Experiment(APIModel):
 
 
 class MetricDocument(APIModel):
-    id: str
+    id: Id
     filename: str | None = None
     score: float | None = None
     prior_score: float | None = None
 
 
 class TargetMetric(APIModel):
-    path: str
+    path: Annotated[str, _cut(256)]
     score: float | None = None
     prior_score: float | None = None
     value: Any = None
@@ -178,12 +188,12 @@ class Metrics(APIModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    kind: str = "unknown"
-    run_id: str | None = None
-    experiment_id: str | None = None
+    kind: Word = "unknown"
+    run_id: Id | None = None
+    experiment_id: Id | None = None
     score: float | None = None
     prior_score: float | None = None
-    prior_run_id: str | None = None
+    prior_run_id: Id | None = None
     scored_document_count: int | None = None
     total_document_count: int | None = None
     documents: list[MetricDocument] = Field(default_factory=list[MetricDocument])

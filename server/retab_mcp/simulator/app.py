@@ -1,8 +1,14 @@
 """The simulated Retab API: an ASGI app over a `World`, with controls for tests.
 
-Controls: `clock` (advance a VirtualClock), `inject(...)` (answer the next matching requests with an
-error status, a slow answer or a body that is not JSON), `requests` (what was asked, headers included),
-`add_run(...)` (a run of a chosen shape that starts now).
+Controls: `clock` (advance a VirtualClock), `inject(...)` (answer the next matching requests with a
+fault), `requests` (what was asked, headers included), `add_run(...)` (a run of a chosen shape that
+starts now). Faults:
+- "status": an error status with a FastAPI envelope (or `body`), optionally with Retry-After;
+- "slow": the normal answer, after `delay_s` of real time (it is the network that is slow);
+- "malformed": a 200 whose body is not JSON (or `body`);
+- "raw": any `status`, `body` and `media_type`, e.g. a proxy's HTML error page or a drifted schema;
+- "truncated": a 200 that declares more bytes than it sends, then ends (over a real socket the
+  connection is cut mid-body).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from .scenario import (
     seed_world,
 )
 
-FaultKind = Literal["status", "slow", "malformed"]
+FaultKind = Literal["status", "slow", "malformed", "raw", "truncated"]
 RUN_STATUSES = ("pending", "queued", "running", "completed", "error", "cancelled")
 
 
@@ -46,6 +52,7 @@ class Fault:
     delay_s: float = 0.0
     path_contains: str = ""
     body: Any = None
+    media_type: str = "application/json"
 
 
 @dataclass(frozen=True)
@@ -115,8 +122,9 @@ class SimulatedRetab:
         delay_s: float = 0.0,
         path_contains: str = "",
         body: Any = None,
+        media_type: str = "application/json",
     ) -> None:
-        self.faults.append(Fault(kind, times, status, retry_after, delay_s, path_contains, body))
+        self.faults.append(Fault(kind, times, status, retry_after, delay_s, path_contains, body, media_type))
 
     def add_run(
         self,
@@ -205,6 +213,12 @@ class SimulatedRetab:
                         status_code=200,
                         media_type="application/json",
                     )
+                if fault.kind == "raw":
+                    return Response(fault.body, status_code=fault.status, media_type=fault.media_type)
+                if fault.kind == "truncated":
+                    partial = fault.body or b'{"id": "exprun_cut", "lifecycle": {"sta'
+                    declared = {"content-length": str(len(partial) * 4)}
+                    return Response(partial, status_code=200, media_type="application/json", headers=declared)
                 headers = {"retry-after": fault.retry_after} if fault.retry_after else None
                 body = fault.body or (
                     {"detail": "Rate limit exceeded. Please try again later."}
