@@ -100,52 +100,6 @@ async def test_the_real_entry_starts_without_a_key_and_explains_how_to_set_it() 
     assert isinstance(result.content[0], TextContent) and "RETAB_API_KEY" in result.content[0].text
 
 
-async def test_stdout_carries_only_json_rpc_in_stdio_mode() -> None:
-    """Raw JSON-RPC over the pipe: every line the server writes parses as a JSON-RPC message."""
-    requests = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "raw", "version": "0"},
-            },
-        },
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {
-            "jsonrpc": "2.0",
-            "id": 2,
-            "method": "tools/call",
-            "params": {"name": "get_experiment_run", "arguments": {"run_id": "not valid!"}},
-        },
-        {
-            "jsonrpc": "2.0",
-            "id": 3,
-            "method": "tools/call",
-            "params": {"name": "get_experiment_run", "arguments": {"run_id": FINISHED}},
-        },
-    ]
-    command = [sys.executable, "-m", "retab_mcp", "--demo"]
-    out = b""
-    with anyio.fail_after(30):
-        async with await anyio.open_process(command) as process:
-            assert process.stdin is not None and process.stdout is not None and process.stderr is not None
-            await process.stdin.send("".join(json.dumps(r) + "\n" for r in requests).encode())
-            while out.count(b"\n") < 3:  # three requests carry an id, so three answers
-                out += await process.stdout.receive()
-            await process.stdin.aclose()
-            await process.wait()
-            err = b"".join([chunk async for chunk in process.stderr])
-    messages = [json.loads(line) for line in out.decode().splitlines()]
-    assert all(m.get("jsonrpc") == "2.0" for m in messages)
-    by_id = {m.get("id"): m for m in messages}
-    assert by_id[2]["result"]["isError"] is True
-    assert by_id[3]["result"]["structuredContent"]["status"] == "completed"
-    assert b"Traceback" not in err
-
-
 @asynccontextmanager
 async def serve(*flags: str, env: dict[str, str] | None = None) -> AsyncIterator[int]:
     port = free_port()
@@ -188,18 +142,50 @@ async def test_sse_serves_both_tools_with_progress(sse_port: int, mode: str) -> 
             await exercise(client)
 
 
-async def test_http_and_stdio_answer_identically(http_port: int) -> None:
+PARITY_CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("get_experiment_run", {"run_id": FINISHED}),
+    ("wait_for_run", {"run_id": FINISHED}),
+    ("wait_for_runs", {"run_ids": [FINISHED, opaque_id("exprun", "failed")]}),
+    ("list_experiment_runs", {"status": "completed"}),
+    ("list_experiment_run_results", {"run_id": FINISHED, "status": "error"}),
+    ("get_experiment_run_metrics", {"run_id": FINISHED, "view": "summary"}),
+    ("triage_experiment_run", {"run_id": opaque_id("exprun", "failed")}),
+    ("cancel_experiment_run", {"run_id": FINISHED}),
+]
+WALL_CLOCK_KEYS = {"started_at", "created_at"}  # demo runs are dated from when each process started
+
+
+def without_wall_clock(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: without_wall_clock(v) for k, v in value.items() if k not in WALL_CLOCK_KEYS}  # pyright: ignore
+    if isinstance(value, list):
+        return [without_wall_clock(v) for v in value]  # pyright: ignore
+    return value
+
+
+async def test_every_tool_answers_identically_over_stdio_http_and_sse() -> None:
+    writes = {"RETAB_MCP_ALLOW_WRITES": "1"}
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "retab_mcp", "--demo"], env={"PATH": os.environ["PATH"]}
+        command=sys.executable, args=["-m", "retab_mcp", "--demo"], env={"PATH": os.environ["PATH"], **writes}
     )
+    answers: dict[str, list[Any]] = {}
     with anyio.fail_after(60):
-        async with Client(params) as over_stdio, Client(f"http://127.0.0.1:{http_port}/mcp") as over_http:
-            a = await over_stdio.call_tool("get_experiment_run", {"run_id": FINISHED})
-            b = await over_http.call_tool("get_experiment_run", {"run_id": FINISHED})
-    assert a.content == b.content
-    # started_at is wall-clock in demo mode and the two processes started at different instants
-    strip = lambda d: {k: v for k, v in (d or {}).items() if k != "started_at"}  # noqa: E731
-    assert strip(a.structured_content) == strip(b.structured_content)
+        async with (
+            serve("--transport", "http", env=writes) as http_port,
+            serve("--transport", "sse", env=writes) as sse_port,
+            Client(params) as over_stdio,
+            Client(f"http://127.0.0.1:{http_port}/mcp") as over_http,
+            Client(sse_client(f"http://127.0.0.1:{sse_port}/sse")) as over_sse,
+        ):
+            for name, client in (("stdio", over_stdio), ("http", over_http), ("sse", over_sse)):
+                tools = {t.name for t in (await client.list_tools()).tools}
+                assert tools == {call for call, _ in PARITY_CALLS}
+                answers[name] = []
+                for tool, arguments in PARITY_CALLS:
+                    result = await client.call_tool(tool, arguments)
+                    assert not result.is_error, (name, tool)
+                    answers[name].append(without_wall_clock(result.structured_content))
+    assert answers["stdio"] == answers["http"] == answers["sse"]
 
 
 async def test_a_client_cancel_over_http_leaves_the_session_usable(http_port: int) -> None:

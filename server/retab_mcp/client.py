@@ -90,7 +90,7 @@ class RetabClient:
         """One run. `retry=False` makes a single attempt, for callers that retry on their own schedule."""
         path = f"{EXPERIMENTS}/runs/{check_id(run_id)}"
         response = await self._request("GET", path, retry=self.retry if retry else NO_RETRY)
-        return _parse(Run, response)
+        return self._parse(Run, response)
 
     async def list_runs(
         self,
@@ -123,7 +123,7 @@ class RetabClient:
             "after": after,
         }
         response = await self._request("GET", f"{EXPERIMENTS}/runs", params=params)
-        return _parse(Page[Run], response)
+        return self._parse(Page[Run], response)
 
     async def iter_runs(self, *, max_items: int | None = None, **filters: Any) -> AsyncIterator[Run]:
         """Every run matching `filters` (those of `list_runs`), following the keyset cursor."""
@@ -134,7 +134,7 @@ class RetabClient:
         """Ask Retab to cancel a run. Sent once: a POST is never retried."""
         path = f"{EXPERIMENTS}/runs/{check_id(run_id)}/cancel"
         response = await self._request("POST", path, retry=NO_RETRY)
-        return _parse(_CancelResponse, response).lifecycle
+        return self._parse(_CancelResponse, response).lifecycle
 
     # Results and metrics
 
@@ -148,7 +148,7 @@ class RetabClient:
     ) -> Page[Result]:
         params = {"run_id": check_id(run_id), "limit": limit, "after": after, "order": order}
         response = await self._request("GET", f"{EXPERIMENTS}/results", params=params)
-        return _parse(Page[Result], response)
+        return self._parse(Page[Result], response)
 
     async def iter_results(self, run_id: str, *, max_items: int | None = None) -> AsyncIterator[Result]:
         async for result in self._iterate(self.list_results, max_items, {"run_id": run_id}):
@@ -173,11 +173,11 @@ class RetabClient:
             "prior_run_id": _opt_id(prior_run_id, "run id"),
         }
         response = await self._request("GET", f"{EXPERIMENTS}/metrics", params=params)
-        return _parse(Metrics, response)
+        return self._parse(Metrics, response)
 
     async def get_experiment(self, experiment_id: str) -> Experiment:
         path = f"{EXPERIMENTS}/{check_id(experiment_id, 'experiment id')}"
-        return _parse(Experiment, await self._request("GET", path))
+        return self._parse(Experiment, await self._request("GET", path))
 
     # Plumbing
 
@@ -237,10 +237,33 @@ class RetabClient:
             return response
         raise status_error(
             response.status_code,
-            response.content,
+            self._redacted(response.content),
             request_id=response.headers.get("x-request-id"),
             retry_after_s=parse_retry_after(response.headers.get("retry-after")),
         )
+
+    def _parse(self, model: type[ModelT], response: httpx2.Response) -> ModelT:
+        request_id = response.headers.get("x-request-id")
+        content = self._redacted(response.content)
+        excerpt = content[:160].decode("utf-8", "replace")
+        try:
+            return model.model_validate_json(content)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            name = "page" if "[" in model.__name__ else model.__name__  # Page[Run] reads better as "page"
+            reason = "not JSON" if first["type"] == "json_invalid" else f"{where}: {first['msg']}"
+            raise APIResponseValidationError(
+                f"The Retab API sent a {name} that cannot be read ({reason})",
+                status_code=response.status_code,
+                request_id=request_id,
+                excerpt=excerpt,
+            ) from None
+
+    def _redacted(self, content: bytes) -> bytes:
+        """`content` without the API key, in case the API quotes it back: what it sends may reach the model."""
+        key = self.settings.api_key
+        return content.replace(key.encode(), b"[redacted]") if key else content
 
 
 class _CancelResponse(BaseModel):
@@ -250,21 +273,3 @@ class _CancelResponse(BaseModel):
 
 def _opt_id(value: str | None, kind: str) -> str | None:
     return None if value is None else check_id(value, kind)
-
-
-def _parse(model: type[ModelT], response: httpx2.Response) -> ModelT:
-    request_id = response.headers.get("x-request-id")
-    excerpt = response.content[:160].decode("utf-8", "replace")
-    try:
-        return model.model_validate_json(response.content)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        name = "page" if "[" in model.__name__ else model.__name__  # Page[Run] reads better as "page"
-        reason = "not JSON" if first["type"] == "json_invalid" else f"{where}: {first['msg']}"
-        raise APIResponseValidationError(
-            f"The Retab API sent a {name} that cannot be read ({reason})",
-            status_code=response.status_code,
-            request_id=request_id,
-            excerpt=excerpt,
-        ) from None

@@ -70,6 +70,7 @@ class SimulatedRetab:
     demo: bool = False
     accepted_keys: set[str] | None = None  # None: any bearer token is accepted
     forbidden_keys: set[str] = field(default_factory=set[str])
+    echo_key_in_errors: bool = False  # as some APIs do: error messages quote the key that was sent
     world: World = field(init=False)
     requests: list[RecordedRequest] = field(default_factory=list[RecordedRequest])
     faults: list[Fault] = field(default_factory=list[Fault])
@@ -193,10 +194,11 @@ class SimulatedRetab:
         if not auth.startswith("Bearer ") or not auth[7:].strip():
             return JSONResponse({"detail": "Not authenticated"}, status_code=401)
         key = auth[7:].strip()
+        quoted = f" ({key})" if self.echo_key_in_errors else ""
         if self.accepted_keys is not None and key not in self.accepted_keys:
-            return _http_exception(401, "Invalid API key")
+            return _http_exception(401, f"Invalid API key{quoted}")
         if key in self.forbidden_keys:
-            return _http_exception(403, "This API key may not read workflow experiments")
+            return _http_exception(403, f"This API key{quoted} may not read workflow experiments")
         for fault in self.faults:
             if fault.times > 0 and fault.path_contains in request.url.path:
                 fault.times -= 1
@@ -221,13 +223,13 @@ class SimulatedRetab:
                     return Response(partial, status_code=200, media_type="application/json", headers=declared)
                 headers = {"retry-after": fault.retry_after} if fault.retry_after else None
                 body = fault.body or (
-                    {"detail": "Rate limit exceeded. Please try again later."}
+                    {"detail": f"Rate limit exceeded for key{quoted}. Please try again later."}
                     if fault.status == 429
                     else {
                         "detail": {
                             "code": "HTTP_EXCEPTION",
                             "message": "An HTTP exception occurred.",
-                            "details": {"error": "Upstream service unavailable"},
+                            "details": {"error": f"Upstream service unavailable{quoted}"},
                         }
                     }
                 )
