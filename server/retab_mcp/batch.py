@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 import anyio.abc
@@ -19,10 +19,12 @@ from pydantic import BaseModel, Field
 from .client import RetabClient
 from .clock import Clock
 from .errors import AuthenticationError, MissingAPIKeyError, PermissionDeniedError, RetabError
-from .models import Run
 from .summaries import clip, duration_text, estimate_remaining_s
 from .tool_errors import explain
 from .waiting import PollSchedule, ProgressCallback, wait_for_finish
+
+if TYPE_CHECKING:
+    from .models import Run
 
 WaitMode = Literal["all", "any"]
 MAX_RUNS = 20
@@ -59,7 +61,7 @@ class RunsWaitResult(BaseModel):
 class _Batch:
     """What the per-run waits found, filled in as they go."""
 
-    states: dict[str, Run] = field(default_factory=dict[str, Run])
+    states: dict[str, Run] = field(default_factory=dict[str, "Run"])
     failures: dict[str, RetabError] = field(default_factory=dict[str, RetabError])
     fatal: list[RetabError] = field(default_factory=list[RetabError])
     progress: dict[str, tuple[int, int]] = field(default_factory=dict[str, tuple[int, int]])

@@ -16,9 +16,9 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import anyio
-import httpx2
 
 from . import __version__
 from .client import RetabClient
@@ -28,11 +28,15 @@ from .console import ProgressBar
 from .errors import RetabError
 from .logs import configure_logging
 from .server import build_server
-from .serving import HttpOptions, ServingError, check_binding, serve_http
-from .simulator import SimulatedRetab
 from .summaries import render, summarize, summarize_wait
 from .tool_errors import explain
 from .waiting import wait_for_finish
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from .serving import HttpOptions
+    from .simulator import SimulatedRetab
 
 DEMO_KEY = "sk_demo_simulated"
 DEMO_URL = "http://retab.simulated"
@@ -115,15 +119,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     except SettingsError as error:
         sys.exit(f"retab-mcp: {error}")
     sim: SimulatedRetab | None = None
+    transport: httpx2.AsyncBaseTransport | None = None
     if args.demo:
-        sim = SimulatedRetab(clock=RealClock(), demo=True)
+        import httpx2
+
+        from . import simulator  # the demo's API; a real server never loads it
+
+        sim = simulator.SimulatedRetab(clock=RealClock(), demo=True)
         settings = settings.with_overrides(api_key=DEMO_KEY, base_url=DEMO_URL)
-    transport = httpx2.ASGITransport(app=sim) if sim is not None else None
+        transport = httpx2.ASGITransport(app=sim)
     if args.command in ("get", "wait"):
         run_id = str(sim.run_ids.get(args.run_id, args.run_id) if sim is not None else args.run_id)
         sys.exit(anyio.run(_show, settings, transport, run_id, args.command == "wait", getattr(args, "timeout", 0)))
     options = None
     if args.transport != "stdio":
+        from .serving import HttpOptions, ServingError, check_binding  # only HTTP needs these
+
         options = HttpOptions(args.transport, args.host, args.port, args.stateless, args.auth_handled_by_proxy)
         try:
             check_binding(options, settings)
@@ -155,6 +166,8 @@ async def _serve(settings: Settings, transport: httpx2.AsyncBaseTransport | None
         if options is None:
             await server.run_stdio_async()
         else:
+            from .serving import serve_http
+
             await serve_http(server, options, settings, stop)
         group.cancel_scope.cancel()
 

@@ -3,6 +3,10 @@
 One pooled `httpx2.AsyncClient` per `RetabClient`. Every failure becomes an error of `errors.py`; GETs are
 retried by `retry.RetryPolicy`, POSTs never. Ids are checked before they are put into a request, so a bad
 id sends nothing.
+
+The HTTP stack and the API's models are imported, and the pooled client (with its TLS context: tens of
+milliseconds) is built, on the first request rather than at start: a host waits for `initialize` before
+anything else, and a server that is never called never pays for them.
 """
 
 from __future__ import annotations
@@ -11,9 +15,8 @@ import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import httpx2
 from pydantic import BaseModel, ValidationError
 
 from . import __version__
@@ -27,8 +30,12 @@ from .errors import (
     RetabError,
     status_error,
 )
-from .models import Experiment, Lifecycle, Metrics, Page, Result, Run
 from .retry import NO_RETRY, RetryPolicy, parse_retry_after
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from .models import Experiment, Lifecycle, Metrics, Page, Result, Run
 
 logger = logging.getLogger(__name__)
 
@@ -57,21 +64,30 @@ class RetabClient:
     ) -> None:
         self.settings = settings
         self.retry = retry or RetryPolicy.from_settings(settings)
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        if settings.api_key:
-            headers["Authorization"] = f"Bearer {settings.api_key}"
-        self._http = httpx2.AsyncClient(
-            base_url=settings.base_url,
-            headers=headers,
-            transport=transport,
-            timeout=httpx2.Timeout(
-                settings.read_timeout_s,
-                connect=settings.connect_timeout_s,
-                pool=settings.connect_timeout_s,
-            ),
-            limits=httpx2.Limits(max_connections=20, max_keepalive_connections=10),
-            follow_redirects=False,
-        )
+        self._transport = transport
+        self._client: httpx2.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx2.AsyncClient:
+        if self._client is None:
+            import httpx2
+
+            headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+            if self.settings.api_key:
+                headers["Authorization"] = f"Bearer {self.settings.api_key}"
+            self._client = httpx2.AsyncClient(
+                base_url=self.settings.base_url,
+                headers=headers,
+                transport=self._transport,
+                timeout=httpx2.Timeout(
+                    self.settings.read_timeout_s,
+                    connect=self.settings.connect_timeout_s,
+                    pool=self.settings.connect_timeout_s,
+                ),
+                limits=httpx2.Limits(max_connections=20, max_keepalive_connections=10),
+                follow_redirects=False,
+            )
+        return self._client
 
     async def __aenter__(self) -> RetabClient:
         return self
@@ -82,12 +98,15 @@ class RetabClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     # Runs
 
     async def get_run(self, run_id: str, *, retry: bool = True) -> Run:
         """One run. `retry=False` makes a single attempt, for callers that retry on their own schedule."""
+        from .models import Run
+
         path = f"{EXPERIMENTS}/runs/{check_id(run_id)}"
         response = await self._request("GET", path, retry=self.retry if retry else NO_RETRY)
         return self._parse(Run, response)
@@ -122,6 +141,8 @@ class RetabClient:
             "limit": limit,
             "after": after,
         }
+        from .models import Page, Run
+
         response = await self._request("GET", f"{EXPERIMENTS}/runs", params=params)
         return self._parse(Page[Run], response)
 
@@ -132,9 +153,11 @@ class RetabClient:
 
     async def cancel_run(self, run_id: str) -> Lifecycle:
         """Ask Retab to cancel a run. Sent once: a POST is never retried."""
+        from .models import CancelResponse
+
         path = f"{EXPERIMENTS}/runs/{check_id(run_id)}/cancel"
         response = await self._request("POST", path, retry=NO_RETRY)
-        return self._parse(_CancelResponse, response).lifecycle
+        return self._parse(CancelResponse, response).lifecycle
 
     # Results and metrics
 
@@ -147,6 +170,8 @@ class RetabClient:
         order: Literal["asc", "desc"] | None = None,
     ) -> Page[Result]:
         params = {"run_id": check_id(run_id), "limit": limit, "after": after, "order": order}
+        from .models import Page, Result
+
         response = await self._request("GET", f"{EXPERIMENTS}/results", params=params)
         return self._parse(Page[Result], response)
 
@@ -172,10 +197,14 @@ class RetabClient:
             "include_prior": None if include_prior is None else str(include_prior).lower(),
             "prior_run_id": _opt_id(prior_run_id, "run id"),
         }
+        from .models import Metrics
+
         response = await self._request("GET", f"{EXPERIMENTS}/metrics", params=params)
         return self._parse(Metrics, response)
 
     async def get_experiment(self, experiment_id: str) -> Experiment:
+        from .models import Experiment
+
         path = f"{EXPERIMENTS}/{check_id(experiment_id, 'experiment id')}"
         return self._parse(Experiment, await self._request("GET", path))
 
@@ -221,6 +250,8 @@ class RetabClient:
                 slept += delay
 
     async def _send_once(self, method: str, path: str, query: Mapping[str, Any]) -> httpx2.Response:
+        import httpx2
+
         try:
             response = await self._http.request(method, path, params=query)
         except httpx2.TimeoutException as exc:
@@ -264,11 +295,6 @@ class RetabClient:
         """`content` without the API key, in case the API quotes it back: what it sends may reach the model."""
         key = self.settings.api_key
         return content.replace(key.encode(), b"[redacted]") if key else content
-
-
-class _CancelResponse(BaseModel):
-    id: str
-    lifecycle: Lifecycle
 
 
 def _opt_id(value: str | None, kind: str) -> str | None:

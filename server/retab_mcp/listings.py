@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from .client import RetabClient
 from .errors import InvalidIdError
-from .models import Page, Result, Run
 from .summaries import clip, duration_text, iso_seconds
+
+if TYPE_CHECKING:
+    from .models import Page, Result, Run
 
 RESULT_ERROR_MAX = 120
 FILENAME_MAX = 60

@@ -11,10 +11,7 @@ from typing import Annotated, Any, Generic, TypeVar, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-PENDING, QUEUED, RUNNING = "pending", "queued", "running"
-COMPLETED, ERROR, CANCELLED = "completed", "error", "cancelled"
-KNOWN_STATUSES = (PENDING, QUEUED, RUNNING, COMPLETED, ERROR, CANCELLED)
-TERMINAL_STATUSES = frozenset({COMPLETED, ERROR, CANCELLED})
+from .statuses import TERMINAL_STATUSES
 
 
 def _cut(limit: int) -> AfterValidator:
@@ -200,6 +197,11 @@ class Metrics(APIModel):
     targets: list[TargetMetric] = Field(default_factory=list[TargetMetric])
     message: str | None = None
     stale_reasons: list[str] = Field(default_factory=list[str])
+
+
+class CancelResponse(APIModel):
+    id: str
+    lifecycle: Lifecycle
 
 
 class ListMetadata(APIModel):

@@ -9,12 +9,14 @@ a warning that carries Retab's reasons.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, Field
 
-from .models import Metrics
 from .summaries import clip
+
+if TYPE_CHECKING:
+    from .models import Metrics
 
 LOWEST_K = 5
 NAME_MAX = 60

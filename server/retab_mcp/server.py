@@ -12,10 +12,9 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import anyio
-import httpx2
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
@@ -46,6 +45,9 @@ from .summaries import RunSummary, WaitResult, compact, render, summarize, summa
 from .tool_errors import explain, tool_errors
 from .triage import TriageReport, build_report, fit_to_budget, gather_evidence
 from .waiting import PollSchedule, wait_for_finish
+
+if TYPE_CHECKING:
+    import httpx2
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)

@@ -9,11 +9,14 @@ the cause is, so the two channels do not repeat it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from .models import CANCELLED, COMPLETED, ERROR, KNOWN_STATUSES, PENDING, QUEUED, RUNNING, Run
+from .statuses import CANCELLED, COMPLETED, ERROR, KNOWN_STATUSES, PENDING, QUEUED, RUNNING
+
+if TYPE_CHECKING:
+    from .models import Run
 
 TRACE_MAX_LINES = 15
 TRACE_MAX_BYTES = 1_400

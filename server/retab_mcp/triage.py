@@ -12,16 +12,18 @@ from collections import defaultdict
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from pydantic import BaseModel, Field
 
 from .client import RetabClient
 from .errors import RetabError
-from .models import Metrics, Result, Run
 from .scores import ScoredItem, delta, lowest, metrics_warning, score_text, scored_items
 from .summaries import RunSummary, clip, compact, duration_text, render, summarize, trace_tail
+
+if TYPE_CHECKING:
+    from .models import Metrics, Result, Run
 
 FAILURE_GROUPS_K = 3
 EXAMPLES_PER_GROUP = 2
@@ -77,7 +79,7 @@ class Evidence:
     results: list[Result] | None = None
     results_truncated: bool = False
     metrics: Metrics | None = None
-    document_metrics: list[Metrics] = field(default_factory=list[Metrics])
+    document_metrics: list[Metrics] = field(default_factory=list["Metrics"])
     warnings: list[str] = field(default_factory=list[str])
 
 

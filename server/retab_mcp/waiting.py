@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -31,7 +32,10 @@ from .errors import (
     RetabError,
     ServerStoppingError,
 )
-from .models import RUNNING, Run
+from .statuses import RUNNING
+
+if TYPE_CHECKING:
+    from .models import Run
 from .summaries import estimate_remaining_s
 
 ProgressCallback = Callable[[float, float | None, str], Awaitable[None]]
