@@ -14,6 +14,7 @@ from mcp.types import CallToolResult
 
 from retab_mcp.clock import RealClock, VirtualClock
 from retab_mcp.config import Settings
+from retab_mcp.schedule import FixedSchedule, Schedule
 from retab_mcp.server import AppState, build_server
 from retab_mcp.simulator import SimulatedRetab
 
@@ -188,9 +189,12 @@ def fail_from_now_on(sim: SimulatedRetab, kind: Any) -> None:
 # Real time from here: a hanging API and a client cancel are about the wall clock.
 
 
-def real_time_server(sim: SimulatedRetab) -> MCPServer[AppState]:
+def real_time_server(sim: SimulatedRetab, schedule: Schedule | None = None) -> MCPServer[AppState]:
     return build_server(
-        Settings(api_key=TEST_KEY, base_url=SIM_URL), transport=httpx2.ASGITransport(app=sim), clock=sim.clock
+        Settings(api_key=TEST_KEY, base_url=SIM_URL),
+        transport=httpx2.ASGITransport(app=sim),
+        clock=sim.clock,
+        schedule=schedule,
     )
 
 
@@ -209,9 +213,10 @@ async def test_a_hanging_api_does_not_stretch_the_wait_past_its_deadline(mode: s
 async def test_a_hang_after_a_good_poll_returns_that_state(mode: str) -> None:
     sim = SimulatedRetab(clock=RealClock())
     fail_from_now_on(sim, "slow")
-    async with Client(real_time_server(sim), mode=mode) as client:  # type: ignore[arg-type]
-        with anyio.fail_after(5):
-            result = await client.call_tool("wait_for_run", {"run_id": sim.run_ids["long"], "timeout_s": 1.5})
+    every_half_second = FixedSchedule(every_s=0.5)  # the second poll, sent at 0.5 s, hangs past the deadline
+    async with Client(real_time_server(sim, every_half_second), mode=mode) as client:  # type: ignore[arg-type]
+        with anyio.fail_after(6):
+            result = await client.call_tool("wait_for_run", {"run_id": sim.run_ids["long"], "timeout_s": 3})
     data: dict[str, Any] = result.structured_content or {}
     assert not result.is_error and data["timed_out"] is True and data["status"] == "running"
     assert "did not answer" in data["warning"]

@@ -1,4 +1,4 @@
-"""Waiting on several runs at once: one `wait_for_finish` per run under one deadline.
+"""Waiting on several runs at once: one `RunWatcher.wait` per run under one deadline.
 
 The policy is `wait_for_run`'s, run by run: transient errors are retried until the deadline, an unknown
 run ends its own wait (three 404s) and is reported in its row, while a rejected or missing key ends the
@@ -16,12 +16,10 @@ import anyio
 import anyio.abc
 from pydantic import BaseModel, Field
 
-from .client import RetabClient
-from .clock import Clock
 from .errors import AuthenticationError, MissingAPIKeyError, PermissionDeniedError, RetabError
 from .summaries import clip, duration_text, estimate_remaining_s
 from .tool_errors import explain
-from .waiting import PollSchedule, ProgressCallback, wait_for_finish
+from .waiting import ProgressCallback, RunWatcher
 
 if TYPE_CHECKING:
     from .models import Run
@@ -69,18 +67,16 @@ class _Batch:
 
 
 async def wait_for_runs(
-    client: RetabClient,
+    watcher: RunWatcher,
     run_ids: list[str],
     *,
     mode: WaitMode,
     timeout_s: float,
-    clock: Clock,
-    schedule: PollSchedule,
     on_progress: ProgressCallback | None = None,
-    stop: anyio.Event | None = None,
 ) -> RunsWaitResult:
     """Wait on every run of `run_ids` (already checked and de-duplicated) until `mode` is met or time is up."""
     batch = _Batch()
+    clock = watcher.clock
     start = clock.now()
 
     async def report(run_id: str, done: float, total: float | None) -> None:
@@ -100,15 +96,11 @@ async def wait_for_runs(
             await report(run_id, done, total)
 
         try:
-            outcome = await wait_for_finish(
-                client,
+            outcome = await watcher.wait(
                 run_id,
                 timeout_s=timeout_s,
-                clock=clock,
                 on_progress=progress,
                 on_state=lambda run: batch.states.__setitem__(run_id, run),
-                schedule=schedule,
-                stop=stop,
             )
         except FATAL_ERRORS as error:
             batch.fatal.append(error)
@@ -117,7 +109,7 @@ async def wait_for_runs(
         except RetabError as error:
             batch.failures[run_id] = error
             return
-        if mode == "any" and outcome.run is not None and outcome.run.lifecycle.is_terminal:
+        if mode == "any" and outcome.run.lifecycle.is_terminal:
             group.cancel_scope.cancel()
 
     async with anyio.create_task_group() as group:
@@ -126,7 +118,7 @@ async def wait_for_runs(
     if batch.fatal:
         raise batch.fatal[0]
     now = clock.wall_at(clock.now())
-    rows = [_row(run_id, batch, now) for run_id in run_ids]
+    rows = [_row(run_id, batch, now, watcher.read_at(run_id)) for run_id in run_ids]
     finished = sum(1 for row in rows if row.finished)
     ended = sum(1 for row in rows if row.finished or row.status == "unreadable")
     done = finished > 0 if mode == "any" else ended == len(rows)
@@ -142,7 +134,7 @@ async def wait_for_runs(
     )
 
 
-def _row(run_id: str, batch: _Batch, now: datetime) -> RunState:
+def _row(run_id: str, batch: _Batch, now: datetime, read_at: datetime | None) -> RunState:
     run = batch.states.get(run_id)
     failure = batch.failures.get(run_id)
     if run is None:
@@ -154,7 +146,7 @@ def _row(run_id: str, batch: _Batch, now: datetime) -> RunState:
         error = lifecycle.message or (lifecycle.details.message if lifecycle.details else None) or "(no message)"
     elif failure is not None:
         error = "Last poll failed: " + explain(failure, run_id)
-    eta = estimate_remaining_s(run, now)
+    eta = estimate_remaining_s(run, now, read_at)
     return RunState(
         run_id=run_id,
         status=run.status,

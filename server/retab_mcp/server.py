@@ -40,11 +40,12 @@ from .config import Settings
 from .errors import InvalidIdError, NotFoundError, RetabError
 from .listings import ResultList, RunList, list_result_rows, render_result_list, render_run_list, run_list
 from .retry import RetryPolicy
+from .schedule import Schedule
 from .scores import MetricsReport, render_metrics, report_metrics
 from .summaries import RunSummary, WaitResult, compact, render, summarize, summarize_wait
 from .tool_errors import explain, tool_errors
 from .triage import TriageReport, build_report, fit_to_budget, gather_evidence
-from .waiting import PollSchedule, wait_for_finish
+from .waiting import RunWatcher, running_watcher
 
 if TYPE_CHECKING:
     import httpx2
@@ -97,8 +98,7 @@ class AppState:
     client: RetabClient
     clock: Clock
     settings: Settings
-    schedule: PollSchedule
-    stop: anyio.Event | None = None  # set when the server shuts down: waits end with what they have
+    watcher: RunWatcher
     waited: WaitLedger = field(default_factory=WaitLedger)
 
     def now(self) -> datetime:
@@ -111,7 +111,7 @@ def build_server(
     *,
     transport: httpx2.AsyncBaseTransport | None = None,
     clock: Clock | None = None,
-    schedule: PollSchedule | None = None,
+    schedule: Schedule | None = None,
     stop: anyio.Event | None = None,
 ) -> MCPServer[AppState]:
     """The retab MCP server. `transport` and `clock` let the demo and tests put the simulated API behind it;
@@ -122,8 +122,11 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:
         retry = RetryPolicy.from_settings(settings, sleep=the_clock.sleep)
-        async with RetabClient(settings, transport=transport, retry=retry) as client:
-            state = AppState(client, the_clock, settings, schedule or PollSchedule(), stop)
+        async with (
+            RetabClient(settings, transport=transport, retry=retry) as client,
+            running_watcher(client, the_clock, schedule=schedule, stop=stop) as watcher,
+        ):
+            state = AppState(client, the_clock, settings, watcher)
             running.append(state)
             try:
                 yield state
@@ -144,6 +147,7 @@ def build_server(
         state = ctx.request_context.lifespan_context
         with tool_errors(run_id):
             run = await state.client.get_run(run_id)
+        state.watcher.record(run)
         summary = summarize(run, state.now())
         return _result(render(summary, run), compact(summary))
 
@@ -153,16 +157,10 @@ def build_server(
     ) -> Annotated[CallToolResult, WaitResult]:
         state = ctx.request_context.lifespan_context
         with tool_errors(run_id):
-            outcome = await wait_for_finish(
-                state.client,
-                run_id,
-                timeout_s=_clamp_wait(timeout_s, state.settings),
-                clock=state.clock,
-                on_progress=ctx.report_progress,
-                schedule=state.schedule,
-                stop=state.stop,
+            check_id(run_id)
+            outcome = await state.watcher.wait(
+                run_id, timeout_s=_clamp_wait(timeout_s, state.settings), on_progress=ctx.report_progress
             )
-        assert outcome.run is not None  # wait_for_finish raises rather than return without a state
         result = summarize_wait(
             outcome.run,
             state.now(),
@@ -170,6 +168,7 @@ def build_server(
             waited_s=outcome.waited_s,
             warning=outcome.warning,
             total_waited_s=state.waited.add(run_id, outcome.waited_s),
+            read_at=outcome.read_at,
         )
         return _result(render(result, outcome.run), compact(result))
 
@@ -189,14 +188,11 @@ def build_server(
             for run_id in unique:
                 check_id(run_id)
             result = await wait_for_runs(
-                state.client,
+                state.watcher,
                 unique,
                 mode=mode,
                 timeout_s=_clamp_wait(timeout_s, state.settings),
-                clock=state.clock,
-                schedule=state.schedule,
                 on_progress=ctx.report_progress,
-                stop=state.stop,
             )
         return _result(render_runs_wait(result), _dump(result))
 

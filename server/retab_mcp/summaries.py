@@ -92,19 +92,25 @@ def compact(summary: BaseModel) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None or k in ALWAYS_PRESENT}
 
 
-def estimate_remaining_s(run: Run, now: datetime) -> float | None:
-    """Seconds left at the throughput seen so far, or None before any document completed."""
+def estimate_remaining_s(run: Run, now: datetime, read_at: datetime | None = None) -> float | None:
+    """Seconds left at the throughput seen so far, or None before any document completed.
+
+    `read_at` is when `run` was read, if earlier than `now`: the estimate is made for then, less the
+    time that has passed since.
+    """
+    read_at = read_at or now
     started = run.timing.started_at
     done, total = run.completed_document_count, run.total_document_count
     if run.status != RUNNING or started is None or done <= 0 or total <= done:
         return None
-    running_s = (now - started).total_seconds()
+    running_s = (read_at - started).total_seconds()
     if running_s <= 0:
         return None
-    return (total - done) * running_s / done
+    return max(0.0, (total - done) * running_s / done - max(0.0, (now - read_at).total_seconds()))
 
 
-def summarize(run: Run, now: datetime) -> RunSummary:
+def summarize(run: Run, now: datetime, read_at: datetime | None = None) -> RunSummary:
+    """The summary of `run` at wall time `now`; `read_at` is when it was read, if earlier."""
     lifecycle = run.lifecycle
     finished = lifecycle.is_terminal
     error = None
@@ -125,7 +131,7 @@ def summarize(run: Run, now: datetime) -> RunSummary:
             duration_s = round((run.timing.completed_at - run.timing.started_at).total_seconds(), 1)
     elif run.timing.created_at:
         elapsed_s = round(max(0.0, (now - run.timing.created_at).total_seconds()), 1)
-    eta = estimate_remaining_s(run, now)
+    eta = estimate_remaining_s(run, now, read_at)
     summary = RunSummary(
         run_id=run.id,
         status=run.status,
@@ -184,10 +190,11 @@ def summarize_wait(
     waited_s: float,
     warning: str | None = None,
     total_waited_s: float | None = None,
+    read_at: datetime | None = None,
 ) -> WaitResult:
     """The summary after a wait. An unfinished one carries only what changes: the run's context (ids,
     block, start time) came with get_experiment_run and would only cost the model tokens again."""
-    summary = summarize(run, now)
+    summary = summarize(run, now, read_at)
     result = WaitResult(
         **summary.model_dump(),
         timed_out=timed_out,

@@ -1,24 +1,27 @@
-"""Waiting for a run to finish: a bounded, observable poll loop.
+"""Waiting for runs to finish: one poll loop per run, shared by every caller waiting on it.
 
-The schedule (`PollSchedule`) polls a young run every 2 s, so an early failure is seen within 2 s, then
-less often as the run ages (every 20 % of its age, at most every 8 s), and densely again near the end its
-throughput predicts, so a run that ends when predicted is seen within about a second. Against the 2 s
-polling of Retab's CLI this sends fewer requests on every run and sees predicted ends sooner; the price is
-a later notice (up to 8 s) of a failure in the middle of an old run. BENCHMARKS.md has the numbers.
+`RunWatcher` keeps, for each run being waited on, a `Watch`: the last state read, the run's `Pace`,
+when to poll next, and a loop that polls on `PollSchedule`'s timing while anybody waits. Callers do not
+poll; they wait on the watch until the run finishes, their deadline passes, or the watch fails. So twenty
+sessions waiting on one run cost the requests of one, and a caller that comes back for another
+45 seconds resumes the schedule (and the pace) where the last call left it, instead of starting over.
 
-Errors while waiting follow Retab's CLI: 5xx, 429 and network errors are retried until the deadline;
-401, 403, 400 and 422 end the wait at once; a 404 ends it after three in a row (a run just created may
-not be readable yet).
+Errors follow Retab's CLI: 5xx, 429 and network errors are retried until the deadline (a caller then
+gets the last good state with a warning); 401, 403, 400 and 422 end every wait on the run at once; a 404
+ends them after three in a row (a run just created may not be readable yet).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.abc
 
 from .client import RetabClient
 from .clock import Clock
@@ -32,53 +35,230 @@ from .errors import (
     RetabError,
     ServerStoppingError,
 )
-from .statuses import RUNNING
+from .schedule import Pace, PollSchedule, Schedule
 
 if TYPE_CHECKING:
     from .models import Run
-from .summaries import estimate_remaining_s
 
 ProgressCallback = Callable[[float, float | None, str], Awaitable[None]]
 
-SHUTDOWN_MESSAGE = "the server is shutting down; call again once it is back"
 TRANSIENT_ERRORS = (InternalServerError, RateLimitError, APIConnectionError, APIResponseValidationError)
 NOT_FOUND_LIMIT = 3
-
-
-@dataclass(frozen=True)
-class PollSchedule:
-    young_delay_s: float = 2.0  # a run younger than young_age_s is polled this often
-    young_age_s: float = 10.0
-    ageing: float = 0.2  # afterwards the delay may grow to this fraction of the run's age...
-    max_delay_s: float = 8.0  # ...but never beyond this
-    min_delay_s: float = 1.0
-    eta_fraction: float = 0.3  # near the predicted end, poll at this fraction of the time left
-    error_delay_s: float = 2.0
-
-    def delay_after(self, run: Run, now: datetime) -> float:
-        """Seconds until the next poll of `run`, seen unfinished at wall time `now`."""
-        created = run.timing.created_at
-        age = (now - created).total_seconds() if created else 0.0
-        ceiling = self.young_delay_s if age < self.young_age_s else min(self.max_delay_s, age * self.ageing)
-        ceiling = max(ceiling, self.young_delay_s)
-        if (
-            run.status == RUNNING
-            and run.total_document_count
-            and (run.completed_document_count >= run.total_document_count)
-        ):
-            return self.min_delay_s  # every document is done: scoring ends the run any moment
-        eta = estimate_remaining_s(run, now)
-        if eta is not None:
-            return max(self.min_delay_s, min(ceiling, eta * self.eta_fraction))
-        return ceiling
+SHUTDOWN_MESSAGE = "the server is shutting down; call again once it is back"
+SILENT_WARNING_S = 1.0  # a request in flight this long at a deadline is worth a warning
+WATCHES_KEPT = 1_000  # idle watches remembered (state, pace, next poll), most recent first
 
 
 @dataclass
 class WaitOutcome:
-    run: Run | None  # the last state read, None only if no poll ever succeeded
+    run: Run  # the last state read
     timed_out: bool
     waited_s: float
     warning: str | None
+    read_at: datetime | None = None  # wall time the state was read
+
+
+@dataclass
+class Watch:
+    """One run as the watcher knows it."""
+
+    run_id: str
+    run: Run | None = None
+    pace: Pace = field(default_factory=Pace)
+    next_poll_t: float = float("-inf")  # clock time of the next poll; the first one is at once
+    last_error: RetabError | None = None
+    fatal: RetabError | None = None  # ends every wait on this run
+    not_found_streak: int = 0
+    waiters: int = 0
+    polls: int = 0
+    poll_started_t: float | None = None  # clock time the request in flight was sent
+    read_t: float | None = None  # clock time `run` was read
+    changed: anyio.Event = field(default_factory=anyio.Event)
+    loop: anyio.CancelScope | None = None
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = anyio.Event()
+
+    @property
+    def finished(self) -> bool:
+        return self.run is not None and self.run.lifecycle.is_terminal
+
+
+class RunWatcher:
+    """The poll loops of one server. Use `running()` to get one bound to a task group."""
+
+    def __init__(
+        self,
+        client: RetabClient,
+        clock: Clock,
+        group: anyio.abc.TaskGroup,
+        *,
+        schedule: Schedule | None = None,
+        stop: anyio.Event | None = None,
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.schedule: Schedule = schedule or PollSchedule()
+        self.stop = stop
+        self._group = group
+        self._watches: OrderedDict[str, Watch] = OrderedDict()
+
+    def record(self, run: Run) -> None:
+        """A state read elsewhere (get_experiment_run): later waits start from it."""
+        watch = self._watch(run.id)
+        watch.run, watch.read_t = run, self.clock.now()
+        self._schedule_next(watch, run)
+
+    async def wait(
+        self,
+        run_id: str,
+        *,
+        timeout_s: float,
+        on_progress: ProgressCallback | None = None,
+        on_state: Callable[[Run], None] | None = None,
+    ) -> WaitOutcome:
+        """Wait until the run finishes or `timeout_s` passes; return the last state read.
+
+        Raises the error that ended the run's watch (auth, bad request, unknown run), the last poll's
+        error if no poll ever succeeded, and ServerStoppingError if the server stops before any did.
+        """
+        start = self.clock.now()
+        deadline = start + timeout_s
+        watch = self._watch(run_id)
+        if watch.loop is None and (watch.fatal is not None or watch.last_error is not None):
+            # What ended an earlier wait is not this one's answer: read the run afresh.
+            watch.fatal, watch.last_error, watch.not_found_streak = None, None, 0
+            watch.next_poll_t = float("-inf")
+        watch.waiters += 1
+        progress_sent = -1.0
+        try:
+            if not watch.finished and watch.loop is None:
+                self._group.start_soon(self._poll_loop, watch)
+            while True:
+                run = watch.run
+                if run is not None:
+                    if on_state is not None:
+                        on_state(run)
+                    if on_progress is not None and run.completed_document_count > progress_sent:
+                        progress_sent = float(run.completed_document_count)
+                        total = float(run.total_document_count) if run.total_document_count else None
+                        await on_progress(progress_sent, total, _progress_message(run))
+                if watch.fatal is not None:
+                    raise watch.fatal
+                waited = round(self.clock.now() - start, 1)
+                if run is not None and run.lifecycle.is_terminal:
+                    return WaitOutcome(run, False, waited, None, self.read_at(run_id))
+                if self.stop is not None and self.stop.is_set():
+                    if run is None:
+                        raise ServerStoppingError(SHUTDOWN_MESSAGE)
+                    return WaitOutcome(run, True, waited, SHUTDOWN_MESSAGE, self.read_at(run_id))
+                remaining = deadline - self.clock.now()
+                if remaining <= 0:
+                    return self._timed_out(watch, waited)
+                await self._until_changed(watch, remaining)
+        finally:
+            watch.waiters -= 1
+            if watch.waiters == 0 and watch.loop is not None:
+                watch.loop.cancel()  # nobody waits: stop polling, and cut a request in flight
+
+    def _timed_out(self, watch: Watch, waited: float) -> WaitOutcome:
+        error = watch.last_error
+        silent_s = self.clock.now() - watch.poll_started_t if watch.poll_started_t is not None else 0.0
+        if watch.run is None:
+            raise error or APITimeoutError(
+                f"The Retab API at {self.client.settings.base_url} did not answer before the wait's deadline.",
+                url=self.client.settings.base_url,
+            )
+        warning = None
+        if error is not None:
+            warning = f"the last poll failed: {error}; state shown is the last one read"
+        elif silent_s >= SILENT_WARNING_S:
+            warning = f"the API did not answer for {silent_s:.0f} s; state shown is the last one read"
+        return WaitOutcome(watch.run, True, waited, warning, self.read_at(watch.run_id))
+
+    async def _until_changed(self, watch: Watch, remaining: float) -> None:
+        """Return when the watch has news, the deadline comes, or the server stops."""
+        changed, stop = watch.changed, self.stop
+        async with anyio.create_task_group() as race:
+
+            async def first_wins(wait_for: Callable[[], Awaitable[object]]) -> None:
+                await wait_for()
+                race.cancel_scope.cancel()
+
+            race.start_soon(first_wins, changed.wait)
+            race.start_soon(first_wins, lambda: self.clock.sleep(remaining))
+            if stop is not None:
+                race.start_soon(first_wins, stop.wait)
+
+    async def _poll_loop(self, watch: Watch) -> None:
+        with anyio.CancelScope() as scope:
+            watch.loop = scope
+            try:
+                while watch.waiters > 0 and not watch.finished and watch.fatal is None:
+                    delay = watch.next_poll_t - self.clock.now()
+                    if delay > 0:
+                        await self.clock.sleep(delay)
+                    await self._poll(watch)
+                    watch.notify()
+            finally:
+                watch.loop = None
+
+    async def _poll(self, watch: Watch) -> None:
+        now = self.clock.now()
+        watch.polls += 1
+        watch.poll_started_t = now
+        try:
+            run = await self.client.get_run(watch.run_id, retry=False)
+        except NotFoundError as error:
+            watch.not_found_streak += 1
+            if watch.not_found_streak >= NOT_FOUND_LIMIT:
+                watch.fatal = error
+            watch.last_error, watch.next_poll_t = error, now + self.schedule.error_delay_s / 2
+        except TRANSIENT_ERRORS as error:
+            delay = self.schedule.error_delay_s
+            if isinstance(error, RateLimitError) and error.retry_after_s:
+                delay = max(delay, error.retry_after_s)
+            watch.last_error, watch.next_poll_t = error, now + delay
+        except RetabError as error:
+            watch.fatal = error
+        else:
+            watch.run, watch.read_t, watch.last_error, watch.not_found_streak = run, now, None, 0
+            self._schedule_next(watch, run)
+        finally:
+            watch.poll_started_t = None
+
+    def _schedule_next(self, watch: Watch, run: Run) -> None:
+        now = self.clock.now()
+        watch.next_poll_t = now + self.schedule.delay_after(run, self.clock.wall_at(now), watch.pace)
+
+    def _watch(self, run_id: str) -> Watch:
+        watch = self._watches.pop(run_id, None) or Watch(run_id)
+        self._watches[run_id] = watch
+        idle = [key for key, w in self._watches.items() if w.waiters == 0 and w.loop is None]
+        for key in idle[: max(0, len(self._watches) - WATCHES_KEPT)]:
+            del self._watches[key]
+        return watch
+
+    def read_at(self, run_id: str) -> datetime | None:
+        """The wall time the run's last known state was read."""
+        watch = self._watches.get(run_id)
+        return self.clock.wall_at(watch.read_t) if watch and watch.read_t is not None else None
+
+    def polls(self, run_id: str) -> int:
+        """How many times this watcher has polled the run (for tests and benchmarks)."""
+        watch = self._watches.get(run_id)
+        return watch.polls if watch else 0
+
+
+@asynccontextmanager
+async def running_watcher(
+    client: RetabClient, clock: Clock, *, schedule: Schedule | None = None, stop: anyio.Event | None = None
+) -> AsyncGenerator[RunWatcher]:
+    """A watcher whose poll loops live as long as the `async with` block."""
+    async with anyio.create_task_group() as group:
+        yield RunWatcher(client, clock, group, schedule=schedule, stop=stop)
+        group.cancel_scope.cancel()
 
 
 async def wait_for_finish(
@@ -88,96 +268,11 @@ async def wait_for_finish(
     timeout_s: float,
     clock: Clock,
     on_progress: ProgressCallback | None = None,
-    on_state: Callable[[Run], None] | None = None,
-    schedule: PollSchedule | None = None,
-    final_poll_margin_s: float = 0.25,
-    stop: anyio.Event | None = None,
+    schedule: Schedule | None = None,
 ) -> WaitOutcome:
-    """Poll until the run finishes or `timeout_s` passes; a request in flight is bounded by the deadline.
-
-    `on_state` sees every state read, so a caller that cancels the wait still knows the last one.
-    When `stop` is set (the server is shutting down) the wait ends at once with the last state read.
-
-    Raises the client's error when the wait cannot go on (auth, bad request, unknown run), and when the
-    deadline comes before any successful poll.
-    """
-    schedule = schedule or PollSchedule()
-    start = clock.now()
-    deadline = start + timeout_s
-    last: Run | None = None
-    last_error: RetabError | None = None
-    not_found_streak = 0
-    progress_sent = -1.0
-
-    def outcome(timed_out: bool, warning: str | None = None) -> WaitOutcome:
-        return WaitOutcome(last, timed_out, round(clock.now() - start, 1), warning)
-
-    while True:
-        run: Run | None = None
-        delay = schedule.error_delay_s
-        with anyio.move_on_after(max(0.0, deadline - clock.now())) as request_scope:
-            try:
-                run = await client.get_run(run_id, retry=False)
-            except NotFoundError as error:
-                not_found_streak += 1
-                if not_found_streak >= NOT_FOUND_LIMIT:
-                    raise
-                last_error, delay = error, schedule.min_delay_s
-            except TRANSIENT_ERRORS as error:
-                last_error = error
-                if isinstance(error, RateLimitError) and error.retry_after_s:
-                    delay = max(delay, error.retry_after_s)
-        if request_scope.cancelled_caught:
-            silent = APITimeoutError(
-                f"The Retab API at {client.settings.base_url} did not answer before the wait's deadline.",
-                url=client.settings.base_url,
-            )
-            return _give_up(outcome, last, "the API did not answer before the deadline", silent)
-        if run is not None:
-            last, last_error, not_found_streak = run, None, 0
-            if on_state is not None:
-                on_state(run)
-            if run.completed_document_count > progress_sent and on_progress is not None:
-                progress_sent = float(run.completed_document_count)
-                total = float(run.total_document_count) if run.total_document_count else None
-                await on_progress(progress_sent, total, _progress_message(run))
-            if run.lifecycle.is_terminal:
-                return outcome(timed_out=False)
-            delay = schedule.delay_after(run, clock.wall_at(clock.now()))
-        remaining = deadline - clock.now() - final_poll_margin_s
-        if remaining <= 0:
-            if last_error is not None:  # also the case when no poll ever succeeded
-                return _give_up(outcome, last, f"the last poll failed: {last_error}", last_error)
-            return outcome(timed_out=True)
-        if await _sleep_unless_stopped(clock, min(delay, remaining), stop):
-            if last is None:
-                raise ServerStoppingError(SHUTDOWN_MESSAGE)
-            return outcome(timed_out=True, warning=SHUTDOWN_MESSAGE)
-
-
-async def _sleep_unless_stopped(clock: Clock, seconds: float, stop: anyio.Event | None) -> bool:
-    """Sleep `seconds`; True (at once) if `stop` is or becomes set."""
-    if stop is None:
-        await clock.sleep(seconds)
-        return False
-    if stop.is_set():
-        return True
-    async with anyio.create_task_group() as group:
-
-        async def end_sleep_on_stop() -> None:
-            await stop.wait()
-            group.cancel_scope.cancel()
-
-        group.start_soon(end_sleep_on_stop)
-        await clock.sleep(seconds)
-        group.cancel_scope.cancel()
-    return stop.is_set()
-
-
-def _give_up(outcome: Callable[..., WaitOutcome], last: Run | None, warning: str, error: RetabError) -> WaitOutcome:
-    if last is None:
-        raise error
-    return outcome(timed_out=True, warning=f"{warning}; state shown is the last one read")
+    """One wait with a watcher of its own (the command line's `wait`)."""
+    async with running_watcher(client, clock, schedule=schedule) as watcher:
+        return await watcher.wait(run_id, timeout_s=timeout_s, on_progress=on_progress)
 
 
 def _progress_message(run: Run) -> str:
