@@ -7,17 +7,13 @@ result or a clear isError within its time bound, and the server must answer the 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-from collections.abc import AsyncIterator, Generator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import anyio.abc
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.types import CallToolResult
 
@@ -28,6 +24,7 @@ from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
 
 from .conftest import TEST_KEY
+from .loopback import Loopback
 from .test_tools import size_of, text_of
 
 pytestmark = pytest.mark.anyio
@@ -35,52 +32,12 @@ pytestmark = pytest.mark.anyio
 BOUND_S = 10  # every faulty call ends within this
 
 
-class _Quiet(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None]:  # the test process keeps its own signal handlers
-        yield
-
-
-@dataclass
-class LoopbackAPI:
-    """The simulated API on a real loopback port, which can go down and come back on the same port."""
-
-    sim: SimulatedRetab
-    group: anyio.abc.TaskGroup
-    port: int = 0
-    _server: uvicorn.Server | None = None
-    _stopped: anyio.Event = field(default_factory=anyio.Event)
+class LoopbackAPI(Loopback):
+    """The simulated Retab API on a real loopback port."""
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        sock.listen(64)  # listening from here on: no readiness to wait for
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.sim, log_config=None, lifespan="off", access_log=False, timeout_graceful_shutdown=1
-        )
-        self._server = _Quiet(config)
-        self._stopped = anyio.Event()
-        server, stopped = self._server, self._stopped
-
-        async def serve() -> None:
-            try:
-                await server.serve(sockets=[sock])
-            finally:
-                sock.close()
-                stopped.set()
-
-        self.group.start_soon(serve)
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.should_exit = True
-        await self._stopped.wait()
+    def sim(self) -> SimulatedRetab:
+        return self.app
 
 
 @pytest.fixture

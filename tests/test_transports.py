@@ -196,3 +196,42 @@ async def test_a_client_cancel_over_http_leaves_the_session_usable(http_port: in
             # the session is still usable after the cancel: the server was not lost
             again = await client.call_tool("get_experiment_run", {"run_id": FINISHED})
     assert not again.is_error
+
+
+async def test_waits_from_twenty_http_sessions_share_one_poll_loop() -> None:
+    """Twenty sessions over streamable HTTP wait on one run; one more waits alone on a twin run."""
+    import httpx2
+
+    from retab_mcp.config import Settings
+    from retab_mcp.server import build_server
+    from retab_mcp.serving import HttpOptions, build_app
+    from retab_mcp.simulator import SimulatedRetab
+
+    from .loopback import Loopback
+
+    sim = SimulatedRetab()
+    shared, alone = (
+        sim.add_run(duration_s=4, queue_s=0.5, documents=4),
+        sim.add_run(duration_s=4, queue_s=0.5, documents=4),
+    )
+    settings = Settings(api_key="sk_test_coalesce", base_url="http://retab.test")
+    server = build_server(settings, transport=httpx2.ASGITransport(app=sim))
+    statuses: list[str] = []
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as group:
+            mcp_http = Loopback(build_app(server, HttpOptions(), settings), group, lifespan="on")
+            mcp_http.start()
+
+            async def session(run_id: str) -> None:
+                async with Client(f"{mcp_http.url}/mcp") as client:
+                    result = await client.call_tool("wait_for_run", {"run_id": run_id, "timeout_s": 20})
+                    statuses.append((result.structured_content or {})["status"])
+
+            async with anyio.create_task_group() as sessions:
+                for _ in range(20):
+                    sessions.start_soon(session, shared)
+                sessions.start_soon(session, alone)
+            await mcp_http.stop()
+    count = {run_id: sum(r.path.endswith(run_id) for r in sim.requests) for run_id in (shared, alone)}
+    assert statuses == ["completed"] * 21
+    assert count[shared] <= 1.5 * count[alone]

@@ -244,3 +244,41 @@ async def test_a_client_cancel_stops_polling_at_once(mode: str) -> None:
 async def test_a_run_never_found_before_a_short_deadline_is_an_error(mcp_client: Client) -> None:
     result = await wait(mcp_client, "exprun_nope", timeout_s=1)
     assert result.is_error and "'exprun_nope'" in text_of(result)
+
+
+def requests_for(sim: SimulatedRetab, run_id: str) -> int:
+    return sum(1 for r in sim.requests if r.path.endswith(f"/runs/{run_id}"))
+
+
+async def test_concurrent_waits_on_one_run_share_one_poll_loop(mcp_client: Client, sim: SimulatedRetab) -> None:
+    shared, alone = sim.add_run(duration_s=30, documents=10), sim.add_run(duration_s=30, documents=10)
+    results: list[CallToolResult] = []
+
+    async def wait_on(run_id: str) -> None:
+        results.append(await wait(mcp_client, run_id))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            for _ in range(20):
+                group.start_soon(wait_on, shared)
+            group.start_soon(wait_on, alone)
+    assert all((r.structured_content or {})["status"] == "completed" for r in results)
+    assert requests_for(sim, shared) == requests_for(sim, alone)
+
+
+async def test_a_new_call_resumes_the_runs_schedule_instead_of_starting_over(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    in_calls, in_one = sim.add_run(duration_s=40, documents=12), sim.add_run(duration_s=40, documents=12)
+    results: list[CallToolResult] = []
+
+    async def agent_calling_for_10_s_at_a_time() -> None:
+        while not (results and (results[-1].structured_content or {})["finished"]):
+            results.append(await wait(mcp_client, in_calls, timeout_s=10))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(agent_calling_for_10_s_at_a_time)
+            group.start_soon(wait, mcp_client, in_one, 50)
+    assert len(results) == 5 and (results[-1].structured_content or {})["status"] == "completed"
+    assert requests_for(sim, in_calls) == requests_for(sim, in_one)

@@ -132,9 +132,11 @@ class RunWatcher:
             watch.next_poll_t = float("-inf")
         watch.waiters += 1
         progress_sent = -1.0
+        done = False
         try:
             if not watch.finished and watch.loop is None:
-                self._group.start_soon(self._poll_loop, watch)
+                watch.loop = anyio.CancelScope()  # set now, so that concurrent callers share this loop
+                self._group.start_soon(self._poll_loop, watch, watch.loop)
             while True:
                 run = watch.run
                 if run is not None:
@@ -155,12 +157,16 @@ class RunWatcher:
                     return WaitOutcome(run, True, waited, SHUTDOWN_MESSAGE, self.read_at(run_id))
                 remaining = deadline - self.clock.now()
                 if remaining <= 0:
+                    done = True
                     return self._timed_out(watch, waited)
                 await self._until_changed(watch, remaining)
         finally:
             watch.waiters -= 1
-            if watch.waiters == 0 and watch.loop is not None:
-                watch.loop.cancel()  # nobody waits: stop polling, and cut a request in flight
+            # Nobody waits any more. A caller that gave up (a cancel) stops the loop and any request in
+            # flight at once; after a timeout, a request in flight may finish, so the next call starts
+            # from its answer, and the loop then ends by itself.
+            if watch.waiters == 0 and watch.loop is not None and (not done or watch.poll_started_t is None):
+                watch.loop.cancel()
 
     def _timed_out(self, watch: Watch, waited: float) -> WaitOutcome:
         error = watch.last_error
@@ -191,9 +197,8 @@ class RunWatcher:
             if stop is not None:
                 race.start_soon(first_wins, stop.wait)
 
-    async def _poll_loop(self, watch: Watch) -> None:
-        with anyio.CancelScope() as scope:
-            watch.loop = scope
+    async def _poll_loop(self, watch: Watch, scope: anyio.CancelScope) -> None:
+        with scope:
             try:
                 while watch.waiters > 0 and not watch.finished and watch.fatal is None:
                     delay = watch.next_poll_t - self.clock.now()
