@@ -33,7 +33,7 @@ async def test_wait_times_out_with_its_own_exit_code() -> None:
             [sys.executable, "-m", "retab_mcp", "wait", "long", "--demo", "--timeout", "1"], check=False
         )
     assert done.returncode == EXIT_TIMED_OUT
-    assert "not finished" in done.stdout.decode()
+    assert "Not finished: run the same command again" in done.stdout.decode()
     assert "docs" in done.stderr.decode()  # the progress bar
 
 

@@ -38,7 +38,7 @@ class RunState(BaseModel):
     docs_done: int | None = None
     docs_total: int | None = None
     errors: int | None = None
-    eta_s: float | None = None
+    eta_s: int | None = None
     error: str | None = Field(default=None, description="Why the run failed, or why it could not be read.")
 
 

@@ -28,7 +28,7 @@ from .console import ProgressBar
 from .errors import RetabError
 from .logs import configure_logging
 from .server import build_server
-from .summaries import render, summarize, summarize_wait
+from .summaries import render, render_interim, summarize, summarize_wait
 from .tool_errors import explain
 from .waiting import wait_for_finish
 
@@ -216,5 +216,8 @@ async def _show(
     result = summarize_wait(
         outcome.run, now, timed_out=outcome.timed_out, waited_s=outcome.waited_s, warning=outcome.warning
     )
+    if outcome.timed_out:
+        print(render_interim(result, "Not finished: run the same command again to keep waiting."))
+        return EXIT_TIMED_OUT
     print(render(result, outcome.run))
-    return EXIT_TIMED_OUT if outcome.timed_out else 0
+    return 0

@@ -22,10 +22,11 @@ unfinished run to end, call wait_for_run."""
 
 WAIT_RUN = """\
 Wait until a Retab experiment run is completed, error or cancelled, or until timeout_s passes.
-Finished: the full run summary with timed_out=false. Not finished in time: a normal result with
-finished=false, timed_out=true and only what changes (status, documents, elapsed, ETA); call wait_for_run
-again to keep waiting, and stop after ~15 min or when two calls show no new documents. Sends progress
-(documents completed) when the caller asks for it."""
+Finished: the run summary (status, score, documents, error) with timed_out=false. Not finished in time:
+a normal result with finished=false, timed_out=true and only what changes (status, documents done, ETA);
+call wait_for_run again to keep waiting (the server keeps polling the run between calls' schedules), and
+stop after ~15 min or when two calls show no new documents. Sends progress (documents completed) when
+the caller asks for it."""
 
 WAIT_RUNS = """\
 Wait on up to 20 Retab experiment runs at once, until all of them finish (mode='all') or the first one

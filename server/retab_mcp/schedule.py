@@ -10,7 +10,9 @@ these bounds, so after a few polls the run's end is known to within a few second
 - until the earliest possible end, but never longer than a fraction of the run's age (a run can also
   fail or be cancelled at any time, and a run's pace can change), the first time at most `first_delay_s`;
 - from the earliest possible end on, in short steps (under 2 s for a run younger than a minute, 9 % of
-  its age beyond), or straight to the latest end when that comes sooner.
+  its age beyond), or straight to the latest end when that comes sooner;
+- past the latest end (the pace changed, or scoring takes a while), in steps of 2 s growing with the
+  delay, up to the same 9 % of its age.
 So a run that ends when its pace predicts is seen within 2 s, or within 10 % of its age for older runs,
 with far fewer requests than fixed-interval polling; the price is a later notice of a failure in the
 middle of a run (BENCHMARKS.md has both).
@@ -88,8 +90,8 @@ class PollSchedule:
         started = run.timing.started_at
         if run.status != RUNNING or started is None or total <= 0:
             return ceiling
-        if done >= total:
-            return max(self.min_delay_s, end_step)  # every document is in: only scoring is left
+        if done >= total:  # every document is in: only scoring is left
+            return max(self.min_delay_s, min(self.end_step_s, end_step))
         running_s = _seconds_since(started, now)
         pace.add(running_s, done)
         lo, hi = pace.per_document_s()
@@ -97,7 +99,10 @@ class PollSchedule:
         if until_earliest > 0:
             return max(self.min_delay_s, min(until_earliest, ceiling))
         until_latest = total * hi - running_s
-        step = min(end_step, until_latest) if until_latest > 0 else end_step
+        if until_latest > 0:
+            step = min(end_step, until_latest)
+        else:  # overdue: its pace changed, or scoring takes a while; back off gently from short steps
+            step = min(end_step, max(self.end_step_s, -until_latest / 2))
         return max(self.min_delay_s, min(step, ceiling))
 
 

@@ -39,9 +39,9 @@ class RunSummary(BaseModel):
     status: str = Field(description="pending, queued, running, completed, error, cancelled (or a newer status).")
     finished: bool = Field(description="True when the run is completed, error or cancelled: it will not change.")
     score: float | None = Field(description="Score from 0 to 1 of a completed run; null otherwise.")
-    completed_documents: int
-    total_documents: int
-    error_count: int
+    docs_done: int
+    docs_total: int
+    errors: int
     error: RunError | None = Field(description="Why the run failed; null unless status is error.")
     cancel_reason: str | None = Field(description="Why the run was cancelled, when known; null otherwise.")
     experiment_id: str | None = None
@@ -53,15 +53,28 @@ class RunSummary(BaseModel):
     started_at: str | None = Field(default=None, description="ISO 8601 time the run started executing.")
     duration_s: float | None = Field(default=None, description="Run time of a finished run.")
     elapsed_s: float | None = Field(default=None, description="Time since an unfinished run was created.")
-    eta_s: float | None = Field(default=None, description="Estimated seconds left, from throughput so far.")
+    eta_s: int | None = Field(default=None, description="Estimated seconds left, from throughput so far.")
     hint: str = Field(description="What to do next.")
 
 
 class WaitResult(RunSummary):
-    """A run's state after waiting for it to finish."""
+    """A run's state after waiting for it to finish. A finished run comes with its summary (less the ids
+    get_experiment_run gave); an unfinished one with only what changes: status, documents, ETA."""
 
+    # Two fields a finished run always has, optional here so that an unfinished result can leave them out.
+    run_id: str | None = Field(  # pyright: ignore[reportIncompatibleVariableOverride]
+        default=None, description="The run waited on; left out while unfinished."
+    )
+    score: float | None = Field(default=None, description="Score from 0 to 1 of a completed run.")
+    docs_total: int = Field(default=0, description="Left out while unfinished: it does not change.")
+    errors: int = 0
+    error: RunError | None = Field(default=None, description="Why the run failed, if it did.")
+    cancel_reason: str | None = Field(default=None, description="Why the run was cancelled, if it was.")
+    hint: str | None = Field(  # pyright: ignore[reportIncompatibleVariableOverride]
+        default=None, description="What to do next; left out while unfinished."
+    )
     timed_out: bool = Field(description="True if the wait ended before the run finished.")
-    waited_s: float = Field(description="How long this call waited.")
+    waited_s: float = Field(default=0.0, description="How long this call waited (unfinished: in the text).")
     total_waited_s: float | None = Field(
         default=None, description="How long all wait calls on this run from this server have waited."
     )
@@ -75,9 +88,9 @@ ALWAYS_PRESENT = frozenset(
         "status",
         "finished",
         "score",
-        "completed_documents",
-        "total_documents",
-        "error_count",
+        "docs_done",
+        "docs_total",
+        "errors",
         "error",
         "cancel_reason",
         "hint",
@@ -87,8 +100,17 @@ ALWAYS_PRESENT = frozenset(
 )
 
 
+# An unfinished wait result is what an agent reads a dozen times while a long run goes on, so its
+# structured content keeps only what changes, and these extras only when they say something (not 0 or
+# null). The total and the time waited are in its one line of text.
+INTERIM_KEYS = frozenset({"status", "finished", "timed_out", "docs_done"})
+INTERIM_EXTRAS = frozenset({"errors", "eta_s", "warning"})
+
+
 def compact(summary: BaseModel) -> dict[str, Any]:
     data = summary.model_dump(mode="json")
+    if isinstance(summary, WaitResult) and not summary.finished:
+        return {k: v for k, v in data.items() if k in INTERIM_KEYS or (k in INTERIM_EXTRAS and v)}
     return {k: v for k, v in data.items() if v is not None or k in ALWAYS_PRESENT}
 
 
@@ -137,9 +159,9 @@ def summarize(run: Run, now: datetime, read_at: datetime | None = None) -> RunSu
         status=run.status,
         finished=finished,
         score=run.score if run.status == COMPLETED else None,
-        completed_documents=run.completed_document_count,
-        total_documents=run.total_document_count,
-        error_count=run.error_count,
+        docs_done=run.completed_document_count,
+        docs_total=run.total_document_count,
+        errors=run.error_count,
         error=error,
         cancel_reason=clip(lifecycle.reason, MESSAGE_MAX) if run.status == CANCELLED and lifecycle.reason else None,
         experiment_id=run.experiment_id,
@@ -151,7 +173,7 @@ def summarize(run: Run, now: datetime, read_at: datetime | None = None) -> RunSu
         started_at=iso_seconds(run.timing.started_at),
         duration_s=duration_s,
         elapsed_s=elapsed_s,
-        eta_s=round(eta) if eta is not None else None,
+        eta_s=round(eta) if eta is not None else None,  # whole seconds: an estimate, not a measurement
         hint="",
     )
     return summary.model_copy(update={"hint": next_step(summary)})
@@ -171,15 +193,7 @@ def next_step(summary: RunSummary) -> str:
             return "Unknown status: call get_experiment_run again later to see whether it ends."
 
 
-_STATIC_FIELDS = (
-    "experiment_id",
-    "workflow_id",
-    "block_id",
-    "block_type",
-    "n_consensus",
-    "parent_run_id",
-    "started_at",
-)
+_STATIC_FIELDS = ("experiment_id", "workflow_id", "block_id", "block_type", "n_consensus", "started_at")
 
 
 def summarize_wait(
@@ -192,11 +206,11 @@ def summarize_wait(
     total_waited_s: float | None = None,
     read_at: datetime | None = None,
 ) -> WaitResult:
-    """The summary after a wait. An unfinished one carries only what changes: the run's context (ids,
-    block, start time) came with get_experiment_run and would only cost the model tokens again."""
+    """The summary after a wait, without what get_experiment_run already gave (the ids of experiment,
+    workflow and block, the start time): an agent waiting out a long run calls this a dozen times."""
     summary = summarize(run, now, read_at)
     result = WaitResult(
-        **summary.model_dump(),
+        **summary.model_dump(exclude=set(_STATIC_FIELDS)),
         timed_out=timed_out,
         waited_s=waited_s,
         total_waited_s=total_waited_s if total_waited_s and total_waited_s > waited_s + 0.5 else None,
@@ -204,12 +218,7 @@ def summarize_wait(
     )
     if summary.finished:
         return result
-    return result.model_copy(
-        update={
-            **dict.fromkeys(_STATIC_FIELDS),
-            "hint": "Call wait_for_run again to keep waiting; stop if 2 calls bring no new docs or after ~15 min.",
-        }
-    )
+    return result.model_copy(update={"hint": None})
 
 
 # Text rendering
@@ -219,8 +228,8 @@ def headline(summary: RunSummary) -> str:
     parts = [summary.run_id, summary.status]
     if summary.status == COMPLETED:
         parts.append(f"score {summary.score:.2f}" if summary.score is not None else "no score")
-    parts.append(f"{summary.completed_documents}/{summary.total_documents} docs")
-    parts.append(f"{summary.error_count} error{'' if summary.error_count == 1 else 's'}")
+    parts.append(f"{summary.docs_done}/{summary.docs_total} docs")
+    parts.append(f"{summary.errors} error{'' if summary.errors == 1 else 's'}")
     if summary.duration_s is not None:
         parts.append(duration_text(summary.duration_s))
     elif summary.elapsed_s is not None:
@@ -243,8 +252,22 @@ def context_line(summary: RunSummary) -> str | None:
     return " · ".join(bits)
 
 
+def render_interim(result: WaitResult, next_step: str = "Call again.") -> str:
+    """One line for a wait that ended before the run: what changed, and that waiting may go on."""
+    bits = [result.status, f"{result.docs_done}/{result.docs_total} docs"]
+    if result.errors:
+        bits.append(f"{result.errors} error{'' if result.errors == 1 else 's'}")
+    if result.eta_s is not None:
+        bits.append(f"~{duration_text(result.eta_s)} left")
+    waited = f"waited {duration_text(result.total_waited_s or result.waited_s)}"
+    line = " · ".join(bits) + f" · {waited}. {next_step}"
+    return line + (f"\nWarning: {result.warning}" if result.warning else "")
+
+
 def render(summary: RunSummary, run: Run | None = None) -> str:
     """Compact text for a model. `run` supplies the stack trace of a failed run."""
+    if isinstance(summary, WaitResult) and not summary.finished:
+        return render_interim(summary)
     lines = [headline(summary)]
     context = context_line(summary)
     if context:
@@ -267,7 +290,8 @@ def render(summary: RunSummary, run: Run | None = None) -> str:
         lines.append(waited + (", not finished." if summary.timed_out else "."))
         if summary.warning:
             lines.append(f"Warning: {summary.warning}")
-    lines.append(f"Next: {summary.hint}")
+    if summary.hint:
+        lines.append(f"Next: {summary.hint}")
     return "\n".join(lines)
 
 

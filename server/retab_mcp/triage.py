@@ -207,7 +207,7 @@ def build_report(evidence: Evidence, now: datetime) -> TriageReport:
 
 def verdict(report: TriageReport) -> str:
     run = report.run
-    docs = f"{run.completed_documents}/{run.total_documents} docs"
+    docs = f"{run.docs_done}/{run.docs_total} docs"
     match run.status:
         case "completed":
             text = f"Completed, {score_text(report.score, report.prior_score, report.prior_run_id)}."
@@ -221,7 +221,7 @@ def verdict(report: TriageReport) -> str:
             left = f", ~{duration_text(run.eta_s)} left" if run.eta_s is not None else ""
             text = f"Not finished ({run.status}, {docs}{left}); this is a report so far."
     if report.failed_documents:
-        scored = f" of {run.total_documents}" if run.total_documents else ""
+        scored = f" of {run.docs_total}" if run.docs_total else ""
         top = "; ".join(f"{g.count}x {clip(g.message, 60)}" for g in report.failures[:2])
         text += f" {report.failed_documents}{scored} documents failed ({top})."
     if report.worst_documents and report.worst_documents[0].score is not None:
