@@ -24,7 +24,7 @@ WAIT_RUN = """\
 Wait until a Retab experiment run is completed, error or cancelled, or until timeout_s passes.
 Finished: the run summary (status, score, documents, error) with timed_out=false. Not finished in time:
 a normal result with finished=false, timed_out=true and only what changes (status, documents done, ETA);
-call wait_for_run again to keep waiting (the server keeps polling the run between calls' schedules), and
+call wait_for_run again to keep waiting (each call resumes the polling where the last left off), and
 stop after ~15 min or when two calls show no new documents. Sends progress (documents completed) when
 the caller asks for it."""
 

@@ -182,7 +182,8 @@ def summarize(run: Run, now: datetime, read_at: datetime | None = None) -> RunSu
 def next_step(summary: RunSummary) -> str:
     match summary.status:
         case "completed":
-            return "Final. To compare, get_experiment_run on the parent run." if summary.parent_run_id else "Final."
+            why = "triage_experiment_run explains the score"
+            return f"Final; {why} against the parent run." if summary.parent_run_id else f"Final; {why}."
         case "error":
             return "Failed; waiting won't change it. Fix what the last trace line names, then start a new run."
         case "cancelled":
