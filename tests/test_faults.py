@@ -22,9 +22,9 @@ from retab_mcp.config import Settings
 from retab_mcp.schedule import FixedSchedule
 from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.loopback import Loopback
 
 from .conftest import TEST_KEY
-from .loopback import Loopback
 from .test_tools import size_of, text_of
 
 pytestmark = pytest.mark.anyio

@@ -206,8 +206,7 @@ async def test_waits_from_twenty_http_sessions_share_one_poll_loop() -> None:
     from retab_mcp.server import build_server
     from retab_mcp.serving import HttpOptions, build_app
     from retab_mcp.simulator import SimulatedRetab
-
-    from .loopback import Loopback
+    from retab_mcp.simulator.loopback import Loopback
 
     sim = SimulatedRetab()
     shared, alone = (

@@ -4,17 +4,21 @@ Production uses `RealClock`. Tests and benchmarks share one `VirtualClock` betwe
 simulated API: sleeping advances it instantly, so a 40 s run is waited on in milliseconds, and reaction
 times and request counts come out exact.
 
-Concurrent sleepers share the virtual time line: a sleeper wakes only when no other sleeper is due
-earlier, and time jumps to its wake-up time. Before jumping, it yields to the event loop a number of
-times so that tasks busy with in-process work (a request to the simulated API) can finish it and go to
-sleep themselves; with an in-process transport everything is deterministic, so the order is too.
+Concurrent sleepers share the virtual time line. Time jumps only when nothing else can run: the sleeper
+due first waits until the event loop has no other task ready (every other task sleeps or waits on
+something), then moves the clock to its wake-up time and returns; the next one due takes over. So a task
+busy with in-process work (a request to the simulated API) always finishes it before time moves. This
+holds with in-process transports only: a task waiting on a real socket or thread is not "ready", and time
+would not wait for it. It needs the asyncio backend, whose ready queue it reads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -45,13 +49,21 @@ class RealClock:
         await anyio.sleep(seconds)
 
 
-class VirtualClock:
-    SETTLE_CHECKPOINTS = 50  # yields before time may jump: ample for an in-process request to finish
+@dataclass(eq=False)
+class _Sleeper:
+    wake: float
+    order: int
+    turn: anyio.Event = field(default_factory=anyio.Event)  # set when it may be the next to wake
 
+    def __lt__(self, other: _Sleeper) -> bool:
+        return (self.wake, self.order) < (other.wake, other.order)
+
+
+class VirtualClock:
     def __init__(self, start: float = 0.0, *, epoch: datetime | None = None) -> None:
         self._now = start
         self._epoch = epoch or datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-        self._sleepers: list[tuple[float, int]] = []  # a heap of (wake-up time, arrival order)
+        self._sleepers: list[_Sleeper] = []  # a heap: the first is the next to wake
         self._arrivals = itertools.count()
 
     def now(self) -> float:
@@ -64,17 +76,27 @@ class VirtualClock:
         self._now += max(0.0, seconds)
 
     async def sleep(self, seconds: float) -> None:
-        entry = (self._now + max(0.0, seconds), next(self._arrivals))
-        heapq.heappush(self._sleepers, entry)
+        me = _Sleeper(self._now + max(0.0, seconds), next(self._arrivals))
+        heapq.heappush(self._sleepers, me)
         try:
             while True:
-                for _ in range(self.SETTLE_CHECKPOINTS):
-                    await anyio.lowlevel.checkpoint()
-                if self._sleepers[0] == entry:
+                if self._sleepers[0] is not me:
+                    await me.turn.wait()  # someone is due earlier; it hands over when it wakes
+                    me.turn = anyio.Event()
+                    continue
+                await anyio.lowlevel.checkpoint()
+                if self._sleepers[0] is me and not _other_tasks_ready():
                     heapq.heappop(self._sleepers)
-                    self._now = max(self._now, entry[0])
+                    self._now = max(self._now, me.wake)
                     return
         finally:
-            if entry in self._sleepers:  # cancelled while asleep
-                self._sleepers.remove(entry)
+            if me in self._sleepers:  # cancelled while asleep
+                self._sleepers.remove(me)
                 heapq.heapify(self._sleepers)
+            if self._sleepers:
+                self._sleepers[0].turn.set()  # the next one due now watches for idleness
+
+
+def _other_tasks_ready() -> bool:
+    """Whether the event loop has another task ready to run (this one has just been resumed)."""
+    return len(getattr(asyncio.get_running_loop(), "_ready", ())) > 0

