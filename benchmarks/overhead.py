@@ -48,7 +48,11 @@ async def measure(calls: int = 300, warmup: int = 30) -> Section:
     rows = [
         ("get_experiment_run over stdio", f"{median(tool):.2f} ms", f"{percentile(tool, 99):.2f} ms"),
         ("direct httpx2 GET (baseline)", f"{median(direct):.2f} ms", f"{percentile(direct, 99):.2f} ms"),
-        ("overhead", f"{median(tool) - median(direct):.2f} ms", f"{percentile(tool, 99) - percentile(direct, 99):.2f} ms"),
+        (
+            "overhead",
+            f"{median(tool) - median(direct):.2f} ms",
+            f"{percentile(tool, 99) - percentile(direct, 99):.2f} ms",
+        ),
     ]
     section.add(*table(["call", "p50", "p99"], rows))
     overhead = median(tool) - median(direct)

@@ -54,7 +54,9 @@ class Wait:
     calls: int
 
 
-async def wait_like_an_agent(scenario: Scenario, schedule: Schedule, phase: float, clock: Clock, sim: SimulatedRetab) -> Wait:
+async def wait_like_an_agent(
+    scenario: Scenario, schedule: Schedule, phase: float, clock: Clock, sim: SimulatedRetab
+) -> Wait:
     run_id = sim.add_run(
         duration_s=scenario.duration_s,
         documents=scenario.documents,
@@ -96,7 +98,9 @@ async def measure() -> Section:
         for phase in PHASES:
             for name, schedule in (("cli", CLI), ("ours", OURS)):
                 clock = VirtualClock(1_000.0)
-                waits[name].append(await wait_like_an_agent(scenario, schedule, phase, clock, SimulatedRetab(clock=clock)))
+                waits[name].append(
+                    await wait_like_an_agent(scenario, schedule, phase, clock, SimulatedRetab(clock=clock))
+                )
         cli_requests = statistics.mean(w.requests for w in waits["cli"])
         our_requests = statistics.mean(w.requests for w in waits["ours"])
         reaction = [w.reaction_s for w in waits["ours"]]
@@ -109,8 +113,8 @@ async def measure() -> Section:
                 f"{cli_requests:.1f}",
                 f"{our_requests:.1f}",
                 f"{ratio:.2f}",
-                f"{statistics.mean(w.reaction_s for w in waits['cli']):.2f} / {max(w.reaction_s for w in waits['cli']):.2f} s",
-                f"{statistics.mean(reaction):.2f} / {max(reaction):.2f} s",
+                _mean_max([w.reaction_s for w in waits["cli"]]),
+                _mean_max(reaction),
                 f"{allowed:.1f} s" if scenario.goal else "-",
                 f"{statistics.mean(w.calls for w in waits['ours']):.1f}",
             )
@@ -120,11 +124,23 @@ async def measure() -> Section:
             section.goal(
                 f"{scenario.name}: reaction <= {allowed:.1f} s", f"max {max(reaction):.2f} s", max(reaction) <= allowed
             )
-    header = ["run", "2 s poller: requests", "ours: requests", "ratio", "2 s poller: reaction mean / max",
-              "ours: reaction mean / max", "allowed", "wait calls"]
+    header = [
+        "run",
+        "2 s poller: requests",
+        "ours: requests",
+        "ratio",
+        "2 s poller: reaction mean / max",
+        "ours: reaction mean / max",
+        "allowed",
+        "wait calls",
+    ]
     section.add(*table(header, rows))
     section.add("", *await _real_time_20s())
     return section
+
+
+def _mean_max(values: list[float]) -> str:
+    return f"{statistics.mean(values):.2f} / {max(values):.2f} s"
 
 
 async def _real_time_20s() -> list[str]:
@@ -141,5 +157,8 @@ async def _real_time_20s() -> list[str]:
         group.start_soon(one, "2 s poller", CLI)
         group.start_soon(one, "ours", OURS)
     rows = [(name, w.requests, f"{w.reaction_s:.2f} s") for name, w in sorted(results.items())]
-    return ["The 20 s run in real time (one sample, both schedules side by side):", "",
-            *table(["schedule", "requests", "reaction"], rows)]
+    return [
+        "The 20 s run in real time (one sample, both schedules side by side):",
+        "",
+        *table(["schedule", "requests", "reaction"], rows),
+    ]

@@ -40,7 +40,10 @@ async def measure(repeats: int = 15) -> Section:
         for name, command in SERVERS.items():
             times[name].append(await _spawn_to_tools_list(command))
     bare = median(times["bare MCPServer, one tool"])
-    rows = [(name, f"{median(v) * 1000:.0f} ms", f"{min(v) * 1000:.0f} ms", f"{median(v) / bare:.2f}") for name, v in times.items()]
+    rows = [
+        (name, f"{median(v) * 1000:.0f} ms", f"{min(v) * 1000:.0f} ms", f"{median(v) / bare:.2f}")
+        for name, v in times.items()
+    ]
     section.add(*table(["server", "median", "best", "vs bare server"], rows))
     ratio = median(times["retab-mcp"]) / bare
     section.goal(f"start-up <= {GOAL:.2f}x the bare server", f"{ratio:.2f}x", ratio <= GOAL)

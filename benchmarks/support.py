@@ -16,7 +16,6 @@ from typing import Any
 
 import anyio
 import httpx2
-
 from mcp.types import CallToolResult, TextContent
 
 from retab_mcp.config import Settings

@@ -1,0 +1,208 @@
+"""Context cost: what each tool puts in front of a model (bytes and cl100k_base tokens), against the raw
+API JSON of the same data, and everything an agent reads while waiting out a 10-minute run."""
+
+from __future__ import annotations
+
+import httpx2
+from mcp import Client
+
+from retab_mcp.clock import VirtualClock
+from retab_mcp.server import build_server
+from retab_mcp.simulator import SimulatedRetab
+
+from .support import KEY, SETTINGS, Section, json_of, table, text_of, tokens
+
+WHOLE_WAIT_GOAL = 1_500
+
+
+def worst_world(sim: SimulatedRetab) -> dict[str, str]:
+    """Runs built to make results as large as they can get: long names and messages, many failures."""
+    errors = {i: (f"{'x' * 3000} distinct failure {i}", "E" * 300) for i in range(0, 100, 2)}
+    failing = sim.add_run(
+        documents=100,
+        duration_s=10,
+        queue_s=1,
+        outcome="error",
+        end_fraction=0.9,
+        document_errors=errors,
+        parent_run_id=sim.run_ids["latest"],
+    )
+    run = sim.world.run(failing)
+    assert run is not None
+    run.experiment.documents = [
+        (d, "long-name-" * 30 + f"{i}.pdf") for i, (d, _) in enumerate(run.experiment.documents)
+    ]
+    run.error_message = "m" * 10_000
+    run.stack_trace = "\n".join("y" * 500 for _ in range(2000))
+    many = [sim.add_run(duration_s=30 + i, documents=5) for i in range(20)]
+    sim.clock.advance(20)  # type: ignore[attr-defined]
+    return {"failing": failing, **{f"run{i}": r for i, r in enumerate(many)}}
+
+
+async def measure() -> Section:
+    section = Section(
+        "Context cost",
+        "Bytes a host may put in front of a model: the text content and the compact JSON of "
+        "`structuredContent` (some hosts forward one, some both), with tokens counted by tiktoken's "
+        "cl100k_base as a yardstick. The baseline is the raw API JSON a server that passes the API "
+        "through would send for the same data. Budgets are the ones the tests hold each tool to.",
+    )
+    clock = VirtualClock(1_000.0)
+    sim = SimulatedRetab(clock=clock)
+    server = build_server(SETTINGS, transport=httpx2.ASGITransport(app=sim), clock=clock)
+    ids = sim.run_ids
+    rows: list[tuple[object, ...]] = []
+    async with (
+        Client(server) as client,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=sim),
+            base_url="http://retab.bench",
+            headers={"Authorization": f"Bearer {KEY}"},
+        ) as raw,
+    ):
+        worst = worst_world(sim)
+        latest, failed, failing = ids["latest"], ids["failed"], worst["failing"]
+        five = [worst[f"run{i}"] for i in range(5)]
+        twenty = [worst[f"run{i}"] for i in range(19)] + [failing]
+        triage_paths = lambda r: [f"/runs/{r}", f"/results?run_id={r}&limit=1000", f"/metrics?run_id={r}"]  # noqa: E731
+        cases: list[tuple[str, str, dict[str, object], int, list[str]]] = [
+            ("get_experiment_run", "completed run", {"run_id": latest}, 900, [f"/runs/{latest}"]),
+            ("get_experiment_run", "failed run, 50 KB trace", {"run_id": failed}, 3000, [f"/runs/{failed}"]),
+            ("get_experiment_run", "worst: 1 MB trace, 10 KB message", {"run_id": failing}, 3000, [f"/runs/{failing}"]),
+            (
+                "wait_for_run",
+                "unfinished (10 s)",
+                {"run_id": ids["long"], "timeout_s": 10},
+                200,
+                [f"/runs/{ids['long']}"],
+            ),
+            ("wait_for_run", "finished", {"run_id": latest}, 900, [f"/runs/{latest}"]),
+            ("wait_for_runs", "5 runs, 1 s", {"run_ids": five, "timeout_s": 1}, 1450, [f"/runs/{r}" for r in five]),
+            (
+                "wait_for_runs",
+                "worst: 20 runs",
+                {"run_ids": twenty, "timeout_s": 1},
+                5200,
+                [f"/runs/{r}" for r in twenty],
+            ),
+            ("list_experiment_runs", "10 rows", {}, 2600, ["/runs?limit=10"]),
+            ("list_experiment_runs", "worst: 25 rows", {"limit": 25}, 6000, ["/runs?limit=25"]),
+            (
+                "list_experiment_run_results",
+                "20 rows",
+                {"run_id": latest},
+                3000,
+                [f"/results?run_id={latest}&limit=20"],
+            ),
+            (
+                "list_experiment_run_results",
+                "worst: 50 rows asked, long names",
+                {"run_id": failing, "limit": 50},
+                8000,
+                [f"/results?run_id={failing}&limit=50"],
+            ),
+            ("get_experiment_run_metrics", "summary", {"run_id": latest}, 2000, [f"/metrics?run_id={latest}"]),
+            (
+                "get_experiment_run_metrics",
+                "worst: 90 documents, long names",
+                {"run_id": failing},
+                2000,
+                [f"/metrics?run_id={failing}"],
+            ),
+            ("triage_experiment_run", "completed, score dropped", {"run_id": latest}, 4096, triage_paths(latest)),
+            ("triage_experiment_run", "failed, 50 KB trace", {"run_id": failed}, 4096, triage_paths(failed)),
+            (
+                "triage_experiment_run",
+                "worst: 46 failures, long everything",
+                {"run_id": failing},
+                4096,
+                triage_paths(failing),
+            ),
+        ]
+        for tool, case, arguments, budget, raw_paths in cases:
+            result = await client.call_tool(tool, arguments)
+            assert not result.is_error, (tool, text_of(result))
+            text, data = text_of(result), json_of(result)
+            body = b"".join([(await raw.get(f"/v1/workflows/experiments{p}")).content for p in raw_paths])
+            total = len(text.encode()) + len(data.encode())
+            rows.append(
+                (
+                    tool,
+                    case,
+                    len(text.encode()),
+                    len(data.encode()),
+                    total,
+                    budget,
+                    tokens(text) + tokens(data),
+                    len(body),
+                    tokens(body.decode(errors="replace")),
+                    f"{total / len(body):.2f}",
+                )
+            )
+            section.goal(f"{tool}, {case}: <= {budget} B", f"{total} B", total <= budget)
+    header = [
+        "tool",
+        "case",
+        "text B",
+        "JSON B",
+        "total B",
+        "budget",
+        "tokens",
+        "raw API B",
+        "raw tokens",
+        "total / raw",
+    ]
+    section.add(*table(header, rows, "ll" + "r" * 8))
+    section.add("", *await _whole_wait())
+    return section
+
+
+async def _whole_wait() -> list[str]:
+    """Every result an agent reads while waiting out a 10-minute run with wait_for_run(timeout_s=45)."""
+    clock = VirtualClock(1_000.0)
+    sim = SimulatedRetab(clock=clock)
+    server = build_server(SETTINGS, transport=httpx2.ASGITransport(app=sim), clock=clock)
+    run_id = sim.add_run(duration_s=600, documents=100)
+    text_bytes = json_bytes = text_tokens = json_tokens = calls = 0
+    async with Client(server) as client:
+        while True:
+            calls += 1
+            result = await client.call_tool("wait_for_run", {"run_id": run_id, "timeout_s": 45})
+            text, data = text_of(result), json_of(result)
+            text_bytes += len(text.encode())
+            json_bytes += len(data.encode())
+            text_tokens += tokens(text)
+            json_tokens += tokens(data)
+            if (result.structured_content or {}).get("finished"):
+                break
+    rows = [
+        ("text only", text_bytes, text_tokens, "yes" if text_bytes <= WHOLE_WAIT_GOAL else "no"),
+        ("structuredContent only", json_bytes, json_tokens, "yes" if json_bytes <= WHOLE_WAIT_GOAL else "no"),
+        (
+            "both",
+            text_bytes + json_bytes,
+            text_tokens + json_tokens,
+            "yes" if text_bytes + json_bytes <= WHOLE_WAIT_GOAL else "no",
+        ),
+    ]
+    _WHOLE.update(text=text_bytes, json=json_bytes, calls=calls)
+    return [
+        f"Waiting out a 10-minute run (100 documents) with `wait_for_run(timeout_s=45)`: {calls} calls, "
+        "everything the agent reads added up, by what its host forwards:",
+        "",
+        *table(["what the host forwards", "bytes", "tokens", f"<= {WHOLE_WAIT_GOAL} B"], rows),
+    ]
+
+
+_WHOLE: dict[str, int] = {}
+
+
+def whole_wait_goals(section: Section) -> None:
+    for channel, key in (("text", "text"), ("structuredContent", "json")):
+        section.goal(
+            f"whole 10-min wait, {channel} only: <= {WHOLE_WAIT_GOAL} B",
+            f"{_WHOLE[key]} B",
+            _WHOLE[key] <= WHOLE_WAIT_GOAL,
+        )
+    both = _WHOLE["text"] + _WHOLE["json"]
+    section.goal(f"whole 10-min wait, both channels: <= {WHOLE_WAIT_GOAL} B", f"{both} B", both <= WHOLE_WAIT_GOAL)

@@ -1,0 +1,104 @@
+"""The benchmarks, in one command: `uv run python benchmarks/run.py` (about 3 minutes).
+
+Prints each table and writes BENCHMARKS.md: the machine, the versions, every measure with its baseline
+from the same run, and whether each goal holds. `--only startup,overhead,...` runs a subset (and does
+not write the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import coalescing, context, overhead, polling, startup
+from benchmarks.support import Section, table
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("mcp", "httpx2", "pydantic", "anyio", "uvicorn", "mcp-server-time", "tiktoken")
+
+
+async def _context() -> Section:
+    section = await context.measure()
+    context.whole_wait_goals(section)
+    return section
+
+
+MEASURES = {
+    "startup": startup.measure,
+    "overhead": overhead.measure,
+    "polling": polling.measure,
+    "coalescing": coalescing.coalescing,
+    "scale": coalescing.scale,
+    "context": _context,
+}
+
+
+def _machine() -> str:
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        model = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            model,
+        )
+    versions = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in PACKAGES)
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({model}), "
+        f"Python {platform.python_version()}; {versions}"
+    )
+
+
+async def main(only: list[str]) -> None:
+    started = time.perf_counter()
+    sections: list[Section] = []
+    for name, measure in MEASURES.items():
+        if only and name not in only:
+            continue
+        print(f"--- {name}", file=sys.stderr, flush=True)
+        section = await measure()
+        sections.append(section)
+        print(section.markdown(), flush=True)
+    goals = [(goal, measured, "yes" if met else "**no**") for s in sections for goal, measured, met in s.goals]
+    summary = table(["goal", "measured", "met"], goals, "llr")
+    print("\n".join(summary))
+    if only:
+        return
+    elapsed = time.perf_counter() - started
+    report = "\n".join(
+        [
+            "# Benchmarks",
+            "",
+            f"Measured with `uv run python benchmarks/run.py` on {datetime.now(UTC):%Y-%m-%d}, in {elapsed:.0f} s, "
+            f"on {_machine()}. Every figure is compared with a baseline measured in the same run; the ratios "
+            "are what to compare across machines.",
+            "",
+            "## Goals",
+            "",
+            *summary,
+            "",
+            *(section.markdown() for section in sections),
+        ]
+    )
+    (ROOT / "BENCHMARKS.md").write_text(report)
+    print(f"wrote BENCHMARKS.md ({elapsed:.0f} s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(MEASURES)}")
+    anyio.run(main, [name for name in parser.parse_args().only.split(",") if name])
