@@ -28,6 +28,7 @@ from .console import ProgressBar
 from .errors import RetabError
 from .logs import configure_logging
 from .server import build_server
+from .stdio import serve_stdio
 from .summaries import render, render_interim, summarize, summarize_wait
 from .tool_errors import explain
 from .waiting import wait_for_finish
@@ -164,7 +165,7 @@ async def _serve(settings: Settings, transport: httpx2.AsyncBaseTransport | None
 
         group.start_soon(stop_on_signals)
         if options is None:
-            await server.run_stdio_async()
+            await serve_stdio(server)
         else:
             from .serving import serve_http
 
