@@ -16,24 +16,8 @@ WHOLE_WAIT_GOAL = 1_500
 
 
 def worst_world(sim: SimulatedRetab) -> dict[str, str]:
-    """Runs built to make results as large as they can get: long names and messages, many failures."""
-    errors = {i: (f"{'x' * 3000} distinct failure {i}", "E" * 300) for i in range(0, 100, 2)}
-    failing = sim.add_run(
-        documents=100,
-        duration_s=10,
-        queue_s=1,
-        outcome="error",
-        end_fraction=0.9,
-        document_errors=errors,
-        parent_run_id=sim.run_ids["latest"],
-    )
-    run = sim.world.run(failing)
-    assert run is not None
-    run.experiment.documents = [
-        (d, "long-name-" * 30 + f"{i}.pdf") for i, (d, _) in enumerate(run.experiment.documents)
-    ]
-    run.error_message = "m" * 10_000
-    run.stack_trace = "\n".join("y" * 500 for _ in range(2000))
+    """The worst-case run, and twenty short runs to wait on together."""
+    failing = sim.add_worst_case_run(parent_run_id=sim.run_ids["latest"])
     many = [sim.add_run(duration_s=30 + i, documents=5) for i in range(20)]
     sim.clock.advance(20)  # type: ignore[attr-defined]
     return {"failing": failing, **{f"run{i}": r for i, r in enumerate(many)}}

@@ -58,8 +58,7 @@ async def measure(calls: int = 1000, warmup: int = 50) -> Section:
     paired = [t - d for t, d in zip(tool, direct, strict=True)]
     section.add(
         "",
-        f"Median of the per-pair differences (each tool call against the GET right after it): "
-        f"{median(paired):.2f} ms.",
+        f"Median of the per-pair differences (each tool call against the GET right after it): {median(paired):.2f} ms.",
     )
     overhead = median(tool) - median(direct)
     section.goal(f"p50 overhead <= {GOAL_MS:.0f} ms", f"{overhead:.2f} ms", overhead <= GOAL_MS)

@@ -14,17 +14,12 @@ from mcp.client.streamable_http import streamable_http_client
 from retab_mcp.config import Settings
 from retab_mcp.serving import HttpOptions, uvicorn_config
 
+from .raw_stdio import INITIALIZE
 from .test_transports import FINISHED, serve
 
 pytestmark = pytest.mark.anyio
 
 TOKEN = "tok_http_0123456789SECRETTOKEN"
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
-}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 

@@ -311,23 +311,7 @@ async def test_triage_of_an_unknown_run_is_an_error(mcp_client: Client) -> None:
 
 async def test_triage_stays_within_4_kb_on_the_worst_input(mcp_client: Client, sim: SimulatedRetab) -> None:
     """Long messages, long filenames, many distinct failures, a long trace: the budget still holds."""
-    errors = {i: (f"{'x' * 3000} distinct failure {i}", "E" * 300) for i in range(0, 40, 2)}
-    run_id = sim.add_run(
-        documents=40,
-        duration_s=10,
-        queue_s=1,
-        outcome="error",
-        end_fraction=0.9,
-        document_errors=errors,
-        parent_run_id=sim.run_ids["latest"],
-    )
-    run = sim.world.run(run_id)
-    assert run is not None
-    run.experiment.documents = [
-        (d, "long-name-" * 30 + f"{i}.pdf") for i, (d, _) in enumerate(run.experiment.documents)
-    ]
-    run.error_message = "m" * 10_000
-    run.stack_trace = "\n".join("y" * 500 for _ in range(2000))
+    run_id = sim.add_worst_case_run(documents=40, parent_run_id=sim.run_ids["latest"])
     sim.clock.advance(60)  # type: ignore[attr-defined]
     result = await call(mcp_client, "triage_experiment_run", run_id=run_id)
     assert data_of(result)["failed_documents"] == 18 + 1  # the even documents before 90 %, and the last

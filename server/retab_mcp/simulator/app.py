@@ -181,6 +181,28 @@ class SimulatedRetab:
         self.added_runs.append(run.id)
         return run.id
 
+    def add_worst_case_run(self, *, documents: int = 100, parent_run_id: str | None = None) -> str:
+        """A run built to make results as large as they can get: it fails at 90 % with a 10 KB message and a
+        1 MB stack trace, after every other document failed with its own 3 KB message, and every file has a
+        300-character name. It starts now and ends 10 s later."""
+        errors = {i: (f"{'x' * 3000} distinct failure {i}", "E" * 300) for i in range(0, documents, 2)}
+        run_id = self.add_run(
+            documents=documents,
+            duration_s=10,
+            queue_s=1,
+            outcome="error",
+            end_fraction=0.9,
+            document_errors=errors,
+            parent_run_id=parent_run_id,
+        )
+        run = self.world.run(run_id)
+        assert run is not None
+        named = [(d, "long-name-" * 30 + f"{i}.pdf") for i, (d, _) in enumerate(run.experiment.documents)]
+        run.experiment.documents = named
+        run.error_message = "m" * 10_000
+        run.stack_trace = "\n".join("y" * 500 for _ in range(2000))
+        return run_id
+
     # Middleware: recording, auth, injected faults, request ids
 
     def _stamp(self, send: Callable[..., Any]) -> Callable[..., Any]:
