@@ -176,9 +176,10 @@ async def _serve(settings: Settings, transport: httpx2.AsyncBaseTransport | None
 def _exit_soon(grace_s: float = 0.5) -> None:
     """Exit 0 after `grace_s`, even if shutdown is stuck.
 
-    The SDK reads stdin in a worker thread that no cancellation interrupts, so after a signal the task
-    group could wait for a line that never comes. In-flight calls are cancelled within the grace; then
-    the process leaves without waiting for that thread.
+    When stdin is not a pipe, the SDK's transport reads it in a worker thread that no cancellation
+    interrupts, so after a signal the task group could wait for a line that never comes. In-flight calls
+    are cancelled within the grace; then the process leaves without waiting for that thread. (On pipes,
+    the usual case, the reads are cancellable and the process ends before the grace is up.)
     """
 
     def leave() -> None:
