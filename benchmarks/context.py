@@ -103,27 +103,42 @@ async def measure() -> Section:
                 triage_paths(failing),
             ),
         ]
-        for tool, case, arguments, budget, raw_paths in cases:
-            result = await client.call_tool(tool, arguments)
-            assert not result.is_error, (tool, text_of(result))
-            text, data = text_of(result), json_of(result)
-            body = b"".join([(await raw.get(f"/v1/workflows/experiments{p}")).content for p in raw_paths])
-            total = len(text.encode()) + len(data.encode())
-            rows.append(
-                (
-                    tool,
-                    case,
-                    len(text.encode()),
-                    len(data.encode()),
-                    total,
-                    budget,
-                    tokens(text) + tokens(data),
-                    len(body),
-                    tokens(body.decode(errors="replace")),
-                    f"{total / len(body):.2f}",
+        cancels: list[tuple[str, str, dict[str, object], int, list[str]]] = [
+            ("cancel_experiment_run", "a running run", {"run_id": ids["long"]}, 900, [f"/runs/{ids['long']}"]),
+            (
+                "cancel_experiment_run",
+                "worst: an ended run, 1 MB trace",
+                {"run_id": failing},
+                3000,
+                [f"/runs/{failing}"],
+            ),
+        ]
+        writer = build_server(
+            SETTINGS.with_overrides(allow_writes=True), transport=httpx2.ASGITransport(app=sim), clock=clock
+        )
+        async with Client(writer) as writes:  # after the read tools: cancelling changes the runs they read
+            for tool, case, arguments, budget, raw_paths in cases + cancels:
+                caller = writes if tool == "cancel_experiment_run" else client
+                result = await caller.call_tool(tool, arguments)
+                assert not result.is_error, (tool, text_of(result))
+                text, data = text_of(result), json_of(result)
+                body = b"".join([(await raw.get(f"/v1/workflows/experiments{p}")).content for p in raw_paths])
+                total = len(text.encode()) + len(data.encode())
+                rows.append(
+                    (
+                        tool,
+                        case,
+                        len(text.encode()),
+                        len(data.encode()),
+                        total,
+                        budget,
+                        tokens(text) + tokens(data),
+                        len(body),
+                        tokens(body.decode(errors="replace")),
+                        f"{total / len(body):.2f}",
+                    )
                 )
-            )
-            section.goal(f"{tool}, {case}: <= {budget} B", f"{total} B", total <= budget)
+                section.goal(f"{tool}, {case}: <= {budget} B", f"{total} B", total <= budget)
     header = [
         "tool",
         "case",
