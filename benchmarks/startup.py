@@ -46,5 +46,5 @@ async def measure(repeats: int = 15) -> Section:
     ]
     section.add(*table(["server", "median", "best", "vs bare server"], rows))
     ratio = median(times["retab-mcp"]) / bare
-    section.goal(f"start-up <= {GOAL:.2f}x the bare server", f"{ratio:.2f}x", ratio <= GOAL)
+    section.goal(f"start-up <= {GOAL:.2f}x the bare server", f"{ratio:.3f}x", ratio <= GOAL)
     return section
