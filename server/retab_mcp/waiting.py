@@ -70,7 +70,6 @@ class Watch:
     fatal: RetabError | None = None  # ends every wait on this run
     not_found_streak: int = 0
     waiters: int = 0
-    polls: int = 0
     poll_started_t: float | None = None  # clock time the request in flight was sent
     read_t: float | None = None  # clock time `run` was read
     changed: anyio.Event = field(default_factory=anyio.Event)
@@ -86,7 +85,7 @@ class Watch:
 
 
 class RunWatcher:
-    """The poll loops of one server. Use `running()` to get one bound to a task group."""
+    """The poll loops of one server. `running_watcher()` makes one whose loops live in a task group of its own."""
 
     def __init__(
         self,
@@ -213,7 +212,6 @@ class RunWatcher:
 
     async def _poll(self, watch: Watch) -> None:
         now = self.clock.now()
-        watch.polls += 1
         watch.poll_started_t = now
         try:
             run = await self.client.get_run(watch.run_id, retry=False)
@@ -251,11 +249,6 @@ class RunWatcher:
         """The wall time the run's last known state was read."""
         watch = self._watches.get(run_id)
         return self.clock.wall_at(watch.read_t) if watch and watch.read_t is not None else None
-
-    def polls(self, run_id: str) -> int:
-        """How many times this watcher has polled the run (for tests and benchmarks)."""
-        watch = self._watches.get(run_id)
-        return watch.polls if watch else 0
 
 
 @asynccontextmanager
