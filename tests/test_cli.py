@@ -78,3 +78,30 @@ async def test_the_demo_walks_through_the_tools_within_a_minute() -> None:
     assert "tools/list: 7 tools" in out
     assert "completed · 12/12 docs" in out  # the wait saw the young run to its end
     assert out.count("structuredContent:") == 4 and "Verdict: Completed" in out and "isError=True" in out
+
+
+async def test_the_simulator_serves_on_a_port_with_added_runs_and_stats() -> None:
+    import subprocess
+
+    import httpx2
+
+    from .test_transports import free_port
+
+    port = free_port()
+    command = [sys.executable, "-m", "retab_mcp.simulator", "--port", str(port), "--add-runs", "2"]
+    with anyio.fail_after(30):
+        async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
+            assert process.stderr is not None
+            seen = b""
+            while b"simulated Retab API on" not in seen:
+                seen += await process.stderr.receive()
+            async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                added = (await http.get("/_simulator/stats")).json()["added_runs"]
+                run = await http.get(
+                    f"/v1/workflows/experiments/runs/{added[0]}", headers={"Authorization": "Bearer k"}
+                )
+                stats = (await http.get("/_simulator/stats")).json()
+            process.terminate()
+            await process.wait()
+    assert len(added) == 2 and run.status_code == 200 and run.json()["id"] == added[0]
+    assert stats["requests"] == 1 and stats["per_run"] == {added[0]: 1}

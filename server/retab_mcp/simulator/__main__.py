@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 
 from .app import SimulatedRetab
@@ -31,8 +32,13 @@ def main() -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(512)  # connections queue from here on, so the line below means "ready"
     print(f"simulated Retab API on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
-    uvicorn.run(sim, host=args.host, port=args.port, log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(sim, log_level="warning", lifespan="off", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":
