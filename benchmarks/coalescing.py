@@ -15,7 +15,7 @@ import anyio
 import psutil
 from mcp import Client
 
-from .support import KEY, Section, simulated_api, simulator_stats, table
+from .support import KEY, Section, read_until, simulated_api, simulator_stats, table
 
 COALESCE_GOAL = 1.5
 
@@ -29,11 +29,8 @@ async def _server(api_url: str) -> tuple[anyio.abc.Process, str]:
     env = {**os.environ, "RETAB_API_KEY": KEY, "RETAB_API_BASE_URL": api_url}
     command = [sys.executable, "-m", "retab_mcp", "--transport", "http", "--port", str(port)]
     process = await anyio.open_process(command, env=env, stdin=subprocess.DEVNULL)
-    assert process.stderr is not None
-    seen = b""
     with anyio.fail_after(30):
-        while b"Uvicorn running on" not in seen:
-            seen += await process.stderr.receive()
+        await read_until(process.stderr, b"Uvicorn running on")
     return process, f"http://127.0.0.1:{port}/mcp"
 
 

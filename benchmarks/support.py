@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 import httpx2
+from anyio.abc import ByteReceiveStream
 from mcp.types import CallToolResult, TextContent
 
 from retab_mcp.config import Settings
@@ -104,17 +105,23 @@ async def simulated_api(*flags: str) -> AsyncGenerator[str]:
         port = probe.getsockname()[1]
     command = [sys.executable, "-m", "retab_mcp.simulator", "--port", str(port), *flags]
     async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
-        assert process.stderr is not None
-        seen = b""
         with anyio.fail_after(30):
-            while b"simulated Retab API on" not in seen:
-                seen += await process.stderr.receive()
+            await read_until(process.stderr, b"simulated Retab API on")
         url = f"http://127.0.0.1:{port}"  # listening already: the simulator binds before it says so
         try:
             yield url
         finally:
             process.terminate()
             await process.wait()
+
+
+async def read_until(stream: ByteReceiveStream | None, marker: bytes) -> bytes:
+    """Read a child's output until `marker` has appeared; return all that was read."""
+    assert stream is not None
+    seen = b""
+    while marker not in seen:
+        seen += await stream.receive()
+    return seen
 
 
 async def simulator_stats(url: str) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from retab_mcp.cli import EXIT_TIMED_OUT
 from retab_mcp.config import Settings
 from retab_mcp.server import build_server
 
+from .processes import read_until
+
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).parents[1]
@@ -91,10 +93,7 @@ async def test_the_simulator_serves_on_a_port_with_added_runs_and_stats() -> Non
     command = [sys.executable, "-m", "retab_mcp.simulator", "--port", str(port), "--add-runs", "2"]
     with anyio.fail_after(30):
         async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
-            assert process.stderr is not None
-            seen = b""
-            while b"simulated Retab API on" not in seen:
-                seen += await process.stderr.receive()
+            await read_until(process.stderr, b"simulated Retab API on")
             async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
                 added = (await http.get("/_simulator/stats")).json()["added_runs"]
                 run = await http.get(

@@ -15,6 +15,7 @@ from mcp import Client
 
 from retab_mcp.simulator.scenario import opaque_id
 
+from .processes import LISTENING, read_until
 from .raw_stdio import raw_session
 from .test_transports import free_port
 
@@ -99,9 +100,7 @@ async def test_http_answers_an_inflight_wait_then_exits_0(how: str) -> None:
     with anyio.fail_after(30):
         async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
             assert process.stderr is not None
-            seen = b""
-            while b"Uvicorn running on" not in seen:
-                seen += await process.stderr.receive()
+            seen = await read_until(process.stderr, LISTENING)
             waiting = anyio.Event()
 
             async def wait_for_long_run() -> None:

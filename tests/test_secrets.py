@@ -27,6 +27,7 @@ from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
 
 from .conftest import SIM_URL, TEST_KEY
+from .processes import LISTENING, read_until
 from .test_faults import LoopbackAPI
 from .test_transports import free_port
 
@@ -179,9 +180,7 @@ async def test_an_http_process_never_prints_a_secret(loopback_api: LoopbackAPI) 
     with anyio.fail_after(30):
         async with await anyio.open_process(command, env=env, stdin=subprocess.DEVNULL) as process:
             assert process.stderr is not None and process.stdout is not None
-            err = b""
-            while b"Uvicorn running on" not in err:
-                err += await process.stderr.receive()
+            err = await read_until(process.stderr, LISTENING)
             url = f"http://127.0.0.1:{port}/mcp"
             async with httpx2.AsyncClient() as raw:
                 answers.append((await raw.post(url, json={}, headers={"Authorization": "Bearer wrong"})).text)

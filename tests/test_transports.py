@@ -22,6 +22,7 @@ from mcp.types import TextContent
 from retab_mcp.simulator.scenario import opaque_id
 
 from .conftest import READ_TOOLS
+from .processes import LISTENING, read_until
 
 pytestmark = pytest.mark.anyio
 
@@ -106,11 +107,8 @@ async def serve(*flags: str, env: dict[str, str] | None = None) -> AsyncIterator
     command = [sys.executable, "-m", "retab_mcp", "--demo", "--port", str(port), *flags]
     full_env = {**os.environ, **env} if env else None
     async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=full_env) as process:
-        assert process.stderr is not None
-        seen = b""
-        with anyio.fail_after(30):  # uvicorn says when it listens; no guessing
-            while b"Uvicorn running on" not in seen:
-                seen += await process.stderr.receive()
+        with anyio.fail_after(30):  # the server says when it listens; no guessing
+            await read_until(process.stderr, LISTENING)
         try:
             yield port
         finally:

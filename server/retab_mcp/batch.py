@@ -143,7 +143,7 @@ def _row(run_id: str, batch: _Batch, now: datetime, read_at: datetime | None) ->
     lifecycle = run.lifecycle
     error = None
     if run.status == "error":
-        error = lifecycle.message or (lifecycle.details.message if lifecycle.details else None) or "(no message)"
+        error = lifecycle.error_message or "(no message)"
     elif failure is not None:
         error = "Last poll failed: " + explain(failure, run_id)
     eta = estimate_remaining_s(run, now, read_at)

@@ -113,8 +113,7 @@ def render_run_list(runs: RunList) -> str:
 
 
 def result_row(result: Result) -> ResultRow:
-    lifecycle = result.lifecycle
-    message = lifecycle.message or (lifecycle.details.message if lifecycle.details else None)
+    message = result.lifecycle.error_message
     duration = result.timing.duration_ms
     if duration is None and result.timing.started_at and result.timing.completed_at:
         duration = round((result.timing.completed_at - result.timing.started_at).total_seconds() * 1000)

@@ -57,6 +57,11 @@ class Lifecycle(APIModel):
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
 
+    @property
+    def error_message(self) -> str | None:
+        """The message of an error lifecycle: its own, else the one in its details."""
+        return self.message or (self.details.message if self.details else None)
+
     @model_validator(mode="before")
     @classmethod
     def _accept_bare_status(cls, data: Any) -> Any:

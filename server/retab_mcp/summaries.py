@@ -138,7 +138,7 @@ def summarize(run: Run, now: datetime, read_at: datetime | None = None) -> RunSu
     error = None
     if run.status == ERROR:
         details = lifecycle.details
-        message = lifecycle.message or (details.message if details else None) or "(no message)"
+        message = lifecycle.error_message or "(no message)"
         error = RunError(
             message=clip(message, MESSAGE_MAX),
             code=clip(details.error_code, NAME_MAX) if details and details.error_code else None,

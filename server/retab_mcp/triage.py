@@ -137,9 +137,7 @@ def failure_groups(results: Sequence[Result]) -> tuple[int, list[FailureGroup]]:
     groups: dict[str, list[Result]] = defaultdict(list)
     for result in results:
         if result.status == "error":
-            lifecycle = result.lifecycle
-            message = lifecycle.message or (lifecycle.details.message if lifecycle.details else None)
-            groups[message or "(no message)"].append(result)
+            groups[result.lifecycle.error_message or "(no message)"].append(result)
     ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     failed = sum(len(members) for members in groups.values())
     return failed, [
