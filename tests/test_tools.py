@@ -47,7 +47,7 @@ async def test_a_completed_run_is_summarised_within_900_bytes(mcp_client: Client
     assert not result.is_error
     data: dict[str, Any] = result.structured_content or {}
     assert data["status"] == "completed" and data["finished"] is True and data["score"] == 0.8734
-    assert (data["docs_done"], data["docs_total"], data["errors"]) == (12, 12, 3)
+    assert (data["completed_documents"], data["total_documents"], data["error_count"]) == (12, 12, 3)
     assert data["error"] is None and data["cancel_reason"] is None
     assert data["parent_run_id"] == sim.run_ids["older"] and data["n_consensus"] == 5
     assert data["duration_s"] == 254.0 and data["started_at"].endswith("Z")
@@ -84,7 +84,7 @@ async def test_a_running_run_shows_progress_elapsed_time_and_eta(
 ) -> None:
     clock.advance(22)
     data: dict[str, Any] = (await get(mcp_client, sim.run_ids["young"])).structured_content or {}
-    assert (data["status"], data["finished"], data["docs_done"]) == ("running", False, 6)
+    assert (data["status"], data["finished"], data["completed_documents"]) == ("running", False, 6)
     assert data["elapsed_s"] == 22.0 and data["eta_s"] == 20
     assert "wait_for_run" in data["hint"]
 

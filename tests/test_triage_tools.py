@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 
 # Byte budgets (text plus compact structuredContent), at default arguments and in the worst case.
 BUDGET = {
-    "list_experiment_runs": 2_600,  # 10 rows (the default)
+    "list_experiment_runs": 2_800,  # 10 rows (the default)
     "list_experiment_run_results": 3_000,  # 20 rows (the default)
     "results_page": 8_000,  # any page of results, whatever the limit and the data
     "get_experiment_run_metrics": 2_000,  # any view, any data
@@ -33,7 +33,7 @@ BUDGET = {
 
 
 def batch_budget(runs: int) -> int:
-    return 200 + 250 * runs
+    return 200 + 300 * runs  # each row carries every published run key, null or not
 
 
 def long_named_run(sim: SimulatedRetab, documents: int = 50) -> str:
@@ -72,9 +72,9 @@ async def test_runs_are_listed_newest_first_in_compact_rows(mcp_client: Client, 
         "run_id": sim.run_ids["latest"],
         "status": "completed",
         "score": 0.8734,
-        "docs_done": 12,
-        "docs_total": 12,
-        "errors": 3,
+        "completed_documents": 12,
+        "total_documents": 12,
+        "error_count": 3,
         "created_at": latest["created_at"],
     }
     assert f"- {sim.run_ids['latest']} · completed · score 0.87 · 12/12 docs · 3 err" in text_of(result)
@@ -369,8 +369,10 @@ async def test_an_unknown_run_gets_its_reason_and_the_others_are_still_waited_on
     short = sim.add_run(duration_s=5, documents=2)
     data = data_of(await call(mcp_client, "wait_for_runs", run_ids=["exprun_nope", short]))
     nope, ok = data["runs"]
-    assert nope["status"] == "unreadable" and "No experiment run 'exprun_nope'" in nope["error"]
+    assert nope["status"] == "not_found" and "No experiment run 'exprun_nope'" in nope["read_error"]
+    assert nope["error"] is None and nope["completed_documents"] is None
     assert ok["status"] == "completed" and data["done"] is True
+    assert "drop them" in data["hint"] and "exprun_nope" in data["hint"]
 
 
 async def test_a_timeout_returns_each_runs_state(mcp_client: Client, sim: SimulatedRetab) -> None:
@@ -379,11 +381,31 @@ async def test_a_timeout_returns_each_runs_state(mcp_client: Client, sim: Simula
     assert "again" in data["hint"]
 
 
-async def test_batch_input_is_checked_before_any_request(mcp_client: Client, sim: SimulatedRetab) -> None:
-    bad = await call(mcp_client, "wait_for_runs", run_ids=["exprun_1", "bad id"])
+async def test_a_malformed_id_is_rejected_in_its_row_and_sends_nothing(mcp_client: Client, sim: SimulatedRetab) -> None:
+    result = await call(mcp_client, "wait_for_runs", run_ids=[sim.run_ids["latest"], "bad id"])
+    latest, bad = data_of(result)["runs"]
+    assert not result.is_error and latest["status"] == "completed"
+    assert bad["status"] == "invalid_id" and "'bad id' is not a valid run id" in bad["read_error"]
+    assert data_of(result)["done"] is True and all("bad" not in r.path for r in sim.requests)
+
+
+async def test_mode_any_does_not_keep_waiting_on_runs_that_do_not_exist(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    data = data_of(await call(mcp_client, "wait_for_runs", run_ids=["exprun_nope", "bad id"], mode="any"))
+    assert [r["status"] for r in data["runs"]] == ["not_found", "invalid_id"]
+    assert data["done"] is True and data["timed_out"] is False and "keep waiting" not in data["hint"]
+
+
+async def test_mode_any_names_only_the_runs_worth_waiting_on_again(mcp_client: Client, sim: SimulatedRetab) -> None:
+    long = sim.run_ids["long"]
+    data = data_of(await call(mcp_client, "wait_for_runs", run_ids=["exprun_nope", long], mode="any", timeout_s=8))
+    assert data["done"] is False and f"run_ids=['{long}']" in data["hint"] and "drop them): exprun_nope" in data["hint"]
+
+
+async def test_batch_size_is_checked_before_any_request(mcp_client: Client, sim: SimulatedRetab) -> None:
     too_many = await call(mcp_client, "wait_for_runs", run_ids=[f"exprun_{i}" for i in range(21)])
     empty = await call(mcp_client, "wait_for_runs", run_ids=[])
-    assert bad.is_error and "'bad id'" in text_of(bad)
     assert too_many.is_error and "20" in text_of(too_many)
     assert empty.is_error
     assert sim.requests == []

@@ -17,6 +17,7 @@ from retab_mcp.config import Settings
 from retab_mcp.schedule import FixedSchedule, Schedule
 from retab_mcp.server import AppState, build_server
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.summaries import RUN_KEYS, WAIT_KEYS
 
 from .conftest import SIM_URL, TEST_KEY
 from .test_tools import size_of, text_of
@@ -49,7 +50,7 @@ async def test_a_finished_run_returns_at_once(mcp_client: Client, sim: Simulated
     assert len(sim.requests) == 1 and "SchemaValidationError" in text_of(result)
 
 
-async def test_timeout_is_a_normal_result_with_only_what_changes(
+async def test_timeout_is_a_normal_result_with_every_published_key(
     mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock
 ) -> None:
     start = clock.now()
@@ -58,8 +59,15 @@ async def test_timeout_is_a_normal_result_with_only_what_changes(
     assert not result.is_error
     assert (data["finished"], data["timed_out"], data["status"]) == (False, True, "running")
     assert 19 <= clock.now() - start <= 20 and "waited 20s. Call again." in text_of(result)
-    assert set(data) == {"status", "finished", "timed_out", "docs_done", "eta_s"} and data["eta_s"] > 0
-    assert size_of(result) <= 200
+    assert set(data) >= RUN_KEYS | WAIT_KEYS and data["eta_s"] > 0
+    assert (data["run_id"], data["score"], data["error"], data["cancel_reason"]) == (
+        sim.run_ids["long"],
+        None,
+        None,
+        None,
+    )
+    assert "experiment_id" not in data and len(text_of(result).splitlines()) == 1  # the text stays one line
+    assert size_of(result) <= 700
 
 
 async def test_a_second_wait_reports_the_time_waited_over_all_calls(mcp_client: Client, sim: SimulatedRetab) -> None:

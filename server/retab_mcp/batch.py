@@ -1,23 +1,25 @@
 """Waiting on several runs at once: one `RunWatcher.wait` per run under one deadline.
 
-The policy is `wait_for_run`'s, run by run: transient errors are retried until the deadline, an unknown
-run ends its own wait (three 404s) and is reported in its row, while a rejected or missing key ends the
-whole call, since it would fail every run alike. Progress is the sum of documents completed over the
-runs. In mode "any" the first run to finish ends the wait for all.
+The policy is `wait_for_run`'s, run by run, as `errors.disposition` classifies errors: transient ones are
+retried until the deadline; a run that does not exist (three 404s) or an id that is not one ends its own
+wait and is reported in its row, while the others are still waited on; an error about the key (rejected
+or missing) ends the whole call, since it would fail every run alike. Progress is the sum of documents
+completed over the runs. In mode "any" the first run to finish ends the wait for all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.abc
 from pydantic import BaseModel, Field
 
-from .errors import AuthenticationError, MissingAPIKeyError, PermissionDeniedError, RetabError
-from .summaries import clip, duration_text, estimate_remaining_s
+from .client import check_id
+from .errors import Disposition, RetabError, disposition, fails_every_run
+from .summaries import RUN_KEYS, RunState, clip, documents_text, duration_text, run_state
 from .tool_errors import explain
 from .waiting import ProgressCallback, RunWatcher
 
@@ -27,19 +29,19 @@ if TYPE_CHECKING:
 WaitMode = Literal["all", "any"]
 MAX_RUNS = 20
 ROW_ERROR_MAX = 160
-FATAL_ERRORS = (AuthenticationError, PermissionDeniedError, MissingAPIKeyError)
+NOT_FOUND, INVALID_ID, UNREADABLE = "not_found", "invalid_id", "unreadable"
+# Rows whose id names no run: nothing to wait for there.
+REJECTED = frozenset({NOT_FOUND, INVALID_ID})
 
 
-class RunState(BaseModel):
-    run_id: str
-    status: str = Field(description="The last status read, or 'unreadable' if the run could not be read.")
-    finished: bool
-    score: float | None = None
-    docs_done: int | None = None
-    docs_total: int | None = None
-    errors: int | None = None
-    eta_s: int | None = None
-    error: str | None = Field(default=None, description="Why the run failed, or why it could not be read.")
+class WaitRow(RunState):
+    """One run after the wait: its published keys, or why it could not be read."""
+
+    status: str = Field(
+        description="The last status read; 'not_found' or 'invalid_id' when the id names no run, "
+        "'unreadable' when the API did not answer before the deadline."
+    )
+    read_error: str | None = Field(default=None, description="Why the run could not be read, or the last poll failed.")
 
 
 class RunsWaitResult(BaseModel):
@@ -51,7 +53,7 @@ class RunsWaitResult(BaseModel):
     total_runs: int
     timed_out: bool
     waited_s: float
-    runs: list[RunState]
+    runs: list[WaitRow]
     hint: str
 
 
@@ -59,7 +61,6 @@ class RunsWaitResult(BaseModel):
 class _Batch:
     """What the per-run waits found, filled in as they go."""
 
-    states: dict[str, Run] = field(default_factory=dict[str, "Run"])
     failures: dict[str, RetabError] = field(default_factory=dict[str, RetabError])
     fatal: list[RetabError] = field(default_factory=list[RetabError])
     progress: dict[str, tuple[int, int]] = field(default_factory=dict[str, tuple[int, int]])
@@ -74,7 +75,7 @@ async def wait_for_runs(
     timeout_s: float,
     on_progress: ProgressCallback | None = None,
 ) -> RunsWaitResult:
-    """Wait on every run of `run_ids` (already checked and de-duplicated) until `mode` is met or time is up."""
+    """Wait on every run of `run_ids` (de-duplicated) until `mode` is met or time is up."""
     batch = _Batch()
     clock = watcher.clock
     start = clock.now()
@@ -84,7 +85,7 @@ async def wait_for_runs(
         summed = sum(d for d, _ in batch.progress.values())
         if on_progress is not None and summed > batch.progress_sent:
             batch.progress_sent = summed
-            finished = sum(1 for run in batch.states.values() if run.lifecycle.is_terminal)
+            finished = sum(1 for run_id in run_ids if (run := watcher.last_state(run_id)) and run.lifecycle.is_terminal)
             await on_progress(
                 float(summed),
                 float(sum(t for _, t in batch.progress.values())) or None,
@@ -96,32 +97,37 @@ async def wait_for_runs(
             await report(run_id, done, total)
 
         try:
-            outcome = await watcher.wait(
-                run_id,
-                timeout_s=timeout_s,
-                on_progress=progress,
-                on_state=lambda run: batch.states.__setitem__(run_id, run),
-            )
-        except FATAL_ERRORS as error:
-            batch.fatal.append(error)
-            group.cancel_scope.cancel()
-            return
+            outcome = await watcher.wait(run_id, timeout_s=timeout_s, on_progress=progress)
         except RetabError as error:
-            batch.failures[run_id] = error
+            if fails_every_run(error):
+                batch.fatal.append(error)
+                group.cancel_scope.cancel()
+            else:
+                batch.failures[run_id] = error
+                if mode == "any" and not any(_waitable(batch, other) for other in run_ids):
+                    group.cancel_scope.cancel()
             return
         if mode == "any" and outcome.run.lifecycle.is_terminal:
             group.cancel_scope.cancel()
 
     async with anyio.create_task_group() as group:
         for run_id in run_ids:
+            try:
+                check_id(run_id)
+            except RetabError as error:
+                batch.failures[run_id] = error
+                continue
             group.start_soon(wait_one, run_id, group)
     if batch.fatal:
         raise batch.fatal[0]
     now = clock.wall_at(clock.now())
-    rows = [_row(run_id, batch, now, watcher.read_at(run_id)) for run_id in run_ids]
+    rows = [
+        _row(run_id, watcher.last_state(run_id), batch.failures.get(run_id), now, watcher.read_at(run_id))
+        for run_id in run_ids
+    ]
     finished = sum(1 for row in rows if row.finished)
-    ended = sum(1 for row in rows if row.finished or row.status == "unreadable")
-    done = finished > 0 if mode == "any" else ended == len(rows)
+    waiting_on = [row for row in rows if not row.finished and row.status not in REJECTED]
+    done = (finished > 0 or not waiting_on) if mode == "any" else not waiting_on
     return RunsWaitResult(
         mode=mode,
         done=done,
@@ -130,40 +136,67 @@ async def wait_for_runs(
         timed_out=not done,
         waited_s=round(clock.now() - start, 1),
         runs=rows,
-        hint=_hint(done, rows),
+        hint=_hint(done, mode, rows, waiting_on),
     )
 
 
-def _row(run_id: str, batch: _Batch, now: datetime, read_at: datetime | None) -> RunState:
-    run = batch.states.get(run_id)
+def _waitable(batch: _Batch, run_id: str) -> bool:
     failure = batch.failures.get(run_id)
-    if run is None:
-        message = explain(failure, run_id) if failure else "Not read before the deadline."
-        return RunState(run_id=run_id, status="unreadable", finished=False, error=clip(message, ROW_ERROR_MAX))
-    lifecycle = run.lifecycle
-    error = None
-    if run.status == "error":
-        error = lifecycle.error_message or "(no message)"
-    elif failure is not None:
-        error = "Last poll failed: " + explain(failure, run_id)
-    eta = estimate_remaining_s(run, now, read_at)
-    return RunState(
-        run_id=run_id,
-        status=run.status,
-        finished=lifecycle.is_terminal,
-        score=run.score if run.status == "completed" else None,
-        docs_done=run.completed_document_count,
-        docs_total=run.total_document_count,
-        errors=run.error_count,
-        eta_s=round(eta) if eta is not None else None,
-        error=clip(error, ROW_ERROR_MAX) if error else None,
+    return failure is None or disposition(failure) is Disposition.TRANSIENT
+
+
+def _row(run_id: str, run: Run | None, failure: RetabError | None, now: datetime, read_at: datetime | None) -> WaitRow:
+    reason = clip(explain(failure, run_id), ROW_ERROR_MAX) if failure else None
+    if run is None or (failure is not None and disposition(failure) is not Disposition.TRANSIENT):
+        if failure is None:
+            status, reason = UNREADABLE, "Not read before the deadline."
+        elif disposition(failure) is Disposition.NOT_FOUND:
+            status = NOT_FOUND
+        elif isinstance(failure, ValueError):  # an id that may not be sent
+            status = INVALID_ID
+        else:
+            status = UNREADABLE
+        return WaitRow(
+            run_id=run_id,
+            status=status,
+            finished=False,
+            score=None,
+            completed_documents=None,
+            total_documents=None,
+            error_count=None,
+            error=None,
+            cancel_reason=None,
+            read_error=reason,
+        )
+    state = run_state(run, now, read_at)
+    if state.error is not None:
+        state.error = state.error.model_copy(update={"message": clip(state.error.message, ROW_ERROR_MAX)})
+    return WaitRow(**state.model_dump(), read_error=f"Last poll failed: {reason}" if reason else None)
+
+
+def _hint(done: bool, mode: WaitMode, rows: list[WaitRow], waiting_on: list[WaitRow]) -> str:
+    rejected = [row.run_id for row in rows if row.status in REJECTED]
+    drop = f" Not runs (drop them): {', '.join(rejected)}." if rejected else ""
+    if done:
+        if not any(row.finished for row in rows):
+            return "None of these ids names a run that can be read: check them." + drop
+        return "Why a run scored as it did: triage_experiment_run(run_id)." + drop
+    ids = ", ".join(f"'{row.run_id}'" for row in waiting_on)
+    return (
+        f"Not done: call wait_for_runs(run_ids=[{ids}], mode='{mode}') again to keep waiting; stop after ~15 min "
+        "without progress." + drop
     )
 
 
-def _hint(done: bool, rows: list[RunState]) -> str:
-    if done:
-        return "Why a run scored as it did: triage_experiment_run(run_id)."
-    return "Call wait_for_runs again with the unfinished ids to keep waiting; stop after ~15 min without progress."
+def row_data(row: WaitRow) -> dict[str, Any]:
+    """A row as structured content: the run keys always, other keys when they say something."""
+    data = row.model_dump(mode="json")
+    return {k: v for k, v in data.items() if v is not None or k in RUN_KEYS}
+
+
+def structured(result: RunsWaitResult) -> dict[str, Any]:
+    data = result.model_dump(mode="json", exclude={"runs"})
+    return data | {"runs": [row_data(row) for row in result.runs]}
 
 
 def render_runs_wait(result: RunsWaitResult) -> str:
@@ -176,15 +209,17 @@ def render_runs_wait(result: RunsWaitResult) -> str:
         bits = [row.run_id, row.status]
         if row.score is not None:
             bits.append(f"score {row.score:.2f}")
-        if row.docs_total is not None:
-            bits.append(f"{row.docs_done}/{row.docs_total} docs")
-        if row.errors:
-            bits.append(f"{row.errors} err")
+        if row.total_documents is not None:
+            bits.append(documents_text(row))
+        if row.error_count:
+            bits.append(f"{row.error_count} err")
         if row.eta_s is not None:
             bits.append(f"~{duration_text(row.eta_s)} left")
         line = "- " + " · ".join(bits)
-        if row.error:
-            line += f": {row.error}"
+        if row.error is not None:
+            line += f": {row.error.message}"
+        if row.read_error:
+            line += f" ({row.read_error})" if row.error is not None else f": {row.read_error}"
         lines.append(line)
     lines.append(f"Next: {result.hint}")
     return "\n".join(lines)

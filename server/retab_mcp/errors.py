@@ -19,11 +19,15 @@
 
 Every status error carries the status, the API's most useful message and the `x-request-id`, which
 Retab support asks for. No error text contains the API key: it is never put into one.
+
+`disposition()` is the one classification of these errors that every caller acts on: retries of a
+request, the poll loop of a wait, and the rows of a wait on several runs.
 """
 
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import cast
 
 ID_FORM = "1 to 128 characters, each a letter, a digit, '_' or '-' (e.g. exprun_2)"
@@ -185,3 +189,31 @@ def _validation_message(items: list[object]) -> str | None:
 
 def _clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Disposition(Enum):
+    """What an error means for whoever asked: try again, the thing is not there (yet), or stop."""
+
+    TRANSIENT = "transient"  # 408, 429, 5xx, network, an unreadable body: the same request may work later
+    NOT_FOUND = "not_found"  # 404: unknown, or just created and not readable yet
+    FATAL = "fatal"  # anything else: the same request will fail the same way
+
+
+RETRYABLE_STATUSES = frozenset({408, 429})
+
+
+def disposition(error: RetabError) -> Disposition:
+    match error:
+        case APIConnectionError() | APIResponseValidationError() | RateLimitError() | InternalServerError():
+            return Disposition.TRANSIENT
+        case NotFoundError():
+            return Disposition.NOT_FOUND
+        case APIStatusError() if error.status_code in RETRYABLE_STATUSES or error.status_code >= 500:
+            return Disposition.TRANSIENT
+        case _:
+            return Disposition.FATAL
+
+
+def fails_every_run(error: RetabError) -> bool:
+    """Whether the error is about the key rather than one run: no run could be read with it."""
+    return isinstance(error, AuthenticationError | PermissionDeniedError | MissingAPIKeyError)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from .client import RetabClient
 from .errors import InvalidIdError
-from .summaries import clip, duration_text, iso_seconds
+from .summaries import clip, duration_text, iso_seconds, run_state
 
 if TYPE_CHECKING:
     from .models import Page, Result, Run
@@ -32,10 +33,12 @@ _RESULT_CURSOR = re.compile(r"^(?P<after>[A-Za-z0-9_-]{0,128})\.(?P<skip>\d{1,6}
 class RunRow(BaseModel):
     run_id: str
     status: str
-    score: float | None = Field(default=None, description="Score of a completed run, 0 to 1; null otherwise.")
-    docs_done: int
-    docs_total: int
-    errors: int
+    score: float | None = Field(
+        default=None, description="Consensus agreement of a completed run, 0 to 1; null otherwise."
+    )
+    completed_documents: int | None
+    total_documents: int | None
+    error_count: int | None
     created_at: str | None = None
 
 
@@ -72,20 +75,16 @@ class ResultList(BaseModel):
 # Runs
 
 
-def run_row(run: Run) -> RunRow:
+def run_row(run: Run, now: datetime) -> RunRow:
+    state = run_state(run, now)
     return RunRow(
-        run_id=run.id,
-        status=run.status,
-        score=run.score if run.status == "completed" else None,
-        docs_done=run.completed_document_count,
-        docs_total=run.total_document_count,
-        errors=run.error_count,
+        **state.model_dump(include=set(RunRow.model_fields)),
         created_at=iso_seconds(run.timing.created_at),
     )
 
 
-def run_list(page: Page[Run]) -> RunList:
-    rows = [run_row(run) for run in page.data]
+def run_list(page: Page[Run], now: datetime) -> RunList:
+    rows = [run_row(run, now) for run in page.data]
     if not rows:
         hint = "No runs match. Loosen the filters (status, experiment_id, workflow_id)."
     elif page.next_cursor:
@@ -99,9 +98,10 @@ def render_run_list(runs: RunList) -> str:
     lines = [f"{len(runs.runs)} run{'' if len(runs.runs) == 1 else 's'}, newest first:"]
     for row in runs.runs:
         score = f"score {row.score:.2f}" if row.score is not None else None
-        errors = f"{row.errors} err" if row.errors else None
+        errors = f"{row.error_count} err" if row.error_count else None
         created = row.created_at.replace("T", " ").removesuffix("Z") if row.created_at else None
-        bits = [row.run_id, row.status, score, f"{row.docs_done}/{row.docs_total} docs", errors, created]
+        documents = f"{row.completed_documents}/{row.total_documents} docs"
+        bits = [row.run_id, row.status, score, documents, errors, created]
         lines.append("- " + " · ".join(b for b in bits if b))
     if runs.next_cursor:
         lines.append(f"More: cursor={runs.next_cursor}")

@@ -1,7 +1,8 @@
 """One retry policy, for idempotent requests only.
 
-Retried: 408, 429, 5xx and connection errors (timeouts included). Never retried: any other status, and
-any POST, since creating or cancelling twice is not the same as once.
+Retried: what `errors.disposition` calls transient (408, 429, 5xx, connection errors and timeouts, a body
+that cannot be read). Never retried: anything else, and any POST, since creating or cancelling twice is
+not the same as once.
 
 Delays grow exponentially with full jitter. A `Retry-After` header is obeyed when it asks for no more
 than `retry_after_cap_s`; when it asks for more, the policy stops at once so the caller can say when to
@@ -20,17 +21,11 @@ from email.utils import parsedate_to_datetime
 import anyio
 
 from .config import Settings
-from .errors import APIConnectionError, APIStatusError, RateLimitError, RetabError
-
-RETRYABLE_STATUSES = frozenset({408, 429})
+from .errors import Disposition, RateLimitError, RetabError, disposition
 
 
 def is_retryable(error: RetabError) -> bool:
-    if isinstance(error, APIConnectionError):
-        return True
-    if isinstance(error, APIStatusError):
-        return error.status_code in RETRYABLE_STATUSES or error.status_code >= 500
-    return False
+    return disposition(error) is Disposition.TRANSIENT
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 
 from . import __version__, descriptions
 from .batch import MAX_RUNS, RunsWaitResult, WaitMode, render_runs_wait, wait_for_runs
+from .batch import structured as batch_structured
 from .client import RetabClient, check_id
 from .clock import Clock, RealClock
 from .config import Settings
@@ -185,8 +186,6 @@ def build_server(
         state = ctx.request_context.lifespan_context
         unique = list(dict.fromkeys(run_ids))
         with tool_errors(unique[0]):
-            for run_id in unique:
-                check_id(run_id)
             result = await wait_for_runs(
                 state.watcher,
                 unique,
@@ -194,7 +193,7 @@ def build_server(
                 timeout_s=_clamp_wait(timeout_s, state.settings),
                 on_progress=ctx.report_progress,
             )
-        return _result(render_runs_wait(result), _dump(result))
+        return _result(render_runs_wait(result), batch_structured(result))
 
     @server.tool(title="List experiment runs", description=descriptions.LIST_RUNS, annotations=READ_ONLY)
     async def list_experiment_runs(
@@ -214,7 +213,7 @@ def build_server(
                 limit=limit,
                 after=check_id(cursor, "cursor") if cursor else None,
             )
-        runs = run_list(page)
+        runs = run_list(page, state.now())
         return _result(render_run_list(runs), _dump(runs))
 
     @server.tool(title="List run results", description=descriptions.LIST_RESULTS, annotations=READ_ONLY)

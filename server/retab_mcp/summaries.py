@@ -32,18 +32,30 @@ class RunError(BaseModel):
     block_name: str | None = Field(default=None, description="The failing block's name, when known.")
 
 
-class RunSummary(BaseModel):
-    """The state of one Retab experiment run. Times are in seconds; ids are Retab's own."""
+class RunState(BaseModel):
+    """The published keys of a run (../shared/contract/interface.json's run_keys), plus its ETA.
+
+    Every tool that shows a run carries these, each present even when null. Counts are null only in a
+    wait_for_runs row for a run that could not be read.
+    """
 
     run_id: str
     status: str = Field(description="pending, queued, running, completed, error, cancelled (or a newer status).")
     finished: bool = Field(description="True when the run is completed, error or cancelled: it will not change.")
-    score: float | None = Field(description="Score from 0 to 1 of a completed run; null otherwise.")
-    docs_done: int
-    docs_total: int
-    errors: int
+    score: float | None = Field(
+        description="Agreement between the block's consensus passes, 0 to 1, of a completed run; null otherwise."
+    )
+    completed_documents: int | None = Field(description="Documents processed so far.")
+    total_documents: int | None = Field(description="Documents in the run.")
+    error_count: int | None = Field(description="Documents that failed.")
     error: RunError | None = Field(description="Why the run failed; null unless status is error.")
     cancel_reason: str | None = Field(description="Why the run was cancelled, when known; null otherwise.")
+    eta_s: int | None = Field(default=None, description="Estimated seconds left, from throughput so far.")
+
+
+class RunSummary(RunState):
+    """The state of one Retab experiment run. Times are in seconds; ids are Retab's own."""
+
     experiment_id: str | None = None
     workflow_id: str | None = None
     block_id: str | None = None
@@ -53,64 +65,37 @@ class RunSummary(BaseModel):
     started_at: str | None = Field(default=None, description="ISO 8601 time the run started executing.")
     duration_s: float | None = Field(default=None, description="Run time of a finished run.")
     elapsed_s: float | None = Field(default=None, description="Time since an unfinished run was created.")
-    eta_s: int | None = Field(default=None, description="Estimated seconds left, from throughput so far.")
     hint: str = Field(description="What to do next.")
 
 
 class WaitResult(RunSummary):
-    """A run's state after waiting for it to finish. A finished run comes with its summary (less the ids
-    get_experiment_run gave); an unfinished one with only what changes: status, documents, ETA."""
+    """A run's state after waiting for it to finish: the run's keys and the wait's. A finished run comes
+    with its summary, less the ids get_experiment_run gave; an unfinished one with the run keys only."""
 
-    # Two fields a finished run always has, optional here so that an unfinished result can leave them out.
-    run_id: str | None = Field(  # pyright: ignore[reportIncompatibleVariableOverride]
-        default=None, description="The run waited on; left out while unfinished."
-    )
-    score: float | None = Field(default=None, description="Score from 0 to 1 of a completed run.")
-    docs_total: int = Field(default=0, description="Left out while unfinished: it does not change.")
-    errors: int = 0
-    error: RunError | None = Field(default=None, description="Why the run failed, if it did.")
-    cancel_reason: str | None = Field(default=None, description="Why the run was cancelled, if it was.")
-    hint: str | None = Field(  # pyright: ignore[reportIncompatibleVariableOverride]
-        default=None, description="What to do next; left out while unfinished."
-    )
     timed_out: bool = Field(description="True if the wait ended before the run finished.")
-    waited_s: float = Field(default=0.0, description="How long this call waited (unfinished: in the text).")
+    waited_s: float = Field(description="How long this call waited.")
     total_waited_s: float | None = Field(
         default=None, description="How long all wait calls on this run from this server have waited."
     )
     warning: str | None = Field(default=None, description="A problem met while waiting, e.g. API errors.")
 
 
-# Keys the contract promises in every result, null or not; other null keys are left out to save tokens.
-ALWAYS_PRESENT = frozenset(
-    {
-        "run_id",
-        "status",
-        "finished",
-        "score",
-        "docs_done",
-        "docs_total",
-        "errors",
-        "error",
-        "cancel_reason",
-        "hint",
-        "timed_out",
-        "waited_s",
-    }
-)
-
-
-# An unfinished wait result is what an agent reads a dozen times while a long run goes on, so its
-# structured content keeps only what changes, and these extras only when they say something (not 0 or
-# null). The total and the time waited are in its one line of text.
-INTERIM_KEYS = frozenset({"status", "finished", "timed_out", "docs_done"})
-INTERIM_EXTRAS = frozenset({"errors", "eta_s", "warning"})
+RUN_KEYS = frozenset(RunState.model_fields) - {"eta_s"}
+WAIT_KEYS = frozenset({"timed_out", "waited_s"})
+# Keys present in every result, null or not (the contract's and the hint); other null keys are left out
+# to save tokens.
+ALWAYS_PRESENT = RUN_KEYS | WAIT_KEYS | {"hint"}
+# What get_experiment_run already gave and a wait does not repeat: the ids of experiment, workflow and
+# block, the start time. An agent waiting out a long run reads a wait result a dozen times.
+STATIC_KEYS = frozenset({"experiment_id", "workflow_id", "block_id", "block_type", "n_consensus", "started_at"})
+# An unfinished wait result's structured content also leaves out what its text and the first call gave.
+INTERIM_DROPPED = frozenset({"parent_run_id", "elapsed_s"})
 
 
 def compact(summary: BaseModel) -> dict[str, Any]:
     data = summary.model_dump(mode="json")
     if isinstance(summary, WaitResult) and not summary.finished:
-        return {k: v for k, v in data.items() if k in INTERIM_KEYS or (k in INTERIM_EXTRAS and v)}
+        data = {k: v for k, v in data.items() if k not in INTERIM_DROPPED}
     return {k: v for k, v in data.items() if v is not None or k in ALWAYS_PRESENT}
 
 
@@ -131,10 +116,12 @@ def estimate_remaining_s(run: Run, now: datetime, read_at: datetime | None = Non
     return max(0.0, (total - done) * running_s / done - max(0.0, (now - read_at).total_seconds()))
 
 
-def summarize(run: Run, now: datetime, read_at: datetime | None = None) -> RunSummary:
-    """The summary of `run` at wall time `now`; `read_at` is when it was read, if earlier."""
+def run_state(run: Run, now: datetime, read_at: datetime | None = None) -> RunState:
+    """The published keys of `run` at wall time `now`; `read_at` is when it was read, if earlier.
+
+    The one projection of a run's outcome: every tool that shows a run builds on it.
+    """
     lifecycle = run.lifecycle
-    finished = lifecycle.is_terminal
     error = None
     if run.status == ERROR:
         details = lifecycle.details
@@ -145,25 +132,38 @@ def summarize(run: Run, now: datetime, read_at: datetime | None = None) -> RunSu
             block_id=details.block_id if details else None,
             block_name=clip(details.block_name, NAME_MAX) if details and details.block_name else None,
         )
-    duration_s = elapsed_s = None
-    if finished:
-        if run.timing.duration_ms is not None:
-            duration_s = round(run.timing.duration_ms / 1000, 1)
-        elif run.timing.started_at and run.timing.completed_at:
-            duration_s = round((run.timing.completed_at - run.timing.started_at).total_seconds(), 1)
-    elif run.timing.created_at:
-        elapsed_s = round(max(0.0, (now - run.timing.created_at).total_seconds()), 1)
     eta = estimate_remaining_s(run, now, read_at)
-    summary = RunSummary(
+    return RunState(
         run_id=run.id,
         status=run.status,
-        finished=finished,
+        finished=lifecycle.is_terminal,
         score=run.score if run.status == COMPLETED else None,
-        docs_done=run.completed_document_count,
-        docs_total=run.total_document_count,
-        errors=run.error_count,
+        completed_documents=run.completed_document_count,
+        total_documents=run.total_document_count,
+        error_count=run.error_count,
         error=error,
         cancel_reason=clip(lifecycle.reason, MESSAGE_MAX) if run.status == CANCELLED and lifecycle.reason else None,
+        eta_s=round(eta) if eta is not None else None,  # whole seconds: an estimate, not a measurement
+    )
+
+
+def duration_s(run: Run) -> float | None:
+    """Run time of a finished run, from Retab's duration or else its start and end."""
+    if run.timing.duration_ms is not None:
+        return round(run.timing.duration_ms / 1000, 1)
+    if run.timing.started_at and run.timing.completed_at:
+        return round((run.timing.completed_at - run.timing.started_at).total_seconds(), 1)
+    return None
+
+
+def summarize(run: Run, now: datetime, read_at: datetime | None = None) -> RunSummary:
+    """The summary of `run` at wall time `now`; `read_at` is when it was read, if earlier."""
+    state = run_state(run, now, read_at)
+    elapsed_s = None
+    if not state.finished and run.timing.created_at:
+        elapsed_s = round(max(0.0, (now - run.timing.created_at).total_seconds()), 1)
+    summary = RunSummary(
+        **state.model_dump(),
         experiment_id=run.experiment_id,
         workflow_id=run.workflow_id,
         block_id=run.block_id,
@@ -171,9 +171,8 @@ def summarize(run: Run, now: datetime, read_at: datetime | None = None) -> RunSu
         n_consensus=run.n_consensus,
         parent_run_id=run.parent_run_id,
         started_at=iso_seconds(run.timing.started_at),
-        duration_s=duration_s,
+        duration_s=duration_s(run) if state.finished else None,
         elapsed_s=elapsed_s,
-        eta_s=round(eta) if eta is not None else None,  # whole seconds: an estimate, not a measurement
         hint="",
     )
     return summary.model_copy(update={"hint": next_step(summary)})
@@ -194,9 +193,6 @@ def next_step(summary: RunSummary) -> str:
             return "Unknown status: call get_experiment_run again later to see whether it ends."
 
 
-_STATIC_FIELDS = ("experiment_id", "workflow_id", "block_id", "block_type", "n_consensus", "started_at")
-
-
 def summarize_wait(
     run: Run,
     now: datetime,
@@ -207,19 +203,15 @@ def summarize_wait(
     total_waited_s: float | None = None,
     read_at: datetime | None = None,
 ) -> WaitResult:
-    """The summary after a wait, without what get_experiment_run already gave (the ids of experiment,
-    workflow and block, the start time): an agent waiting out a long run calls this a dozen times."""
+    """The state of `run` after a wait on it, less what get_experiment_run already gave."""
     summary = summarize(run, now, read_at)
-    result = WaitResult(
-        **summary.model_dump(exclude=set(_STATIC_FIELDS)),
+    return WaitResult(
+        **summary.model_dump(exclude=set(STATIC_KEYS)),
         timed_out=timed_out,
         waited_s=waited_s,
         total_waited_s=total_waited_s if total_waited_s and total_waited_s > waited_s + 0.5 else None,
         warning=warning,
     )
-    if summary.finished:
-        return result
-    return result.model_copy(update={"hint": None})
 
 
 # Text rendering
@@ -229,8 +221,8 @@ def headline(summary: RunSummary) -> str:
     parts = [summary.run_id, summary.status]
     if summary.status == COMPLETED:
         parts.append(f"score {summary.score:.2f}" if summary.score is not None else "no score")
-    parts.append(f"{summary.docs_done}/{summary.docs_total} docs")
-    parts.append(f"{summary.errors} error{'' if summary.errors == 1 else 's'}")
+    parts.append(documents_text(summary))
+    parts.append(f"{summary.error_count} error{'' if summary.error_count == 1 else 's'}")
     if summary.duration_s is not None:
         parts.append(duration_text(summary.duration_s))
     elif summary.elapsed_s is not None:
@@ -255,9 +247,9 @@ def context_line(summary: RunSummary) -> str | None:
 
 def render_interim(result: WaitResult, next_step: str = "Call again.") -> str:
     """One line for a wait that ended before the run: what changed, and that waiting may go on."""
-    bits = [result.status, f"{result.docs_done}/{result.docs_total} docs"]
-    if result.errors:
-        bits.append(f"{result.errors} error{'' if result.errors == 1 else 's'}")
+    bits = [result.status, documents_text(result)]
+    if result.error_count:
+        bits.append(f"{result.error_count} error{'' if result.error_count == 1 else 's'}")
     if result.eta_s is not None:
         bits.append(f"~{duration_text(result.eta_s)} left")
     waited = f"waited {duration_text(result.total_waited_s or result.waited_s)}"
@@ -313,6 +305,10 @@ def trace_tail(trace: str, *, max_lines: int = TRACE_MAX_LINES, max_bytes: int =
     else:
         header = "Stack trace:"
     return [header, *kept]
+
+
+def documents_text(state: RunState) -> str:
+    return f"{state.completed_documents}/{state.total_documents} docs"
 
 
 def duration_text(seconds: float | None) -> str:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from .client import RetabClient
 from .errors import RetabError
 from .scores import ScoredItem, delta, lowest, metrics_warning, score_text, scored_items
-from .summaries import RunSummary, clip, compact, duration_text, render, summarize, trace_tail
+from .summaries import RunSummary, clip, compact, documents_text, duration_text, render, summarize, trace_tail
 
 if TYPE_CHECKING:
     from .models import Metrics, Result, Run
@@ -205,7 +205,7 @@ def build_report(evidence: Evidence, now: datetime) -> TriageReport:
 
 def verdict(report: TriageReport) -> str:
     run = report.run
-    docs = f"{run.docs_done}/{run.docs_total} docs"
+    docs = documents_text(run)
     match run.status:
         case "completed":
             text = f"Completed, {score_text(report.score, report.prior_score, report.prior_run_id)}."
@@ -219,7 +219,7 @@ def verdict(report: TriageReport) -> str:
             left = f", ~{duration_text(run.eta_s)} left" if run.eta_s is not None else ""
             text = f"Not finished ({run.status}, {docs}{left}); this is a report so far."
     if report.failed_documents:
-        scored = f" of {run.docs_total}" if run.docs_total else ""
+        scored = f" of {run.total_documents}" if run.total_documents else ""
         top = "; ".join(f"{g.count}x {clip(g.message, 60)}" for g in report.failures[:2])
         text += f" {report.failed_documents}{scored} documents failed ({top})."
     if report.worst_documents and report.worst_documents[0].score is not None:

@@ -6,9 +6,10 @@ poll; they wait on the watch until the run finishes, their deadline passes, or t
 sessions waiting on one run cost the requests of one, and a caller that comes back for another
 45 seconds resumes the schedule (and the pace) where the last call left it, instead of starting over.
 
-Errors follow Retab's CLI: 5xx, 429 and network errors are retried until the deadline (a caller then
-gets the last good state with a warning); 401, 403, 400 and 422 end every wait on the run at once; a 404
-ends them after three in a row (a run just created may not be readable yet).
+Errors follow Retab's CLI, as `errors.disposition` classifies them: transient ones (408, 429, 5xx,
+network) are retried until the deadline (a caller then gets the last good state with a warning); a 404
+ends every wait on the run after three in a row (a run just created may not be readable yet); any other
+(401, 403, 400, 422) ends them at once.
 """
 
 from __future__ import annotations
@@ -25,16 +26,7 @@ import anyio.abc
 
 from .client import RetabClient
 from .clock import Clock
-from .errors import (
-    APIConnectionError,
-    APIResponseValidationError,
-    APITimeoutError,
-    InternalServerError,
-    NotFoundError,
-    RateLimitError,
-    RetabError,
-    ServerStoppingError,
-)
+from .errors import APITimeoutError, Disposition, RateLimitError, RetabError, ServerStoppingError, disposition
 from .schedule import Pace, PollSchedule, Schedule
 
 if TYPE_CHECKING:
@@ -42,7 +34,6 @@ if TYPE_CHECKING:
 
 ProgressCallback = Callable[[float, float | None, str], Awaitable[None]]
 
-TRANSIENT_ERRORS = (InternalServerError, RateLimitError, APIConnectionError, APIResponseValidationError)
 NOT_FOUND_LIMIT = 3
 SHUTDOWN_MESSAGE = "the server is shutting down; call again once it is back"
 SILENT_WARNING_S = 1.0  # a request in flight this long at a deadline is worth a warning
@@ -115,7 +106,6 @@ class RunWatcher:
         *,
         timeout_s: float,
         on_progress: ProgressCallback | None = None,
-        on_state: Callable[[Run], None] | None = None,
     ) -> WaitOutcome:
         """Wait until the run finishes or `timeout_s` passes; return the last state read.
 
@@ -138,13 +128,10 @@ class RunWatcher:
                 self._group.start_soon(self._poll_loop, watch, watch.loop)
             while True:
                 run = watch.run
-                if run is not None:
-                    if on_state is not None:
-                        on_state(run)
-                    if on_progress is not None and run.completed_document_count > progress_sent:
-                        progress_sent = float(run.completed_document_count)
-                        total = float(run.total_document_count) if run.total_document_count else None
-                        await on_progress(progress_sent, total, _progress_message(run))
+                if run is not None and on_progress is not None and run.completed_document_count > progress_sent:
+                    progress_sent = float(run.completed_document_count)
+                    total = float(run.total_document_count) if run.total_document_count else None
+                    await on_progress(progress_sent, total, _progress_message(run))
                 if watch.fatal is not None:
                     raise watch.fatal
                 waited = round(self.clock.now() - start, 1)
@@ -215,18 +202,20 @@ class RunWatcher:
         watch.poll_started_t = now
         try:
             run = await self.client.get_run(watch.run_id, retry=False)
-        except NotFoundError as error:
-            watch.not_found_streak += 1
-            if watch.not_found_streak >= NOT_FOUND_LIMIT:
-                watch.fatal = error
-            watch.last_error, watch.next_poll_t = error, now + self.schedule.error_delay_s / 2
-        except TRANSIENT_ERRORS as error:
-            delay = self.schedule.error_delay_s
-            if isinstance(error, RateLimitError) and error.retry_after_s:
-                delay = max(delay, error.retry_after_s)
-            watch.last_error, watch.next_poll_t = error, now + delay
         except RetabError as error:
-            watch.fatal = error
+            match disposition(error):
+                case Disposition.NOT_FOUND:
+                    watch.not_found_streak += 1
+                    if watch.not_found_streak >= NOT_FOUND_LIMIT:
+                        watch.fatal = error
+                    watch.last_error, watch.next_poll_t = error, now + self.schedule.error_delay_s / 2
+                case Disposition.TRANSIENT:
+                    delay = self.schedule.error_delay_s
+                    if isinstance(error, RateLimitError) and error.retry_after_s:
+                        delay = max(delay, error.retry_after_s)
+                    watch.last_error, watch.next_poll_t = error, now + delay
+                case Disposition.FATAL:
+                    watch.fatal = error
         else:
             watch.run, watch.read_t, watch.last_error, watch.not_found_streak = run, now, None, 0
             self._schedule_next(watch, run)
@@ -244,6 +233,11 @@ class RunWatcher:
         for key in idle[: max(0, len(self._watches) - WATCHES_KEPT)]:
             del self._watches[key]
         return watch
+
+    def last_state(self, run_id: str) -> Run | None:
+        """The run's last state read, if any."""
+        watch = self._watches.get(run_id)
+        return watch.run if watch else None
 
     def read_at(self, run_id: str) -> datetime | None:
         """The wall time the run's last known state was read."""
