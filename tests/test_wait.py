@@ -172,14 +172,26 @@ async def test_a_run_not_yet_readable_is_waited_for(mcp_client: Client, sim: Sim
     assert not result.is_error and (result.structured_content or {})["status"] == "completed"
 
 
-async def test_the_wait_beats_two_second_polling_on_requests_and_sees_the_end_within_two_seconds(
+async def test_a_young_run_is_seen_within_two_seconds_for_about_the_requests_of_two_second_polling(
     mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock
 ) -> None:
     start = clock.now()
     await wait(mcp_client, sim.run_ids["young"])
     finished_at = start + 42  # 2 s queued + 40 s running
     assert clock.now() - finished_at <= 2
-    assert len(sim.requests) < (42 / 2) + 1
+    assert len(sim.requests) <= 1.1 * (42 / 2 + 1)
+
+
+async def test_a_run_of_minutes_costs_far_fewer_requests_than_two_second_polling(
+    mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock
+) -> None:
+    run_id = sim.add_run(duration_s=300, documents=100)
+    start = clock.now()
+    while not (await wait(mcp_client, run_id)).structured_content["finished"]:  # type: ignore[index]
+        pass
+    ended = clock.now()
+    assert ended - (start + 302) <= 0.1 * 302  # seen within 10 % of its age
+    assert len(sim.requests) <= 0.5 * (302 / 2 + 1)
 
 
 def fail_from_now_on(sim: SimulatedRetab, kind: Any) -> None:

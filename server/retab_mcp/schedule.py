@@ -7,15 +7,18 @@ these bounds, so after a few polls the run's end is known to within a few second
 `n * lo` and, if its pace holds, ends by `n * hi`.
 
 `PollSchedule` then waits:
-- until the earliest possible end, but never longer than a fraction of the run's age (a run can also
-  fail or be cancelled at any time, and a run's pace can change), the first time at most `first_delay_s`;
+- while the run is younger than a minute, never longer than `end_step_s` (1.9 s), whatever its pace: a
+  run can fail, be cancelled or jump from pending to completed at any moment, and a young run must be
+  seen as soon as a 2 s poller would see it;
+- beyond that, until the earliest possible end, but never longer than a fraction of the run's age (a run
+  can also fail or be cancelled at any time, and a run's pace can change);
 - from the earliest possible end on, in short steps (under 2 s for a run younger than a minute, 9 % of
   its age beyond), or straight to the latest end when that comes sooner;
 - past the latest end (the pace changed, or scoring takes a while), in steps of 2 s growing with the
   delay, up to the same 9 % of its age.
-So a run that ends when its pace predicts is seen within 2 s, or within 10 % of its age for older runs,
-with far fewer requests than fixed-interval polling; the price is a later notice of a failure in the
-middle of a run (BENCHMARKS.md has both).
+So a run younger than a minute is seen within 2 s of any end, and an older run that ends when its pace
+predicts within 10 % of its age, with far fewer requests than fixed-interval polling on runs that last
+minutes; the price is a later notice of a failure in the middle of an older run (BENCHMARKS.md has both).
 """
 
 from __future__ import annotations
@@ -73,7 +76,6 @@ class Schedule(Protocol):
 
 @dataclass(frozen=True)
 class PollSchedule:
-    first_delay_s: float = 8.0  # the longest wait while a run is young, before its pace is known
     ageing: float = 0.35  # far from the end, wait at most this fraction of the run's age...
     max_delay_s: float = 30.0  # ...and never longer than this
     end_step_s: float = 1.9  # near the end of a run younger than short_run_s, poll this often
@@ -84,7 +86,7 @@ class PollSchedule:
 
     def delay_after(self, run: Run, now: datetime, pace: Pace) -> float:
         age = _seconds_since(run.timing.created_at, now)
-        ceiling = max(self.first_delay_s, min(self.ageing * age, self.max_delay_s))
+        ceiling = self.end_step_s if age < self.short_run_s else min(self.ageing * age, self.max_delay_s)
         end_step = self.end_step_s if age < self.short_run_s else min(self.end_ageing * age, self.max_delay_s)
         total, done = run.total_document_count, run.completed_document_count
         started = run.timing.started_at

@@ -218,13 +218,15 @@ class RunWatcher:
                     watch.fatal = error
         else:
             watch.run, watch.read_t, watch.last_error, watch.not_found_streak = run, now, None, 0
-            self._schedule_next(watch, run)
+            self._schedule_next(watch, run, read_t=now)
         finally:
             watch.poll_started_t = None
 
-    def _schedule_next(self, watch: Watch, run: Run) -> None:
-        now = self.clock.now()
-        watch.next_poll_t = now + self.schedule.delay_after(run, self.clock.wall_at(now), watch.pace)
+    def _schedule_next(self, watch: Watch, run: Run, *, read_t: float | None = None) -> None:
+        """Set the next poll from when `run` was read: the delay counts from the request, not its answer,
+        so a slow answer does not push the next look at the run later."""
+        read_t = self.clock.now() if read_t is None else read_t
+        watch.next_poll_t = read_t + self.schedule.delay_after(run, self.clock.wall_at(read_t), watch.pace)
 
     def _watch(self, run_id: str) -> Watch:
         watch = self._watches.pop(run_id, None) or Watch(run_id)
