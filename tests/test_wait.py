@@ -301,3 +301,30 @@ async def test_a_new_call_resumes_the_runs_schedule_instead_of_starting_over(
             group.start_soon(wait, mcp_client, in_one, 50)
     assert len(results) == 5 and (results[-1].structured_content or {})["status"] == "completed"
     assert requests_for(sim, in_calls) == requests_for(sim, in_one)
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 503])
+async def test_every_tool_treats_a_transient_status_alike(mcp_client: Client, sim: SimulatedRetab, status: int) -> None:
+    sim.inject("status", status=status, times=2)
+    got = await mcp_client.call_tool("get_experiment_run", {"run_id": sim.run_ids["latest"]})
+    sim.inject("status", status=status, times=2)
+    waited = await wait(mcp_client, sim.run_ids["latest"])
+    sim.inject("status", status=status, times=2)
+    batch = await mcp_client.call_tool("wait_for_runs", {"run_ids": [sim.run_ids["latest"]]})
+    assert not got.is_error and not waited.is_error and not batch.is_error
+    assert (waited.structured_content or {})["status"] == "completed"
+    assert (batch.structured_content or {})["runs"][0]["status"] == "completed"
+
+
+@pytest.mark.parametrize("status", [400, 422])
+async def test_every_tool_treats_a_fatal_status_alike(mcp_client: Client, sim: SimulatedRetab, status: int) -> None:
+    results = []
+    for tool, arguments in (("get_experiment_run", {}), ("wait_for_run", {}), ("wait_for_runs", {})):
+        sim.inject("status", status=status, times=1)
+        arguments = {"run_ids": [sim.run_ids["long"]]} if tool == "wait_for_runs" else {"run_id": sim.run_ids["long"]}
+        results.append(await mcp_client.call_tool(tool, arguments))
+    got, waited, batch = results
+    assert got.is_error and waited.is_error and f"HTTP {status}" in text_of(waited)
+    row = (batch.structured_content or {})["runs"][0]
+    assert not batch.is_error and row["status"] == "refused" and f"HTTP {status}" in row["read_error"]
+    assert (batch.structured_content or {})["done"] is True  # waiting again would not change it

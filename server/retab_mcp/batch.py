@@ -29,17 +29,17 @@ if TYPE_CHECKING:
 WaitMode = Literal["all", "any"]
 MAX_RUNS = 20
 ROW_ERROR_MAX = 160
-NOT_FOUND, INVALID_ID, UNREADABLE = "not_found", "invalid_id", "unreadable"
-# Rows whose id names no run: nothing to wait for there.
-REJECTED = frozenset({NOT_FOUND, INVALID_ID})
+NOT_FOUND, INVALID_ID, REFUSED, UNREADABLE = "not_found", "invalid_id", "refused", "unreadable"
+# Rows that waiting again will not change: the id names no run, or the API refuses to show it.
+REJECTED = frozenset({NOT_FOUND, INVALID_ID, REFUSED})
 
 
 class WaitRow(RunState):
     """One run after the wait: its published keys, or why it could not be read."""
 
     status: str = Field(
-        description="The last status read; 'not_found' or 'invalid_id' when the id names no run, "
-        "'unreadable' when the API did not answer before the deadline."
+        description="The last status read; 'not_found' or 'invalid_id' when the id names no run, 'refused' "
+        "when the API refused to show it (HTTP 400, 409, 422), 'unreadable' when the API did not answer in time."
     )
     read_error: str | None = Field(default=None, description="Why the run could not be read, or the last poll failed.")
 
@@ -154,6 +154,8 @@ def _row(run_id: str, run: Run | None, failure: RetabError | None, now: datetime
             status = NOT_FOUND
         elif isinstance(failure, ValueError):  # an id that may not be sent
             status = INVALID_ID
+        elif disposition(failure) is Disposition.FATAL:
+            status = REFUSED
         else:
             status = UNREADABLE
         return WaitRow(
@@ -176,7 +178,7 @@ def _row(run_id: str, run: Run | None, failure: RetabError | None, now: datetime
 
 def _hint(done: bool, mode: WaitMode, rows: list[WaitRow], waiting_on: list[WaitRow]) -> str:
     rejected = [row.run_id for row in rows if row.status in REJECTED]
-    drop = f" Not runs (drop them): {', '.join(rejected)}." if rejected else ""
+    drop = f" Not worth waiting on (drop them): {', '.join(rejected)}." if rejected else ""
     if done:
         if not any(row.finished for row in rows):
             return "None of these ids names a run that can be read: check them." + drop

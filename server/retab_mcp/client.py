@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import anyio
 from pydantic import BaseModel, ValidationError
 
 from . import __version__
@@ -24,7 +28,9 @@ from .config import MISSING_KEY_MESSAGE, Settings
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
+    APIStatusError,
     APITimeoutError,
+    CallDeadlineError,
     InvalidIdError,
     MissingAPIKeyError,
     RetabError,
@@ -45,6 +51,30 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 MetricsView = Literal["summary", "by_document", "by_target", "votes"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    at: float  # anyio.current_time() by which the call must have its answer
+    seconds: float  # as configured, for messages
+
+    def remaining(self) -> float:
+        return self.at - anyio.current_time()
+
+
+_DEADLINE: ContextVar[Deadline | None] = ContextVar("retab_call_deadline", default=None)
+
+
+@contextmanager
+def call_deadline(seconds: float | None) -> Generator[None]:
+    """Every request made inside (by this task and the tasks it starts) ends by `seconds` from now, all
+    attempts and sleeps between them together; None lifts the bound (a poll loop that outlives its
+    starter). Past it, requests raise CallDeadlineError."""
+    token = _DEADLINE.set(None if seconds is None else Deadline(anyio.current_time() + seconds, seconds))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
 
 
 def check_id(value: str, kind: str = "run id") -> str:
@@ -236,24 +266,47 @@ class RetabClient:
             raise MissingAPIKeyError(MISSING_KEY_MESSAGE)
         policy = retry or self.retry
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        deadline = _DEADLINE.get()
+        started = anyio.current_time()
+        attempts: list[str] = []
         attempt, slept = 0, 0.0
         while True:
             try:
-                return await self._send_once(method, path, query)
+                return await self._send_once(method, path, query, deadline)
             except RetabError as error:
                 attempt += 1
+                attempts.append(_attempt_text(error))
                 delay = policy.delay_before_retry(error, attempt, slept)
+                out_of_time = deadline is not None and (delay or 0.0) >= deadline.remaining()
+                if out_of_time and (delay is not None or isinstance(error, APITimeoutError)):
+                    assert deadline is not None
+                    raise CallDeadlineError(
+                        url=self.settings.base_url,
+                        deadline_s=deadline.seconds,
+                        elapsed_s=anyio.current_time() - started,
+                        attempts=attempts,
+                    ) from None
                 if delay is None:
                     raise
                 logger.warning("%s %s failed (%s); retry %d in %.1fs", method, path, error, attempt, delay)
                 await policy.sleep(delay)
                 slept += delay
 
-    async def _send_once(self, method: str, path: str, query: Mapping[str, Any]) -> httpx2.Response:
+    async def _send_once(
+        self, method: str, path: str, query: Mapping[str, Any], deadline: Deadline | None
+    ) -> httpx2.Response:
         import httpx2
 
         try:
-            response = await self._http.request(method, path, params=query)
+            # The read timeout bounds each read, not a whole answer: an API that trickles bytes would
+            # hold a request for ever without this bound.
+            with anyio.fail_after(None if deadline is None else max(0.0, deadline.remaining())):
+                response = await self._http.request(method, path, params=query)
+        except TimeoutError:
+            raise APITimeoutError(
+                f"The Retab API at {self.settings.base_url} did not answer before the call's deadline.",
+                url=self.settings.base_url,
+            ) from None
         except httpx2.TimeoutException as exc:
             raise APITimeoutError(
                 f"The Retab API at {self.settings.base_url} did not answer in time ({type(exc).__name__}).",
@@ -295,6 +348,17 @@ class RetabClient:
         """`content` without the API key, in case the API quotes it back: what it sends may reach the model."""
         key = self.settings.api_key
         return content.replace(key.encode(), b"[redacted]") if key else content
+
+
+def _attempt_text(error: RetabError) -> str:
+    """A few words for one failed attempt, for the message that lists them."""
+    if isinstance(error, APITimeoutError):
+        return "no answer in time"
+    if isinstance(error, APIStatusError):
+        return f"HTTP {error.status_code}"
+    if isinstance(error, APIConnectionError):
+        return "connection failed"
+    return type(error).__name__
 
 
 def _opt_id(value: str | None, kind: str) -> str | None:

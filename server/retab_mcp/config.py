@@ -7,6 +7,7 @@ the default. Hosts launch stdio servers with almost no environment, so the place
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -40,7 +41,9 @@ class Settings:
     """Everything the server and client can be tuned with.
 
     Timeouts are in seconds. A request never waits without bound: connecting is bounded by
-    `connect_timeout_s`, each read by `read_timeout_s`, and retries by `retry_budget_s` in total.
+    `connect_timeout_s`, each read by `read_timeout_s`, and retries by `retry_budget_s` in total; a tool
+    call as a whole by `call_deadline_s` (a wait by its own timeout, at most `max_wait_s`), since hosts
+    end calls at about 60 s.
     """
 
     api_key: str | None = field(default=None, repr=False)
@@ -50,6 +53,7 @@ class Settings:
     max_retries: int = 3
     retry_budget_s: float = 30.0
     max_wait_s: float = 50.0
+    call_deadline_s: float = 45.0  # every other tool call, resource read and completion ends by then
     allow_writes: bool = False  # offer cancel_experiment_run, the one tool that changes anything
     auth_token: str | None = field(default=None, repr=False)  # required of HTTP/SSE callers when set
     allowed_hosts: tuple[str, ...] = ()  # Host headers accepted besides loopback ones, e.g. "mcp.example.com"
@@ -57,9 +61,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
-        for name in ("connect_timeout_s", "read_timeout_s", "retry_budget_s", "max_wait_s"):
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"{name} must be a positive number of seconds.")
+        for name in ("connect_timeout_s", "read_timeout_s", "retry_budget_s", "max_wait_s", "call_deadline_s"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise SettingsError(f"{name} must be a positive, finite number of seconds.")
         if self.max_retries < 0:
             raise SettingsError("max_retries must be 0 or more.")
 
@@ -117,6 +121,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_retries": ("RETAB_MAX_RETRIES", int),
     "retry_budget_s": ("RETAB_RETRY_BUDGET_S", float),
     "max_wait_s": ("RETAB_MCP_MAX_WAIT_S", float),
+    "call_deadline_s": ("RETAB_MCP_CALL_DEADLINE_S", float),
     "allow_writes": ("RETAB_MCP_ALLOW_WRITES", boolean),
     "auth_token": ("RETAB_MCP_AUTH_TOKEN", str),
     "allowed_hosts": ("RETAB_MCP_ALLOWED_HOSTS", comma_list),

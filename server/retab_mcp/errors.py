@@ -6,6 +6,7 @@
     ├── ServerStoppingError         this server is shutting down; a wait ended early
     ├── APIConnectionError          the API could not be reached
     │   └── APITimeoutError         connecting or reading took longer than allowed
+    │       └── CallDeadlineError   the call's overall deadline passed, over every attempt and sleep
     ├── APIResponseValidationError  a 2xx body that cannot be read as the expected shape
     └── APIStatusError              the API answered with an error status
         ├── BadRequestError         400
@@ -60,6 +61,21 @@ class APIConnectionError(RetabError):
 
 class APITimeoutError(APIConnectionError):
     pass
+
+
+class CallDeadlineError(APITimeoutError):
+    """No answer within the call's deadline, which bounds every attempt and every sleep between them."""
+
+    def __init__(self, *, url: str, deadline_s: float, elapsed_s: float, attempts: list[str]) -> None:
+        self.deadline_s = deadline_s
+        self.elapsed_s = elapsed_s
+        self.attempts = attempts
+        tried = ", ".join(attempts) if attempts else "no attempt could start"
+        super().__init__(
+            f"The Retab API at {url} gave no usable answer within this call's {deadline_s:g} s deadline: "
+            f"{len(attempts)} attempt{'' if len(attempts) == 1 else 's'} over {elapsed_s:.1f} s ({tried}).",
+            url=url,
+        )
 
 
 class APIResponseValidationError(RetabError):

@@ -12,10 +12,11 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INTERNAL_ERROR,
@@ -24,18 +25,19 @@ from mcp.types import (
     Completion,
     CompletionArgument,
     EmptyResult,
+    InputRequiredResult,
     PromptReference,
     ResourceTemplateReference,
     SetLevelRequestParams,
     TextContent,
     ToolAnnotations,
 )
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from . import __version__, descriptions
 from .batch import MAX_RUNS, RunsWaitResult, WaitMode, render_runs_wait, wait_for_runs
 from .batch import structured as batch_structured
-from .client import RetabClient, check_id
+from .client import RetabClient, call_deadline, check_id
 from .clock import Clock, RealClock
 from .config import Settings
 from .errors import InvalidIdError, NotFoundError, RetabError
@@ -44,7 +46,7 @@ from .retry import RetryPolicy
 from .schedule import Schedule
 from .scores import MetricsReport, render_metrics, report_metrics
 from .summaries import RunSummary, WaitResult, compact, render, summarize, summarize_wait
-from .tool_errors import explain, tool_errors
+from .tool_errors import explain, invalid_arguments, tool_errors
 from .triage import TriageReport, build_report, fit_to_budget, gather_evidence
 from .waiting import RunWatcher, running_watcher
 
@@ -71,6 +73,9 @@ WaitSeconds = Annotated[
 ]
 RUN_URI = "retab://experiment-runs/{run_id}"
 RUN_ID_SUGGESTIONS = 20
+COMPLETION_DEADLINE_S = 5.0  # suggestions while a person types: better none than late
+WAIT_TOOLS = frozenset({"wait_for_run", "wait_for_runs"})  # bounded by their own timeout_s
+BACKSTOP_S = 0.5  # past the deadline, a call that is still running is ended here, whatever it waits on
 
 
 class CancelResult(RunSummary):
@@ -107,6 +112,36 @@ class AppState:
         return self.clock.wall_at(self.clock.now())
 
 
+class RetabServer(MCPServer[AppState]):
+    """The SDK's server, with what every tool call gets: one deadline over all it does (waits have their
+    own), and argument errors in this server's words instead of a validation dump."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.retab_settings = settings  # `settings` is the SDK's own
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        deadline = None if name in WAIT_TOOLS else self.retab_settings.call_deadline_s
+        try:
+            with (
+                call_deadline(deadline),
+                anyio.fail_after(None if deadline is None else deadline + BACKSTOP_S),
+            ):
+                return await super().call_tool(name, arguments, context)
+        except TimeoutError:
+            raise ToolError(
+                f"{name} did not finish within its {deadline:g} s deadline (RETAB_MCP_CALL_DEADLINE_S). "
+                "Call again in about a minute."
+            ) from None
+        except ToolError as error:
+            if isinstance(error.__cause__, ValidationError) and not isinstance(error, UnexpectedToolError):
+                schema = self._tool_input_schema(name)
+                raise ToolError(invalid_arguments(name, error.__cause__, schema)) from error.__cause__
+            raise
+
+
 def build_server(
     settings: Settings,
     *,
@@ -134,8 +169,9 @@ def build_server(
             finally:
                 running.remove(state)
 
-    server = MCPServer[AppState](
-        "retab",
+    server = RetabServer(
+        settings,
+        name="retab",
         title="Retab experiment runs",
         instructions=descriptions.INSTRUCTIONS,
         version=__version__,
@@ -289,7 +325,8 @@ def build_server(
     async def experiment_run_resource(run_id: str, ctx: Context[AppState]) -> str:
         state = ctx.request_context.lifespan_context
         try:
-            run = await state.client.get_run(run_id)
+            with call_deadline(settings.call_deadline_s):
+                run = await state.client.get_run(run_id)
         except RetabError as error:
             # An MCPError goes to the caller as it is; the SDK would log any other exception with a traceback.
             code = INVALID_PARAMS if isinstance(error, InvalidIdError | NotFoundError) else INTERNAL_ERROR
@@ -317,7 +354,8 @@ def build_server(
         if argument.name != "run_id" or not running:
             return None
         try:
-            page = await running[0].client.list_runs(limit=RUN_ID_SUGGESTIONS)
+            with call_deadline(min(settings.call_deadline_s, COMPLETION_DEADLINE_S)):
+                page = await running[0].client.list_runs(limit=RUN_ID_SUGGESTIONS)
         except RetabError:
             return None  # suggestions are a convenience; a failure shows as none
         values = [run.id for run in page.data if run.id.startswith(argument.value)]

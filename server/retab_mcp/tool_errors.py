@@ -6,10 +6,12 @@ labelled as Retab's.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from contextlib import contextmanager
+from typing import Any, cast
 
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
 
 from .errors import (
     APIConnectionError,
@@ -17,6 +19,7 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
+    CallDeadlineError,
     InternalServerError,
     InvalidIdError,
     MissingAPIKeyError,
@@ -63,6 +66,12 @@ def explain(error: RetabError, run_id: str, subject: str | None = None) -> str:
             )
         case APIStatusError():
             return f"Retab refused the request (HTTP {error.status_code}){request}: {error.message}"
+        case CallDeadlineError():
+            return (
+                f"{error} Nothing is wrong with the request: call again in about a minute. If it keeps "
+                "happening, check RETAB_API_BASE_URL and network access; RETAB_MCP_CALL_DEADLINE_S sets the "
+                "deadline."
+            )
         case APITimeoutError():
             return (
                 f"The Retab API at {error.url} did not answer in time. Retry shortly; if it persists, check "
@@ -86,3 +95,25 @@ def tool_errors(run_id: str, subject: str | None = None) -> Generator[None]:
         yield
     except RetabError as error:
         raise ToolError(explain(error, run_id, subject)) from None
+
+
+ARGUMENT_ERRORS_SHOWN = 3
+
+
+def invalid_arguments(tool: str, error: ValidationError, input_schema: Mapping[str, Any] | None) -> str:
+    """The message for arguments that do not fit a tool's input schema: which argument, what is wrong,
+    what it takes. The rejected values are not repeated: they are the caller's, and may be large."""
+    properties = cast(Mapping[str, Any], (input_schema or {}).get("properties") or {})
+    problems: list[str] = []
+    for item in error.errors()[:ARGUMENT_ERRORS_SHOWN]:
+        name = ".".join(str(part) for part in item["loc"]) or "arguments"
+        wrong = "required" if item["type"] == "missing" else item["msg"][:1].lower() + item["msg"][1:]
+        described = cast(Mapping[str, Any], properties.get(str(item["loc"][0]), {}) if item["loc"] else {})
+        takes = f" (it takes: {str(described['description']).rstrip('.')})" if described.get("description") else ""
+        problems.append(f"{name}: {wrong}{takes}")
+    more = (
+        f"; and {error.error_count() - ARGUMENT_ERRORS_SHOWN} more"
+        if error.error_count() > ARGUMENT_ERRORS_SHOWN
+        else ""
+    )
+    return f"Invalid arguments for {tool}: " + "; ".join(problems) + more + ". Call again with them corrected."

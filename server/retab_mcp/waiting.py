@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.abc
 
-from .client import RetabClient
+from .client import RetabClient, call_deadline
 from .clock import Clock
 from .errors import APITimeoutError, Disposition, RateLimitError, RetabError, ServerStoppingError, disposition
 from .schedule import Pace, PollSchedule, Schedule
@@ -185,7 +185,9 @@ class RunWatcher:
                 race.start_soon(first_wins, stop.wait)
 
     async def _poll_loop(self, watch: Watch, scope: anyio.CancelScope) -> None:
-        with scope:
+        # The loop outlives the call that started it, so that call's deadline is not its own: each poll
+        # is one attempt bounded by the client's timeouts, and every waiter by its own deadline.
+        with scope, call_deadline(None):
             try:
                 while watch.waiters > 0 and not watch.finished and watch.fatal is None:
                     delay = watch.next_poll_t - self.clock.now()
