@@ -10,7 +10,15 @@ import anyio
 import pytest
 from mcp import Client
 
-from retab_mcp.cli import EXIT_TIMED_OUT
+from retab_mcp.cli import (
+    EXIT_CALL_FAILED,
+    EXIT_COMPLETED,
+    EXIT_INTERRUPTED,
+    EXIT_RUN_CANCELLED,
+    EXIT_RUN_ERROR,
+    EXIT_TIMED_OUT,
+    EXIT_USAGE,
+)
 from retab_mcp.config import Settings
 from retab_mcp.server import build_server
 
@@ -24,7 +32,7 @@ ROOT = Path(__file__).parents[1]
 async def test_get_shows_a_failed_run_to_a_person() -> None:
     done = await anyio.run_process([sys.executable, "-m", "retab_mcp", "get", "failed", "--demo"], check=False)
     out = done.stdout.decode()
-    assert done.returncode == 0
+    assert done.returncode == EXIT_RUN_ERROR
     assert re.match(r"exprun_\S+ · error · \d+/40 docs · 3 errors", out)
     assert "SchemaValidationError" in out
 
@@ -37,6 +45,60 @@ async def test_wait_times_out_with_its_own_exit_code() -> None:
     assert done.returncode == EXIT_TIMED_OUT
     assert "Not finished: run the same command again" in done.stdout.decode()
     assert "docs" in done.stderr.decode()  # the progress bar
+
+
+@pytest.mark.parametrize(
+    ("arguments", "status"),
+    [
+        (["get", "latest", "--demo"], EXIT_COMPLETED),
+        (["get", "failed", "--demo"], EXIT_RUN_ERROR),
+        (["get", "cancelled", "--demo"], EXIT_RUN_CANCELLED),
+        (["get", "long", "--demo"], EXIT_TIMED_OUT),
+        (["wait", "latest", "--demo"], EXIT_COMPLETED),
+        (["wait", "failed", "--demo"], EXIT_RUN_ERROR),
+        (["wait", "cancelled", "--demo"], EXIT_RUN_CANCELLED),
+        (["wait", "long", "--demo", "--timeout", "1"], EXIT_TIMED_OUT),
+        (["wait", "exprun_nope", "--demo"], EXIT_CALL_FAILED),
+        (["get", "exprun_nope", "--demo"], EXIT_CALL_FAILED),
+        (["wait", "not an id", "--demo"], EXIT_CALL_FAILED),
+        (["wait", "--timeout", "soon", "x"], EXIT_USAGE),
+    ],
+)
+async def test_get_and_wait_exit_with_the_runs_state_and_never_a_traceback(arguments: list[str], status: int) -> None:
+    with anyio.fail_after(30):
+        done = await anyio.run_process([sys.executable, "-m", "retab_mcp", *arguments], check=False)
+    assert done.returncode == status, done.stderr.decode()
+    assert "Traceback" not in done.stderr.decode() + done.stdout.decode()
+    if status == EXIT_CALL_FAILED:
+        assert len(done.stderr.decode().strip().splitlines()) == 1  # one clear line
+
+
+async def test_an_unreachable_api_is_one_line_and_no_traceback() -> None:
+    with anyio.fail_after(30):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "retab_mcp", "wait", "exprun_1", "--base-url", "http://127.0.0.1:9"],
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "RETAB_API_KEY": "sk_test_x", "RETAB_MAX_RETRIES": "1"},
+        )
+    errors = done.stderr.decode()
+    assert done.returncode == EXIT_CALL_FAILED and "Traceback" not in errors
+    assert errors.strip().splitlines()[-1].startswith("retab-mcp: Could not reach the Retab API at http://127.0.0.1:9")
+
+
+async def test_ctrl_c_during_a_wait_ends_it_with_130_and_one_line() -> None:
+    import signal
+    import subprocess
+
+    command = [sys.executable, "-m", "retab_mcp", "wait", "long", "--demo"]
+    with anyio.fail_after(30):
+        async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
+            seen = await read_until(process.stderr, b"docs")  # the progress bar is up: the wait is on
+            process.send_signal(signal.SIGINT)
+            await process.wait()
+            assert process.stderr is not None
+            seen += b"".join([chunk async for chunk in process.stderr])
+    assert process.returncode == EXIT_INTERRUPTED
+    assert b"Traceback" not in seen and b"interrupted" in seen
 
 
 async def test_a_missing_key_is_explained_without_a_traceback() -> None:
@@ -104,3 +166,47 @@ async def test_the_simulator_serves_on_a_port_with_added_runs_and_stats() -> Non
             await process.wait()
     assert len(added) == 2 and run.status_code == 200 and run.json()["id"] == added[0]
     assert stats["requests"] == 1 and stats["per_run"] == {added[0]: 1}
+
+
+def test_on_a_narrow_terminal_the_bar_shows_the_time_waited_and_redraws_every_second() -> None:
+    """`wait` under a pseudo-terminal 40 columns wide: a redraw at least every second with the time
+    waited, even while no document completes, and no redraw wider than the terminal (it would wrap and
+    leave stale lines)."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import subprocess
+    import termios
+
+    main_fd, child_fd = pty.openpty()
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    command = [sys.executable, "-m", "retab_mcp", "wait", "long", "--demo", "--timeout", "4"]
+    process = subprocess.Popen(command, stdin=child_fd, stdout=child_fd, stderr=child_fd, env=env)
+    os.close(child_fd)
+    seen = b""
+    try:
+        for _ in range(60):  # at most 30 s
+            ready, _, _ = select.select([main_fd], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(main_fd, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif process.poll() is not None:
+                break
+    finally:
+        process.kill()
+        process.wait()
+        os.close(main_fd)
+    redraws = [part.decode() for part in seen.split(b"\r\x1b[2K")[1:]]
+    bar_lines = [line.split("\r\n")[0] for line in redraws]
+    waited = {line.split(" ", 1)[0] for line in bar_lines}
+    assert {"1s", "2s", "3s"} <= waited, bar_lines
+    assert all(len(line) <= 39 for line in bar_lines), bar_lines
+    assert "Not finished" in seen.decode()

@@ -5,7 +5,8 @@
     retab-mcp get RUN_ID [--demo]                                          one run's summary
     retab-mcp wait RUN_ID [--timeout S] [--demo]                           wait, with a progress bar
 
-Logs go to stderr; over stdio, stdout carries JSON-RPC only.
+Logs go to stderr; over stdio, stdout carries JSON-RPC only. `get` and `wait` say how the run stands in
+their exit status (EXIT_CODES), and never end in a traceback.
 """
 
 from __future__ import annotations
@@ -21,17 +22,18 @@ from typing import TYPE_CHECKING
 import anyio
 
 from . import __version__
-from .client import RetabClient
+from .client import RetabClient, call_deadline
 from .clock import RealClock
 from .config import Settings, SettingsError
 from .console import ProgressBar
 from .errors import RetabError
 from .logs import configure_logging
 from .server import build_server
+from .statuses import CANCELLED, COMPLETED, ERROR
 from .stdio import serve_stdio
 from .summaries import render, render_interim, summarize, summarize_wait
 from .tool_errors import explain
-from .waiting import wait_for_finish
+from .waiting import WaitOutcome, wait_for_finish
 
 if TYPE_CHECKING:
     import httpx2
@@ -41,7 +43,25 @@ if TYPE_CHECKING:
 
 DEMO_KEY = "sk_demo_simulated"
 DEMO_URL = "http://retab.simulated"
-EXIT_TIMED_OUT = 3
+
+EXIT_COMPLETED = 0
+EXIT_CALL_FAILED = 1  # the run could not be read (key, network, unknown id), or a setting is wrong
+EXIT_USAGE = 2  # argparse's own
+EXIT_TIMED_OUT = 3  # not finished: `wait` ran out of time, or `get` found it still going
+EXIT_RUN_ERROR = 4
+EXIT_RUN_CANCELLED = 5
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+EXIT_BY_STATUS = {COMPLETED: EXIT_COMPLETED, ERROR: EXIT_RUN_ERROR, CANCELLED: EXIT_RUN_CANCELLED}
+EXIT_CODES = """\
+exit status of get and wait:
+  0    the run completed
+  1    the run could not be read (key, network, unknown id) or a setting is wrong
+  2    the command line is wrong
+  3    the run is not finished (wait: timed out; get: still going)
+  4    the run ended in error
+  5    the run was cancelled
+  130  interrupted (Ctrl-C)"""
+TICK_S = 1.0  # the progress bar's redraw interval on a terminal
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="retab-mcp",
         description="MCP server for watching and triaging Retab workflow experiment runs.",
         parents=[_common_options(top_level=True)],
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"retab-mcp {__version__}")
     parser.add_argument(
@@ -72,9 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="{demo,get,wait}")
     sub.add_parser("demo", help="walk through what an agent sees, against the simulated API (no key)")
     common = _common_options(top_level=False)
-    get = sub.add_parser("get", help="show one run's summary", parents=[common])
+    raw = argparse.RawDescriptionHelpFormatter
+    get = sub.add_parser("get", help="show one run's summary", parents=[common], epilog=EXIT_CODES, formatter_class=raw)
     get.add_argument("run_id")
-    wait = sub.add_parser("wait", help="wait for a run to finish, with a progress bar", parents=[common])
+    wait = sub.add_parser(
+        "wait",
+        help="wait for a run to finish, with a progress bar",
+        parents=[common],
+        epilog=EXIT_CODES,
+        formatter_class=raw,
+    )
     wait.add_argument("run_id")
     wait.add_argument("--timeout", type=float, default=600.0, help="seconds to wait at most (default 600)")
     return parser
@@ -131,7 +160,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         transport = httpx2.ASGITransport(app=sim)
     if args.command in ("get", "wait"):
         run_id = str(sim.run_ids.get(args.run_id, args.run_id) if sim is not None else args.run_id)
-        sys.exit(anyio.run(_show, settings, transport, run_id, args.command == "wait", getattr(args, "timeout", 0)))
+        wait, timeout_s = args.command == "wait", getattr(args, "timeout", 0.0)
+        try:
+            sys.exit(anyio.run(_show, settings, transport, run_id, wait, timeout_s))
+        except KeyboardInterrupt:
+            print("\nretab-mcp: interrupted; the run goes on (this command only watched it).", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
     options = None
     if args.transport != "stdio":
         from .serving import HttpOptions, ServingError, check_binding  # only HTTP needs these
@@ -195,25 +229,24 @@ def _exit_soon(grace_s: float = 0.5) -> None:
 async def _show(
     settings: Settings, transport: httpx2.AsyncBaseTransport | None, run_id: str, wait: bool, timeout_s: float
 ) -> int:
+    """Print a run's summary (after waiting for it, with `wait`); return the exit status for its state."""
     clock = RealClock()
     bar = ProgressBar()
-    async with RetabClient(settings, transport=transport) as client:
-        try:
-            if not wait:
+    try:
+        async with RetabClient(settings, transport=transport) as client:
+            # One read first, within the call deadline: a wrong id, key or URL is said at once rather
+            # than after the whole wait.
+            with call_deadline(settings.call_deadline_s):
                 run = await client.get_run(run_id)
+            if not wait or run.lifecycle.is_terminal:
                 print(render(summarize(run, clock.wall_at(clock.now())), run))
-                return 0
-
-            async def on_progress(progress: float, total: float | None, message: str) -> None:
-                bar.update(progress, total, message)
-
-            outcome = await wait_for_finish(client, run_id, timeout_s=timeout_s, clock=clock, on_progress=on_progress)
-        except RetabError as error:
-            bar.close()
-            print(f"retab-mcp: {explain(error, run_id)}", file=sys.stderr)
-            return 1
+                return _exit_status(run.status, finished=run.lifecycle.is_terminal)
+            outcome = await _wait_with_bar(client, run_id, timeout_s, clock, bar)
+    except RetabError as error:
+        bar.close()
+        print(f"retab-mcp: {explain(error, run_id)}", file=sys.stderr)
+        return EXIT_CALL_FAILED
     bar.close()
-    assert outcome.run is not None
     now = clock.wall_at(clock.now())
     result = summarize_wait(
         outcome.run, now, timed_out=outcome.timed_out, waited_s=outcome.waited_s, warning=outcome.warning
@@ -222,4 +255,34 @@ async def _show(
         print(render_interim(result, "Not finished: run the same command again to keep waiting."))
         return EXIT_TIMED_OUT
     print(render(result, outcome.run))
-    return 0
+    return _exit_status(outcome.run.status, finished=True)
+
+
+async def _wait_with_bar(
+    client: RetabClient, run_id: str, timeout_s: float, clock: RealClock, bar: ProgressBar
+) -> WaitOutcome:
+    """Wait for the run, redrawing `bar` on progress and every TICK_S; raises what the wait raised."""
+
+    async def on_progress(progress: float, total: float | None, message: str) -> None:
+        bar.update(progress, total, message)
+
+    async def tick() -> None:
+        while True:
+            await anyio.sleep(TICK_S)
+            bar.tick()
+
+    failure: RetabError | None = None
+    async with anyio.create_task_group() as ticking:
+        ticking.start_soon(tick)
+        try:
+            return await wait_for_finish(client, run_id, timeout_s=timeout_s, clock=clock, on_progress=on_progress)
+        except RetabError as error:  # raised below, outside the task group, so not in an ExceptionGroup
+            failure = error
+        finally:
+            ticking.cancel_scope.cancel()
+    assert failure is not None
+    raise failure
+
+
+def _exit_status(status: str, *, finished: bool) -> int:
+    return EXIT_BY_STATUS.get(status, EXIT_COMPLETED if finished else EXIT_TIMED_OUT)

@@ -254,9 +254,15 @@ async def running_watcher(
     client: RetabClient, clock: Clock, *, schedule: Schedule | None = None, stop: anyio.Event | None = None
 ) -> AsyncGenerator[RunWatcher]:
     """A watcher whose poll loops live as long as the `async with` block."""
+    failure: Exception | None = None
     async with anyio.create_task_group() as group:
-        yield RunWatcher(client, clock, group, schedule=schedule, stop=stop)
+        try:
+            yield RunWatcher(client, clock, group, schedule=schedule, stop=stop)
+        except Exception as error:  # raised again below, outside the group, so not in an ExceptionGroup
+            failure = error
         group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
 
 
 async def wait_for_finish(
