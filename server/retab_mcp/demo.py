@@ -40,7 +40,7 @@ async def _walkthrough() -> int:
         tools = await client.list_tools()
         _section(f"tools/list: {len(tools.tools)} tools")
         for tool in tools.tools:
-            first = (tool.description or "").strip().splitlines()[0]
+            first = (tool.description or "").split(". ")[0].removesuffix(".") + "."
             parameters = cast(dict[str, Any], tool.input_schema.get("properties") or {})
             _say(f"• {tool.name}({', '.join(parameters)}) — {first}")
 

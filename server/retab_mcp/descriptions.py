@@ -2,73 +2,121 @@
 
 Descriptions are prompts: each says what the tool returns, when another tool fits better, and when to
 stop. They are kept here, apart from the code, so wording can change without touching behaviour.
+
+Hosts show descriptions as written, so a line break there is a break the model sees: `flow()` joins the
+wrapped lines of the source into whole paragraphs, and keeps only the breaks before a list item.
+
+The score of a Retab experiment is the agreement between the block's consensus passes over each
+document, not accuracy against labels (there are none): every word here says so.
 """
 
-INSTRUCTIONS = """\
-Watch and triage Retab workflow experiment runs (a document-extraction block run over a set of
-documents, scored against expected values).
+import re
+
+_LIST_ITEM = re.compile(r"^(- |\d+\. )")
+
+
+def flow(text: str) -> str:
+    """Join wrapped lines into paragraphs; a blank line or a list item ("- ", "1. ") starts a new line."""
+    lines: list[str] = []
+    joinable = False
+    for raw in text.strip().splitlines():
+        line = raw.strip()
+        if not line:
+            lines.append("")
+            joinable = False
+        elif joinable and not _LIST_ITEM.match(line):
+            lines[-1] += " " + line
+        else:
+            lines.append(line)
+            joinable = True
+    return "\n".join(lines)
+
+
+INSTRUCTIONS = flow("""
+Watch and triage Retab workflow experiment runs. An experiment runs one workflow block (extract,
+classifier, split, for_each) n_consensus times over a fixed set of documents; its score is the
+agreement between those passes, from 0 to 1 (1 = every pass gave the same value), not accuracy against
+expected outputs: there are no labels. A low score means the passes disagree: an unstable field (often
+an ambiguous schema description or prompt) or an ambiguous, hard document. Two runs of the same block
+on the same documents never score exactly alike, so a small change in score may be run-to-run noise.
 - get_experiment_run: the current state of a run. Cheap; use it first.
 - wait_for_run / wait_for_runs: block up to ~45 s until one run / several runs finish. If not finished,
   call again only if the result is needed now; stop after ~15 min or when two calls show no new documents.
 - triage_experiment_run: why a finished run scored or failed as it did, in one call.
 - list_experiment_runs, list_experiment_run_results, get_experiment_run_metrics: the details behind it.
+
 A run that ended in `error` or `cancelled` is a normal answer, not a failure of the tool: read `error`
-or `cancel_reason`, and do not wait on it again."""
+or `cancel_reason`, and do not wait on it again.
+""")
 
-GET_RUN = """\
-Get the current state of a Retab experiment run: status, score, documents done, errors, timing.
-For a failed run it includes the error and the end of the stack trace. Returns at once; to wait for an
-unfinished run to end, call wait_for_run."""
+GET_RUN = flow("""
+Get the current state of a Retab experiment run: status, agreement score, documents done, errors,
+timing. For a failed run it includes the error and the end of the stack trace. Returns at once; to wait
+for an unfinished run to end, call wait_for_run.
+""")
 
-WAIT_RUN = """\
-Wait until a Retab experiment run is completed, error or cancelled, or until timeout_s passes.
-Finished: the run summary (status, score, documents, error) with timed_out=false. Not finished in time:
-a normal result with finished=false, timed_out=true and only what changes (status, documents done, ETA);
-call wait_for_run again to keep waiting (each call resumes the polling where the last left off), and
-stop after ~15 min or when two calls show no new documents. Sends progress (documents completed) when
-the caller asks for it."""
+WAIT_RUN = flow("""
+Wait until a Retab experiment run is completed, error or cancelled, or until timeout_s passes. Finished:
+the run summary (status, score, documents, error) with timed_out=false. Not finished in time: a normal
+result with finished=false, timed_out=true and one line of text; call wait_for_run again to keep waiting
+(each call resumes the polling where the last left off), and stop after ~15 min or when two calls show
+no new documents. A run younger than a minute is seen within 2 s of ending. Sends progress (documents
+completed) when the caller asks for it.
+""")
 
-WAIT_RUNS = """\
+WAIT_RUNS = flow("""
 Wait on up to 20 Retab experiment runs at once, until all of them finish (mode='all') or the first one
-does (mode='any'), or until timeout_s passes. Returns one compact row per run (status, score,
-documents, error). A run that cannot be read gets its reason in its row; the others are still waited
-on. Progress is the sum of documents completed. Call again with the unfinished ids to keep waiting."""
+does (mode='any'), or until timeout_s passes. Returns one compact row per run (status, score, documents,
+error). A run that cannot be read gets its reason in its row (read_error; status not_found, invalid_id,
+refused or unreadable) while the others are still waited on. Progress is the sum of documents
+completed. When not done, the hint gives the exact call to make again, without the ids that name no run.
+""")
 
-LIST_RUNS = """\
-List Retab experiment runs, newest first, one compact row each (id, status, score, documents, errors,
-created). Filter by experiment_id, workflow_id and status. Returns next_cursor when there are more:
-pass it as cursor to get the next page. Use it to find a run id, or the run before a given one."""
+LIST_RUNS = flow("""
+List Retab experiment runs, newest first, one compact row each (id, status, agreement score, documents,
+errors, created). Filter by experiment_id, workflow_id and status. Returns next_cursor when there are
+more: pass it as cursor to get the next page. Use it to find a run id, or the run before a given one.
+""")
 
-LIST_RESULTS = """\
+LIST_RESULTS = flow("""
 List a run's documents, one row each: document id, filename, status, error message (cut short) and
-duration. status='error' shows only the failed documents. Returns next_cursor when there are more.
-For scores per document, use get_experiment_run_metrics."""
+duration. status='error' shows only the failed documents. Returns next_cursor when there are more. For
+agreement scores per document, use get_experiment_run_metrics.
+""")
 
-GET_METRICS = """\
-Get a run's scores: the score, the prior run's score and the difference, and the lowest-scoring items
-of a view. view='summary': documents of the run; 'by_document' (document_id): fields of a document;
-'by_target' (target_path): documents for one field; 'votes' (document_id, target_path): the consensus
-votes. Stale or missing metrics are answered with a warning that gives Retab's reasons."""
+GET_METRICS = flow("""
+Get a run's agreement scores (how far the block's consensus passes agree, 0 to 1): the score, the prior
+run's score and the difference, and the lowest-agreement items of a view. view='summary': documents of
+the run; 'by_document' (document_id): fields of a document; 'by_target' (target_path): documents for one
+field; 'votes' (document_id, target_path): what each pass produced, to see how they disagree. Stale or
+missing metrics are answered with a warning that gives Retab's reasons.
+""")
 
-TRIAGE = """\
+TRIAGE = flow("""
 Explain why a Retab experiment run ended as it did, in one call (under 4 KB): the verdict, the run
-summary, the score against the prior run, failed documents grouped by error, the lowest-scoring
-documents and fields, metrics staleness, and the next calls worth making. Works on an unfinished run
-too (a report so far)."""
+summary, the agreement score against the prior run, failed documents grouped by error, the documents
+and fields where the consensus passes agree least, metrics staleness, and the next calls worth making.
+Works on an unfinished run too (a report so far).
+""")
 
-CANCEL = """\
+CANCEL = flow("""
 Cancel a Retab experiment run that is still pending, queued or running. This stops the run for
 everyone: only call it when the user asked for it. Cancelling a cancelled run changes nothing; a run
-that already completed or failed cannot be cancelled (the answer says so)."""
+that already completed or failed cannot be cancelled (the answer says so).
+""")
 
-TRIAGE_PROMPT = """\
-Triage the Retab experiment run {run_id}.
+TRIAGE_PROMPT = flow("""
+Triage the Retab experiment run {run_id}. Its score is the agreement between the block's consensus
+passes over each document, not accuracy: a low score means the passes disagree.
 1. Call get_experiment_run(run_id="{run_id}"). If it is not finished, call wait_for_run(run_id="{run_id}")
    until it is (stop after ~15 min, or when two calls bring no new documents, and say so).
 2. Call triage_experiment_run(run_id="{run_id}") and read its verdict.
 3. If documents failed, call list_experiment_run_results(run_id="{run_id}", status="error") to see them
    all; group them by cause.
 4. If the score dropped against the prior run, call get_experiment_run_metrics with view="by_document"
-   for the worst document, then view="by_target" for its worst field, to see where it is wrong.
-5. Answer in a few lines: how the run ended, the score and its change, the main causes with the
-   documents they hit, and the one change most likely to help."""
+   for the document with the lowest agreement, then view="votes" for its least stable field, to see what
+   the passes produced and how they disagree.
+5. Answer in a few lines: how the run ended, the score and its change (a small change may be run-to-run
+   noise), the main causes with the documents they hit, and the one change most likely to make the passes
+   agree (for an unstable field: what in its schema description or the prompt is ambiguous).
+""")

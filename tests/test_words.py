@@ -1,0 +1,72 @@
+"""What a model reads before calling anything says what Retab's score is, in whole lines.
+
+Retab experiments are consensus evaluations: the score is the agreement between a block's passes, not
+accuracy against expected values. Hosts show descriptions as written, so no line may break a sentence.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import Client
+
+from retab_mcp.clock import VirtualClock
+from retab_mcp.config import Settings
+from retab_mcp.server import build_server
+from retab_mcp.simulator import SimulatedRetab
+
+from .conftest import SIM_URL, TEST_KEY
+
+pytestmark = pytest.mark.anyio
+
+SENTENCE_END = re.compile(r"[.:;!?)]$")
+LIST_ITEM = re.compile(r"^(- |\d+\. )")
+NOT_RETAB = ("expected values", "scored against", "is wrong", "ground truth", "correct answer")
+
+
+@pytest.fixture
+async def writer_client(sim: SimulatedRetab, clock: VirtualClock, mode: str) -> Any:
+    """A server offering every tool, writes included, in both protocol eras."""
+    settings = Settings(api_key=TEST_KEY, base_url=SIM_URL, allow_writes=True)
+    server = build_server(settings, transport=httpx2.ASGITransport(app=sim), clock=clock)
+    async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
+        yield client
+
+
+async def everything_a_model_reads(client: Client) -> dict[str, str]:
+    texts = {f"tool {t.name}": t.description or "" for t in (await client.list_tools()).tools}
+    for prompt in (await client.list_prompts()).prompts:
+        got = await client.get_prompt(prompt.name, {"run_id": "exprun_2"})
+        texts[f"prompt {prompt.name}"] = "\n".join(getattr(m.content, "text", "") for m in got.messages)
+    return texts
+
+
+def broken_lines(text: str) -> list[str]:
+    lines = text.splitlines()
+    return [
+        line
+        for line, after in itertools.pairwise(lines)
+        if line.strip() and after.strip() and not SENTENCE_END.search(line.strip()) and not LIST_ITEM.match(after)
+    ]
+
+
+async def test_no_description_instruction_or_prompt_breaks_a_line_mid_sentence(writer_client: Client) -> None:
+    texts = await everything_a_model_reads(writer_client)
+    texts["instructions"] = writer_client.instructions or ""
+    assert len(texts) >= 10
+    for name, text in texts.items():
+        assert text and not broken_lines(text), (name, broken_lines(text))
+
+
+async def test_the_words_say_the_score_is_agreement_between_passes(writer_client: Client) -> None:
+    texts = await everything_a_model_reads(writer_client)
+    instructions = writer_client.instructions or ""
+    for name, text in [*texts.items(), ("instructions", instructions)]:
+        lowered = text.lower()
+        assert not [phrase for phrase in NOT_RETAB if phrase in lowered], name
+    assert "agreement" in instructions and "passes disagree" in instructions and "no labels" in instructions
+    assert "passes disagree" in texts["prompt triage-experiment-run"]
