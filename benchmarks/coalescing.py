@@ -15,22 +15,17 @@ import anyio
 import psutil
 from mcp import Client
 
-from .support import KEY, Section, read_until, simulated_api, simulator_stats, table
+from .support import KEY, Section, ready_port, simulated_api, simulator_stats, table
 
 COALESCE_GOAL = 1.5
 
 
 async def _server(api_url: str) -> tuple[anyio.abc.Process, str]:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     env = {**os.environ, "RETAB_API_KEY": KEY, "RETAB_API_BASE_URL": api_url}
-    command = [sys.executable, "-m", "retab_mcp", "--transport", "http", "--port", str(port)]
+    command = [sys.executable, "-m", "retab_mcp", "--transport", "http", "--port", "0"]
     process = await anyio.open_process(command, env=env, stdin=subprocess.DEVNULL)
     with anyio.fail_after(30):
-        await read_until(process.stderr, b"Uvicorn running on")
+        port = await ready_port(process.stderr, rb"Uvicorn running on http://[^\s]+:(\d+) ")
     return process, f"http://127.0.0.1:{port}/mcp"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -98,15 +99,10 @@ class Section:
 @asynccontextmanager
 async def simulated_api(*flags: str) -> AsyncGenerator[str]:
     """The simulated API in a process of its own (as a real API is), on a free loopback port."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "retab_mcp.simulator", "--port", str(port), *flags]
+    command = [sys.executable, "-m", "retab_mcp.simulator", "--port", "0", *flags]
     async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
         with anyio.fail_after(30):
-            await read_until(process.stderr, b"simulated Retab API on")
+            port = await ready_port(process.stderr, rb"simulated Retab API on http://[^\s]+:(\d+)\n")
         url = f"http://127.0.0.1:{port}"  # listening already: the simulator binds before it says so
         try:
             yield url
@@ -115,13 +111,14 @@ async def simulated_api(*flags: str) -> AsyncGenerator[str]:
             await process.wait()
 
 
-async def read_until(stream: ByteReceiveStream | None, marker: bytes) -> bytes:
-    """Read a child's output until `marker` has appeared; return all that was read."""
+async def ready_port(stream: ByteReceiveStream | None, pattern: bytes) -> int:
+    """Read a child's output until `pattern` matches; return its first group, the port the child bound
+    (it was given port 0: the system chose it, so no other process can race for it)."""
     assert stream is not None
     seen = b""
-    while marker not in seen:
+    while (found := re.search(pattern, seen)) is None:
         seen += await stream.receive()
-    return seen
+    return int(found.group(1))
 
 
 async def simulator_stats(url: str) -> dict[str, Any]:

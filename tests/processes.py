@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from anyio.abc import ByteReceiveStream
 
 LISTENING = b"Uvicorn running on"  # what the server writes to stderr once it accepts connections
+_LISTENING_PORT = re.compile(rb"Uvicorn running on https?://[^\s]+:(\d+)")
 
 
 async def read_until(stream: ByteReceiveStream | None, marker: bytes) -> bytes:
@@ -14,3 +17,13 @@ async def read_until(stream: ByteReceiveStream | None, marker: bytes) -> bytes:
     while marker not in seen:
         seen += await stream.receive()
     return seen
+
+
+async def listening_port(stream: ByteReceiveStream | None) -> tuple[int, bytes]:
+    """Read a server's stderr until it says it listens; return the port it names (it was started with
+    --port 0, so the system chose it and no other process can have raced for it) and what was read."""
+    assert stream is not None
+    seen = b""
+    while (found := _LISTENING_PORT.search(seen)) is None or not seen[found.end() :].startswith(b" "):
+        seen += await stream.receive()
+    return int(found.group(1)), seen

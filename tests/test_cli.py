@@ -149,13 +149,11 @@ async def test_the_simulator_serves_on_a_port_with_added_runs_and_stats() -> Non
 
     import httpx2
 
-    from .test_transports import free_port
-
-    port = free_port()
-    command = [sys.executable, "-m", "retab_mcp.simulator", "--port", str(port), "--add-runs", "2"]
+    command = [sys.executable, "-m", "retab_mcp.simulator", "--port", "0", "--add-runs", "2"]
     with anyio.fail_after(30):
         async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
-            await read_until(process.stderr, b"simulated Retab API on")
+            ready = await read_until(process.stderr, b"\n")
+            port = int(re.search(rb"simulated Retab API on http://127.0.0.1:(\d+)", ready).group(1))  # type: ignore[union-attr]
             async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
                 added = (await http.get("/_simulator/stats")).json()["added_runs"]
                 run = await http.get(

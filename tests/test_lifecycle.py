@@ -15,9 +15,8 @@ from mcp import Client
 
 from retab_mcp.simulator.scenario import opaque_id
 
-from .processes import LISTENING, read_until
+from .processes import listening_port
 from .raw_stdio import raw_session
-from .test_transports import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -94,13 +93,12 @@ async def test_stdio_ends_an_inflight_wait_promptly_and_exits_0(how: str) -> Non
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
 async def test_http_answers_an_inflight_wait_then_exits_0(how: str) -> None:
-    port = free_port()
-    command = [sys.executable, "-m", "retab_mcp", "--demo", "--transport", "http", "--port", str(port)]
+    command = [sys.executable, "-m", "retab_mcp", "--demo", "--transport", "http", "--port", "0"]
     results: list[Any] = []
     with anyio.fail_after(30):
         async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
             assert process.stderr is not None
-            seen = await read_until(process.stderr, LISTENING)
+            port, seen = await listening_port(process.stderr)
             waiting = anyio.Event()
 
             async def wait_for_long_run() -> None:

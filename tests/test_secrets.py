@@ -27,9 +27,8 @@ from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
 
 from .conftest import SIM_URL, TEST_KEY
-from .processes import LISTENING, read_until
+from .processes import listening_port
 from .test_faults import LoopbackAPI
-from .test_transports import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -167,20 +166,19 @@ async def test_a_stdio_process_never_prints_a_secret(loopback_api: LoopbackAPI) 
 
 
 async def test_an_http_process_never_prints_a_secret(loopback_api: LoopbackAPI) -> None:
-    port = free_port()
     env = {
         **os.environ,
         "RETAB_API_KEY": TEST_KEY,
         "RETAB_MCP_AUTH_TOKEN": TOKEN,
         "RETAB_API_BASE_URL": loopback_api.url,
     }
-    command = [sys.executable, "-m", "retab_mcp", "--transport", "http", "--port", str(port), "--log-level", "DEBUG"]
+    command = [sys.executable, "-m", "retab_mcp", "--transport", "http", "--port", "0", "--log-level", "DEBUG"]
     loopback_api.sim.accepted_keys = {"sk_test_someone_else"}
     answers: list[str] = []
     with anyio.fail_after(30):
         async with await anyio.open_process(command, env=env, stdin=subprocess.DEVNULL) as process:
             assert process.stderr is not None and process.stdout is not None
-            err = await read_until(process.stderr, LISTENING)
+            port, err = await listening_port(process.stderr)
             url = f"http://127.0.0.1:{port}/mcp"
             async with httpx2.AsyncClient() as raw:
                 answers.append((await raw.post(url, json={}, headers={"Authorization": "Bearer wrong"})).text)

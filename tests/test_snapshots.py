@@ -6,6 +6,7 @@ A change to any of them shows up as a diff of a file under tests/snapshots/ (UPD
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from mcp import Client
@@ -13,8 +14,8 @@ from mcp import Client
 from retab_mcp.clock import VirtualClock
 from retab_mcp.simulator import SimulatedRetab
 
+from .helpers import text_of
 from .snapshot import assert_snapshot
-from .test_tools import text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -81,3 +82,20 @@ async def test_list_and_metrics_texts(mcp_client: Client, sim: SimulatedRetab) -
     )
     texts = [text_of(r) for r in (runs, results, metrics, batch)]
     assert_snapshot("lists_metrics_batch.txt", "\n\n".join(texts) + "\n")
+
+
+def test_a_missing_snapshot_fails_unless_asked_to_write_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UPDATE_SNAPSHOTS", raising=False)
+    with pytest.raises(AssertionError, match="missing"):
+        assert_snapshot("new.txt", "text\n", directory=tmp_path)
+    assert not (tmp_path / "new.txt").exists()
+    monkeypatch.setenv("UPDATE_SNAPSHOTS", "1")
+    assert_snapshot("new.txt", "text\n", directory=tmp_path)
+    assert (tmp_path / "new.txt").read_text() == "text\n"
+
+
+def test_a_changed_snapshot_fails_with_a_diff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UPDATE_SNAPSHOTS", raising=False)
+    (tmp_path / "old.txt").write_text("before\n")
+    with pytest.raises(AssertionError, match=r"-before\n\+after"):
+        assert_snapshot("old.txt", "after\n", directory=tmp_path)

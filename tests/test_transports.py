@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -22,7 +21,7 @@ from mcp.types import TextContent
 from retab_mcp.simulator.scenario import opaque_id
 
 from .conftest import READ_TOOLS
-from .processes import LISTENING, read_until
+from .processes import listening_port
 
 pytestmark = pytest.mark.anyio
 
@@ -30,12 +29,6 @@ ROOT = Path(__file__).parents[1]
 FINISHED = opaque_id("exprun", "latest")
 YOUNG = opaque_id("exprun", "young")  # in demo mode: ends ~14 s after the server starts
 LONG = opaque_id("exprun", "long")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def exercise(client: Client) -> None:
@@ -103,12 +96,11 @@ async def test_the_real_entry_starts_without_a_key_and_explains_how_to_set_it() 
 
 @asynccontextmanager
 async def serve(*flags: str, env: dict[str, str] | None = None) -> AsyncIterator[int]:
-    port = free_port()
-    command = [sys.executable, "-m", "retab_mcp", "--demo", "--port", str(port), *flags]
+    command = [sys.executable, "-m", "retab_mcp", "--demo", "--port", "0", *flags]
     full_env = {**os.environ, **env} if env else None
     async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=full_env) as process:
-        with anyio.fail_after(30):  # the server says when it listens; no guessing
-            await read_until(process.stderr, LISTENING)
+        with anyio.fail_after(30):  # the server says when it listens, and on which port; no guessing
+            port, _ = await listening_port(process.stderr)
         try:
             yield port
         finally:

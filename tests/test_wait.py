@@ -221,12 +221,9 @@ async def test_a_hanging_api_does_not_stretch_the_wait_past_its_deadline(mode: s
     sim = SimulatedRetab(clock=RealClock())
     sim.inject("slow", delay_s=30, times=1)
     async with Client(real_time_server(sim), mode=mode) as client:  # type: ignore[arg-type]
-        started = anyio.current_time()
-        with anyio.fail_after(5):
+        with anyio.fail_after(2.5):  # the deadline, 1 s, and a margin for a loaded machine
             result = await client.call_tool("wait_for_run", {"run_id": sim.run_ids["young"], "timeout_s": 1})
-        elapsed = anyio.current_time() - started
     assert result.is_error and "did not answer" in text_of(result)
-    assert elapsed < 2.5
 
 
 async def test_a_hang_after_a_good_poll_returns_that_state(mode: str) -> None:

@@ -170,12 +170,15 @@ async def serve_http(server: MCPServer[Any], options: HttpOptions, settings: Set
     out), then tells uvicorn to finish, so shutdown does not sit out a 50 s wait or cut it mid-answer.
     """
     app = build_app(server, options, settings)
+    config = uvicorn_config(app, options, settings)
+    # Bound here, so the line below names the real port (with --port 0, one the system chose: nothing
+    # can take it between choosing and binding).
+    sock = config.bind_socket()
+    port = sock.getsockname()[1]
     auth = "bearer token required" if settings.auth_token else "no authentication"
-    logger.warning(
-        "retab-mcp %s: serving on http://%s:%d%s (%s)", __version__, options.host, options.port, options.path, auth
-    )
+    logger.warning("retab-mcp %s: serving on http://%s:%d%s (%s)", __version__, options.host, port, options.path, auth)
     logging.getLogger("uvicorn.error").setLevel(logging.INFO)  # "Uvicorn running on ...": where to connect
-    http = server_without_signal_handlers(uvicorn_config(app, options, settings))
+    http = server_without_signal_handlers(config)
 
     async def exit_on_stop() -> None:
         await stop.wait()
@@ -183,5 +186,5 @@ async def serve_http(server: MCPServer[Any], options: HttpOptions, settings: Set
 
     async with anyio.create_task_group() as group:
         group.start_soon(exit_on_stop)
-        await http.serve()
+        await http.serve(sockets=[sock])
         group.cancel_scope.cancel()

@@ -18,7 +18,7 @@ from .app import SimulatedRetab
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m retab_mcp.simulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8710)
+    parser.add_argument("--port", type=int, default=8710, help="0: any free port (the ready line names it)")
     parser.add_argument("--add-runs", type=int, default=0, help="runs to add, starting now")
     parser.add_argument("--run-seconds", default="40", help="their duration, e.g. 40 or 20:40 (spread)")
     parser.add_argument("--documents", type=int, default=10, help="documents per added run")
@@ -36,7 +36,8 @@ def main() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     sock.listen(512)  # connections queue from here on, so the line below means "ready"
-    print(f"simulated Retab API on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    port = sock.getsockname()[1]  # with --port 0, the one the system chose
+    print(f"simulated Retab API on http://{args.host}:{port}", file=sys.stderr, flush=True)
     config = uvicorn.Config(sim, log_level="warning", lifespan="off", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 
