@@ -25,7 +25,7 @@ async def _server(api_url: str) -> tuple[anyio.abc.Process, str]:
     command = [sys.executable, "-m", "retab_mcp", "--transport", "http", "--port", "0"]
     process = await anyio.open_process(command, env=env, stdin=subprocess.DEVNULL)
     with anyio.fail_after(30):
-        port = await ready_port(process.stderr, rb"Uvicorn running on http://[^\s]+:(\d+) ")
+        port = await ready_port(process.stderr, rb"serving on http://[^\s/]+:(\d+)/")
     return process, f"http://127.0.0.1:{port}/mcp"
 
 
@@ -65,10 +65,13 @@ async def coalescing(waiters: int = 20) -> Section:
             [(f"{waiters} sessions, one run", per_run[shared]), ("1 session, twin run", per_run[alone])],
         )
     )
+    # One waiter on a 10 s run polls a handful of times: fewer than 3 requests means it did not wait.
+    problem = None if per_run[alone] >= 3 else f"one waiter sent {per_run[alone]} requests for a 10 s run"
     section.goal(
         f"{waiters} waiters <= {COALESCE_GOAL}x one waiter's requests",
         f"{ratio:.2f}x",
         ratio <= COALESCE_GOAL and statuses == ["completed"] * (waiters + 1),
+        baseline_problem=problem,
     )
     return section
 

@@ -12,7 +12,7 @@ from mcp import Client, StdioServerParameters
 
 from retab_mcp.simulator.scenario import opaque_id
 
-from .support import KEY, Section, median, percentile, simulated_api, table
+from .support import KEY, Section, baseline_problem, median, percentile, simulated_api, table
 
 GOAL_MS = 2.0
 
@@ -61,5 +61,17 @@ async def measure(calls: int = 1000, warmup: int = 50) -> Section:
         f"Median of the per-pair differences (each tool call against the GET right after it): {median(paired):.2f} ms.",
     )
     overhead = median(tool) - median(direct)
-    section.goal(f"p50 overhead <= {GOAL_MS:.0f} ms", f"{overhead:.2f} ms", overhead <= GOAL_MS)
+    # A direct GET on loopback takes a millisecond or two; tens of ms mean a stall (Nagle and delayed
+    # ACK), and then the difference says nothing about our overhead.
+    problem = baseline_problem(
+        samples=len(direct),
+        min_samples=200,
+        baseline=median(direct),
+        measured=median(tool),
+        plausible=(0.05, 10),
+        unit=" ms",
+    )
+    section.goal(
+        f"p50 overhead <= {GOAL_MS:.0f} ms", f"{overhead:.2f} ms", overhead <= GOAL_MS, baseline_problem=problem
+    )
     return section

@@ -73,7 +73,7 @@ async def main(only: list[str]) -> None:
         section = await measure()
         sections.append(section)
         print(section.markdown(), flush=True)
-    goals = [(goal, measured, "yes" if met else "**no**") for s in sections for goal, measured, met in s.goals]
+    goals = [goal for section in sections for goal in section.goals]
     summary = table(["goal", "measured", "met"], goals, "llr")
     print("\n".join(summary))
     if only:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mcp import Client, StdioServerParameters
 
-from .support import KEY, Section, median, table
+from .support import KEY, Section, baseline_problem, median, table
 
 HERE = Path(__file__).parent
 SERVERS = {
@@ -46,5 +46,15 @@ async def measure(repeats: int = 15) -> Section:
     ]
     section.add(*table(["server", "median", "best", "vs bare server"], rows))
     ratio = median(times["retab-mcp"]) / bare
-    section.goal(f"start-up <= {GOAL:.2f}x the bare server", f"{ratio:.3f}x", ratio <= GOAL)
+    # The bare server imports the same SDK: it cannot start in under 100 ms, nor take seconds, nor be
+    # slower than a server that does all it does and more.
+    problem = baseline_problem(
+        samples=repeats,
+        min_samples=10,
+        baseline=bare,
+        measured=median(times["retab-mcp"]),
+        plausible=(0.1, 5.0),
+        unit=" s",
+    )
+    section.goal(f"start-up <= {GOAL:.2f}x the bare server", f"{ratio:.3f}x", ratio <= GOAL, baseline_problem=problem)
     return section

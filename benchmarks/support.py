@@ -84,16 +84,41 @@ class Section:
     def __init__(self, title: str, how: str) -> None:
         self.title, self.how = title, how
         self.lines: list[str] = []
-        self.goals: list[tuple[str, str, bool]] = []  # (goal, measured, met)
+        self.goals: list[tuple[str, str, str]] = []  # (goal, measured, verdict)
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
 
-    def goal(self, goal: str, measured: str, met: bool) -> None:
-        self.goals.append((goal, measured, met))
+    def goal(self, goal: str, measured: str, met: bool, *, baseline_problem: str | None = None) -> None:
+        """Record a goal. A goal judged against a baseline is "invalid", never "yes", when the baseline is
+        not sound (`baseline_problem` says why): a ratio or a difference means nothing then."""
+        verdict = f"**invalid**: {baseline_problem}" if baseline_problem else ("yes" if met else "**no**")
+        self.goals.append((goal, measured, verdict))
 
     def markdown(self) -> str:
         return "\n".join([f"## {self.title}", "", self.how, "", *self.lines, ""])
+
+
+def baseline_problem(
+    *,
+    samples: int,
+    min_samples: int,
+    baseline: float,
+    measured: float,
+    plausible: tuple[float, float],
+    unit: str = "",
+) -> str | None:
+    """Why a baseline cannot be trusted, or None: too few samples, a value outside what the baseline can
+    plausibly take on this kind of machine (a stall, a clock problem), or a baseline that is slower than
+    the thing it is the floor of (a negative overhead)."""
+    low, high = plausible
+    if samples < min_samples:
+        return f"{samples} samples, fewer than {min_samples}"
+    if not low <= baseline <= high:
+        return f"baseline {baseline:.2f}{unit} outside the plausible {low:g}-{high:g}{unit}"
+    if baseline > measured:
+        return f"baseline {baseline:.2f}{unit} slower than the measured {measured:.2f}{unit}"
+    return None
 
 
 @asynccontextmanager

@@ -2,7 +2,6 @@
 // stdio and streamable HTTP, with progress. Exits non-zero on the first broken expectation.
 //   RETAB_MCP_PYTHON=/path/to/python node check.mjs
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -44,28 +43,20 @@ async function exercise(transport, label) {
   console.log(`ok ${label}: ${tools.length} tools, structured output, ${progress.length} progress event(s), tool errors`);
 }
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 async function startHttp() {
-  const port = await freePort();
-  const child = spawn(python, ["-m", "retab_mcp", "--demo", "--transport", "http", "--port", String(port)], {
+  // Port 0: the server binds a port the system chooses and names it in its ready line.
+  const child = spawn(python, ["-m", "retab_mcp", "--demo", "--transport", "http", "--port", "0"], {
     stdio: ["ignore", "ignore", "pipe"],
   });
-  await new Promise((resolve, reject) => {
+  const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("HTTP server did not start in 30 s")), 30_000);
     let seen = "";
     child.stderr.on("data", (chunk) => {
       seen += chunk;
-      if (seen.includes("Uvicorn running on")) {
+      const ready = seen.match(/serving on http:\/\/[^\s/]+:(\d+)\//);
+      if (ready) {
         clearTimeout(timer);
-        resolve();
+        resolve(Number(ready[1]));
       }
     });
     child.on("exit", (code) => reject(new Error(`server exited with ${code}: ${seen}`)));

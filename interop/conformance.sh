@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# Runs the official MCP conformance suite against `retab-mcp --demo --transport http` on a free loopback
-# port, with the baseline in conformance-baseline.yml. Needs `npm ci` done in this folder (it brings
-# Node 22, which the suite requires, as the `node` package) and the project's Python environment.
+# Runs the official MCP conformance suite against `retab-mcp --demo --transport http` on a loopback port
+# the system chooses, with the baseline in conformance-baseline.yml. Needs `npm ci` done in this folder
+# (it brings Node 22, which the suite requires, as the `node` package) and the project's Python environment.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 python="${RETAB_MCP_PYTHON:-python}"
-port="$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 log="$(mktemp)"
-"$python" -m retab_mcp --demo --transport http --port "$port" 2>"$log" &
+# Port 0: the server binds a port the system chooses and names it in its ready line.
+"$python" -m retab_mcp --demo --transport http --port 0 2>"$log" &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 1 300); do
-  grep -q "Uvicorn running on" "$log" && break
+  grep -q "serving on http://" "$log" && break
   kill -0 "$server" 2>/dev/null || { cat "$log"; echo "conformance: the server exited before listening" >&2; exit 1; }
   sleep 0.1
 done
-grep -q "Uvicorn running on" "$log" || { cat "$log"; echo "conformance: the server did not listen within 30 s" >&2; exit 1; }
+grep -q "serving on http://" "$log" || { cat "$log"; echo "conformance: the server did not listen within 30 s" >&2; exit 1; }
+port="$(sed -n 's|.*serving on http://[^/ ]*:\([0-9]*\)/.*|\1|p' "$log" | head -n 1)"
 out="$(mktemp -d)"
 status=0
 "$here/node_modules/.bin/node" "$here/node_modules/@modelcontextprotocol/conformance/dist/index.js" server \

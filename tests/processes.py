@@ -6,8 +6,8 @@ import re
 
 from anyio.abc import ByteReceiveStream
 
-LISTENING = b"Uvicorn running on"  # what the server writes to stderr once it accepts connections
-_LISTENING_PORT = re.compile(rb"Uvicorn running on https?://[^\s]+:(\d+)")
+# What the server writes to stderr once connections queue for it, with the port it bound.
+_LISTENING_PORT = re.compile(rb"serving on http://[^\s/]+:(\d+)/")
 
 
 async def read_until(stream: ByteReceiveStream | None, marker: bytes) -> bytes:
@@ -24,6 +24,6 @@ async def listening_port(stream: ByteReceiveStream | None) -> tuple[int, bytes]:
     --port 0, so the system chose it and no other process can have raced for it) and what was read."""
     assert stream is not None
     seen = b""
-    while (found := _LISTENING_PORT.search(seen)) is None or not seen[found.end() :].startswith(b" "):
+    while (found := _LISTENING_PORT.search(seen)) is None:
         seen += await stream.receive()
     return int(found.group(1)), seen

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client
 
@@ -102,16 +103,21 @@ async def test_http_answers_an_inflight_wait_then_exits_0(how: str) -> None:
             waiting = anyio.Event()
 
             async def wait_for_long_run() -> None:
-                async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                try:
+                    async with Client(f"http://127.0.0.1:{port}/mcp") as client:
 
-                    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-                        waiting.set()
+                        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                            waiting.set()
 
-                    results.append(
-                        await client.call_tool(
-                            "wait_for_run", {"run_id": LONG, "timeout_s": 45}, progress_callback=on_progress
+                        results.append(
+                            await client.call_tool(
+                                "wait_for_run", {"run_id": LONG, "timeout_s": 45}, progress_callback=on_progress
+                            )
                         )
-                    )
+                except* httpx2.ConnectError:
+                    # Closing the session after the answer may find the server gone already: that is the
+                    # shutdown asked for. Without the answer, the assertions below fail.
+                    pass
 
             async with anyio.create_task_group() as group:
                 group.start_soon(wait_for_long_run)

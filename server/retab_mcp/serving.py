@@ -135,6 +135,10 @@ def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) 
     return BearerTokenGate(app, settings.auth_token) if settings.auth_token else app
 
 
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def uvicorn_config(app: Any, options: HttpOptions, settings: Settings) -> Any:
     import uvicorn
 
@@ -171,13 +175,16 @@ async def serve_http(server: MCPServer[Any], options: HttpOptions, settings: Set
     """
     app = build_app(server, options, settings)
     config = uvicorn_config(app, options, settings)
-    # Bound here, so the line below names the real port (with --port 0, one the system chose: nothing
-    # can take it between choosing and binding).
+    # Bound and listening here, so that the line below names the real port (with --port 0, one the system
+    # chose: nothing can take it between choosing and binding) and means "ready": connections queue from
+    # now on, and uvicorn accepts them once started.
     sock = config.bind_socket()
+    sock.listen(config.backlog)
     port = sock.getsockname()[1]
     auth = "bearer token required" if settings.auth_token else "no authentication"
-    logger.warning("retab-mcp %s: serving on http://%s:%d%s (%s)", __version__, options.host, port, options.path, auth)
-    logging.getLogger("uvicorn.error").setLevel(logging.INFO)  # "Uvicorn running on ...": where to connect
+    logger.warning(
+        "retab-mcp %s: serving on http://%s:%d%s (%s)", __version__, _url_host(options.host), port, options.path, auth
+    )
     http = server_without_signal_handlers(config)
 
     async def exit_on_stop() -> None:
