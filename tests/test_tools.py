@@ -170,3 +170,23 @@ async def test_an_unreadable_answer_is_an_error_not_a_traceback(mcp_client: Clie
     sim.inject("malformed", times=10)
     result = await get(mcp_client, sim.run_ids["latest"])
     assert result.is_error and "could not read" in text_of(result) and "Traceback" not in text_of(result)
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "names"),
+    [
+        ("get_experiment_run", {}, ["run_id: required"]),
+        ("get_experiment_run", {"run_id": 5}, ["run_id: input should be a valid string"]),
+        ("wait_for_run", {"run_id": "exprun_1", "timeout_s": "soon"}, ["timeout_s:"]),
+        ("wait_for_runs", {"run_ids": ["a"] * 21, "mode": "some"}, ["run_ids:", "mode: input should be 'all' or 'any'"]),
+        ("list_experiment_runs", {"limit": 99}, ["limit: input should be less than or equal to 25"]),
+    ],
+)
+async def test_argument_errors_name_the_argument_and_what_it_takes(
+    mcp_client: Client, tool: str, arguments: dict[str, Any], names: list[str]
+) -> None:
+    result = await mcp_client.call_tool(tool, arguments)
+    text = text_of(result)
+    assert result.is_error and f"Invalid arguments for {tool}: " in text and "Call again" in text
+    assert all(name in text for name in names), text
+    assert "pydantic" not in text and "validation error" not in text and "input_value" not in text
