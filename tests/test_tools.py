@@ -178,7 +178,11 @@ async def test_an_unreadable_answer_is_an_error_not_a_traceback(mcp_client: Clie
         ("get_experiment_run", {}, ["run_id: required"]),
         ("get_experiment_run", {"run_id": 5}, ["run_id: input should be a valid string"]),
         ("wait_for_run", {"run_id": "exprun_1", "timeout_s": "soon"}, ["timeout_s:"]),
-        ("wait_for_runs", {"run_ids": ["a"] * 21, "mode": "some"}, ["run_ids:", "mode: input should be 'all' or 'any'"]),
+        (
+            "wait_for_runs",
+            {"run_ids": ["a"] * 21, "mode": "some"},
+            ["run_ids:", "mode: input should be 'all' or 'any'"],
+        ),
         ("list_experiment_runs", {"limit": 99}, ["limit: input should be less than or equal to 25"]),
     ],
 )

@@ -401,6 +401,8 @@ async def test_mode_any_names_only_the_runs_worth_waiting_on_again(mcp_client: C
     long = sim.run_ids["long"]
     data = data_of(await call(mcp_client, "wait_for_runs", run_ids=["exprun_nope", long], mode="any", timeout_s=8))
     assert data["done"] is False and f"run_ids=['{long}']" in data["hint"] and "drop them): exprun_nope" in data["hint"]
+    again = data_of(await call(mcp_client, "wait_for_runs", run_ids=[long], timeout_s=1))
+    assert "again with the same run_ids and mode='all'" in again["hint"]
 
 
 async def test_batch_size_is_checked_before_any_request(mcp_client: Client, sim: SimulatedRetab) -> None:

@@ -28,6 +28,7 @@ from .config import Settings, SettingsError
 from .console import ProgressBar
 from .errors import RetabError
 from .logs import configure_logging
+from .redaction import Redactor
 from .server import build_server
 from .statuses import CANCELLED, COMPLETED, ERROR
 from .stdio import serve_stdio
@@ -232,6 +233,7 @@ async def _show(
     """Print a run's summary (after waiting for it, with `wait`); return the exit status for its state."""
     clock = RealClock()
     bar = ProgressBar()
+    redact = Redactor([settings.api_key, settings.auth_token])
     try:
         async with RetabClient(settings, transport=transport) as client:
             # One read first, within the call deadline: a wrong id, key or URL is said at once rather
@@ -239,12 +241,12 @@ async def _show(
             with call_deadline(settings.call_deadline_s):
                 run = await client.get_run(run_id)
             if not wait or run.lifecycle.is_terminal:
-                print(render(summarize(run, clock.wall_at(clock.now())), run))
+                print(redact.text(render(summarize(run, clock.wall_at(clock.now())), run)))
                 return _exit_status(run.status, finished=run.lifecycle.is_terminal)
-            outcome = await _wait_with_bar(client, run_id, timeout_s, clock, bar)
+            outcome = await _wait_with_bar(client, run_id, timeout_s, clock, bar, redact)
     except RetabError as error:
         bar.close()
-        print(f"retab-mcp: {explain(error, run_id)}", file=sys.stderr)
+        print(redact.text(f"retab-mcp: {explain(error, run_id)}"), file=sys.stderr)
         return EXIT_CALL_FAILED
     bar.close()
     now = clock.wall_at(clock.now())
@@ -252,19 +254,19 @@ async def _show(
         outcome.run, now, timed_out=outcome.timed_out, waited_s=outcome.waited_s, warning=outcome.warning
     )
     if outcome.timed_out:
-        print(render_interim(result, "Not finished: run the same command again to keep waiting."))
+        print(redact.text(render_interim(result, "Not finished: run the same command again to keep waiting.")))
         return EXIT_TIMED_OUT
-    print(render(result, outcome.run))
+    print(redact.text(render(result, outcome.run)))
     return _exit_status(outcome.run.status, finished=True)
 
 
 async def _wait_with_bar(
-    client: RetabClient, run_id: str, timeout_s: float, clock: RealClock, bar: ProgressBar
+    client: RetabClient, run_id: str, timeout_s: float, clock: RealClock, bar: ProgressBar, redact: Redactor
 ) -> WaitOutcome:
     """Wait for the run, redrawing `bar` on progress and every TICK_S; raises what the wait raised."""
 
     async def on_progress(progress: float, total: float | None, message: str) -> None:
-        bar.update(progress, total, message)
+        bar.update(progress, total, redact.text(message))
 
     async def tick() -> None:
         while True:

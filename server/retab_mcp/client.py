@@ -36,6 +36,7 @@ from .errors import (
     RetabError,
     status_error,
 )
+from .redaction import Redactor
 from .retry import NO_RETRY, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ class RetabClient:
     ) -> None:
         self.settings = settings
         self.retry = retry or RetryPolicy.from_settings(settings)
+        self._redact = Redactor([settings.api_key])
         self._transport = transport
         self._client: httpx2.AsyncClient | None = None
 
@@ -321,15 +323,18 @@ class RetabClient:
             return response
         raise status_error(
             response.status_code,
-            self._redacted(response.content),
+            response.content,
             request_id=response.headers.get("x-request-id"),
             retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+            redact=self._redact.text,
         )
 
     def _parse(self, model: type[ModelT], response: httpx2.Response) -> ModelT:
         request_id = response.headers.get("x-request-id")
-        content = self._redacted(response.content)
-        excerpt = content[:160].decode("utf-8", "replace")
+        # The errors' text is redacted here, so that no log line carries the key; what a run holds (its
+        # message, its trace) is redacted where it is shown (redaction.py).
+        content = response.content
+        excerpt = self._redact.text(content[:160].decode("utf-8", "replace"))
         try:
             return model.model_validate_json(content)
         except ValidationError as exc:
@@ -343,11 +348,6 @@ class RetabClient:
                 request_id=request_id,
                 excerpt=excerpt,
             ) from None
-
-    def _redacted(self, content: bytes) -> bytes:
-        """`content` without the API key, in case the API quotes it back: what it sends may reach the model."""
-        key = self.settings.api_key
-        return content.replace(key.encode(), b"[redacted]") if key else content
 
 
 def _attempt_text(error: RetabError) -> str:

@@ -28,6 +28,7 @@ request, the poll loop of a wait, and the rows of a wait on several runs.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from enum import Enum
 from typing import cast
 
@@ -146,10 +147,16 @@ def _request_id_suffix(request_id: str | None) -> str:
 
 
 def status_error(
-    status_code: int, body: bytes, *, request_id: str | None, retry_after_s: float | None = None
+    status_code: int,
+    body: bytes,
+    *,
+    request_id: str | None,
+    retry_after_s: float | None = None,
+    redact: Callable[[str], str] = str,
 ) -> APIStatusError:
-    """The error for an error response, with the most useful message the body offers."""
-    message = error_message(body) or f"the API answered {status_code} with no explanation"
+    """The error for an error response, with the most useful message the body offers, `redact`ed (the
+    API may quote the key back: it must not reach the error's text, and so any log line)."""
+    message = redact(error_message(body) or f"the API answered {status_code} with no explanation")
     if status_code == 429:
         return RateLimitError(message, status_code=status_code, request_id=request_id, retry_after_s=retry_after_s)
     cls = _BY_STATUS.get(status_code)

@@ -1,7 +1,7 @@
 """Operator logs on stderr: one line per event, no secrets.
 
-Two filters sit on the root handlers. One replaces the API key and the HTTP auth token with a marker
-wherever they would appear, so no record carries them, whatever a library puts in a message. The other
+Two filters sit on the root handlers. One passes every record through the redaction of `redaction.py`,
+so no record carries the API key or the HTTP auth token, whatever a library puts in a message. The other
 turns the SDK's traceback for a client's mistake (a prompt name that does not exist) into one line: a
 traceback there says nothing to an operator and reads like a crash.
 """
@@ -12,27 +12,26 @@ import logging
 import sys
 from collections.abc import Iterable
 
-REDACTED = "[redacted]"
+from .redaction import Redactor
+
 CLIENT_MISTAKES = ("Unknown prompt",)
 
 
 class RedactSecrets(logging.Filter):
     def __init__(self, secrets: Iterable[str | None]) -> None:
         super().__init__()
-        self._secrets = [s for s in secrets if s]
+        self._redact = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
+        if not self._redact:
             return True
         text = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
             formatted = logging.Formatter().formatException(record.exc_info)
-            if any(secret in formatted for secret in self._secrets):
+            if self._redact.text(formatted) != formatted:
                 text += "\n" + formatted
                 record.exc_info = None
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        record.msg, record.args = text, ()
+        record.msg, record.args = self._redact.text(text), ()
         return True
 
 

@@ -42,13 +42,14 @@ from .clock import Clock, RealClock
 from .config import Settings
 from .errors import InvalidIdError, NotFoundError, RetabError
 from .listings import ResultList, RunList, list_result_rows, render_result_list, render_run_list, run_list
+from .redaction import Redactor
 from .retry import RetryPolicy
 from .schedule import Schedule
 from .scores import MetricsReport, render_metrics, report_metrics
 from .summaries import RunSummary, WaitResult, compact, render, summarize, summarize_wait
 from .tool_errors import explain, invalid_arguments, tool_errors
 from .triage import TriageReport, build_report, fit_to_budget, gather_evidence
-from .waiting import RunWatcher, running_watcher
+from .waiting import ProgressCallback, RunWatcher, running_watcher
 
 if TYPE_CHECKING:
     import httpx2
@@ -119,9 +120,32 @@ class RetabServer(MCPServer[AppState]):
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.retab_settings = settings  # `settings` is the SDK's own
+        self.redact = Redactor([settings.api_key, settings.auth_token])
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """Call the tool within its deadline; what comes back, result or error, goes through the redaction."""
+        try:
+            result = await self._call_within_deadline(name, arguments, context)
+        except UnexpectedToolError:
+            raise  # the SDK shows only "Error executing tool NAME" for these
+        except ToolError as error:
+            raise ToolError(self.redact.text(str(error))) from error.__cause__
+        if isinstance(result, CallToolResult):
+            content = [
+                block.model_copy(update={"text": self.redact.text(block.text)})
+                if isinstance(block, TextContent)
+                else block
+                for block in result.content
+            ]
+            result = result.model_copy(
+                update={"content": content, "structured_content": self.redact.deep(result.structured_content)}
+            )
+        return result
+
+    async def _call_within_deadline(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None
     ) -> CallToolResult | InputRequiredResult:
         deadline = None if name in WAIT_TOOLS else self.retab_settings.call_deadline_s
         try:
@@ -196,7 +220,9 @@ def build_server(
         with tool_errors(run_id):
             check_id(run_id)
             outcome = await state.watcher.wait(
-                run_id, timeout_s=_clamp_wait(timeout_s, state.settings), on_progress=ctx.report_progress
+                run_id,
+                timeout_s=_clamp_wait(timeout_s, state.settings),
+                on_progress=_redacted_progress(ctx, server.redact),
             )
         result = summarize_wait(
             outcome.run,
@@ -227,7 +253,7 @@ def build_server(
                 unique,
                 mode=mode,
                 timeout_s=_clamp_wait(timeout_s, state.settings),
-                on_progress=ctx.report_progress,
+                on_progress=_redacted_progress(ctx, server.redact),
             )
         return _result(render_runs_wait(result), batch_structured(result))
 
@@ -330,8 +356,8 @@ def build_server(
         except RetabError as error:
             # An MCPError goes to the caller as it is; the SDK would log any other exception with a traceback.
             code = INVALID_PARAMS if isinstance(error, InvalidIdError | NotFoundError) else INTERNAL_ERROR
-            raise MCPError(code, explain(error, run_id)) from None
-        return render(summarize(run, state.now()), run)
+            raise MCPError(code, server.redact.text(explain(error, run_id))) from None
+        return server.redact.text(render(summarize(run, state.now()), run))
 
     @server.prompt(
         name="triage-experiment-run",
@@ -358,7 +384,7 @@ def build_server(
                 page = await running[0].client.list_runs(limit=RUN_ID_SUGGESTIONS)
         except RetabError:
             return None  # suggestions are a convenience; a failure shows as none
-        values = [run.id for run in page.data if run.id.startswith(argument.value)]
+        values = [server.redact.text(run.id) for run in page.data if run.id.startswith(argument.value)]
         return Completion(values=values, has_more=False)
 
     # Hosts speaking the 2025 protocol may set a log level at start. This server sends no log
@@ -368,6 +394,15 @@ def build_server(
         "logging/setLevel", SetLevelRequestParams, _accept_log_level
     )
     return server
+
+
+def _redacted_progress(ctx: Context[AppState], redact: Redactor) -> ProgressCallback:
+    """Progress for the caller, its message (which quotes the run's status) through the redaction."""
+
+    async def report(progress: float, total: float | None, message: str) -> None:
+        await ctx.report_progress(progress, total, redact.text(message))
+
+    return report
 
 
 async def _accept_log_level(_ctx: object, _params: SetLevelRequestParams) -> EmptyResult:

@@ -3,11 +3,11 @@
 The rules, in the order a request meets them:
 - Binding: loopback by default. A non-loopback address is refused at start unless a token is set
   (RETAB_MCP_AUTH_TOKEN) or the operator says authentication is done in front (--auth-handled-by-proxy).
-- Authentication: with a token, every request needs `Authorization: Bearer <token>`, compared in constant
-  time; anything else gets 401 before the MCP app sees it.
-- DNS-rebinding protection, always on: the Host header must be a loopback name or one listed in
-  RETAB_MCP_ALLOWED_HOSTS (for a deployment behind a proxy or on a real hostname), and a browser's Origin
-  must be loopback or listed in RETAB_MCP_ALLOWED_ORIGINS.
+- DNS-rebinding protection, always on (origin_checks.py): the Host header must be a loopback name or one
+  listed in RETAB_MCP_ALLOWED_HOSTS (for a deployment behind a proxy or on a real hostname), and a
+  browser's Origin must be loopback or listed in RETAB_MCP_ALLOWED_ORIGINS, host and port compared exactly.
+- Authentication: with a token, every request needs `Authorization: Bearer <token>` (the scheme in any
+  case), the token compared in constant time; anything else gets 401 before the MCP app sees it.
 - Timeouts: an idle keep-alive connection outlives the longest wait, and shutdown gives in-flight
   calls a short grace before cancelling them.
 """
@@ -29,12 +29,12 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from . import __version__
 from .config import Settings
+from .origin_checks import HostAndOriginGate
+from .sockets import listening_socket
 
 logger = logging.getLogger(__name__)
 
 HttpTransport = Literal["http", "sse"]
-LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
-LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 SHUTDOWN_GRACE_S = 2
 KEEP_ALIVE_MARGIN_S = 15
 
@@ -77,15 +77,12 @@ def check_binding(options: HttpOptions, settings: Settings) -> None:
     )
 
 
-def transport_security(options: HttpOptions, settings: Settings) -> TransportSecuritySettings:
-    hosts = list(LOOPBACK_HOSTS) + list(settings.allowed_hosts)
+def allowed_hosts(options: HttpOptions, settings: Settings) -> list[str]:
+    """Host values accepted besides loopback ones: the operator's, and the address bound if it is a name."""
+    hosts = list(settings.allowed_hosts)
     if not is_loopback(options.host) and options.host not in ("0.0.0.0", "::"):
-        hosts.append(f"{options.host}:*")
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=hosts,
-        allowed_origins=list(LOOPBACK_ORIGINS) + list(settings.allowed_origins),
-    )
+        hosts.append(f"[{options.host}]" if ":" in options.host else options.host)
+    return hosts
 
 
 class BearerTokenGate:
@@ -93,7 +90,7 @@ class BearerTokenGate:
 
     def __init__(self, app: Any, token: str) -> None:
         self._app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not self._authorized(scope):
@@ -121,18 +118,27 @@ class BearerTokenGate:
             if name == b"authorization":
                 provided = value
                 break
-        return hmac.compare_digest(provided, self._expected)
+        # The scheme is case-insensitive (RFC 9110, 11.1); the token is compared in constant time.
+        scheme, _, token = provided.strip().partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._expected)
 
 
 def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) -> Any:
-    security = transport_security(options, settings)
+    # Host and Origin are checked by HostAndOriginGate, exactly; the SDK's own check matches prefixes
+    # (`127.0.0.1:*` let `127.0.0.1:8771.evil.com` in) and logs each refusal in full, so it is off.
+    # The SDK still checks the Content-Type of posts.
+    sdk_checks = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     if options.transport == "http":
         app: Any = server.streamable_http_app(
-            stateless_http=options.stateless, host=options.host, transport_security=security
+            stateless_http=options.stateless, host=options.host, transport_security=sdk_checks
         )
     else:
-        app = server.sse_app(host=options.host, transport_security=security)
-    return BearerTokenGate(app, settings.auth_token) if settings.auth_token else app
+        app = server.sse_app(host=options.host, transport_security=sdk_checks)
+    if settings.auth_token:
+        app = BearerTokenGate(app, settings.auth_token)
+    return HostAndOriginGate(
+        app, allowed_hosts=allowed_hosts(options, settings), allowed_origins=settings.allowed_origins
+    )
 
 
 def _url_host(host: str) -> str:
@@ -178,8 +184,7 @@ async def serve_http(server: MCPServer[Any], options: HttpOptions, settings: Set
     # Bound and listening here, so that the line below names the real port (with --port 0, one the system
     # chose: nothing can take it between choosing and binding) and means "ready": connections queue from
     # now on, and uvicorn accepts them once started.
-    sock = config.bind_socket()
-    sock.listen(config.backlog)
+    sock = listening_socket(options.host, options.port, config.backlog)
     port = sock.getsockname()[1]
     auth = "bearer token required" if settings.auth_token else "no authentication"
     logger.warning(

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sys
 
+from ..sockets import listening_socket
 from .app import SimulatedRetab
 
 
@@ -32,10 +32,7 @@ def main() -> None:
     import uvicorn
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    sock.listen(512)  # connections queue from here on, so the line below means "ready"
+    sock = listening_socket(args.host, args.port)  # connections queue from here on: the line below means "ready"
     port = sock.getsockname()[1]  # with --port 0, the one the system chose
     print(f"simulated Retab API on http://{args.host}:{port}", file=sys.stderr, flush=True)
     config = uvicorn.Config(sim, log_level="warning", lifespan="off", access_log=False)

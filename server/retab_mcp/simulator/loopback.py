@@ -6,7 +6,6 @@ network's own. The app can go down and come back on the same port.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,6 +13,7 @@ import anyio
 import anyio.abc
 
 from ..serving import server_without_signal_handlers
+from ..sockets import listening_socket
 
 
 @dataclass
@@ -32,10 +32,7 @@ class Loopback:
     def start(self) -> None:
         import uvicorn
 
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        sock.listen(512)  # listening from here on: no readiness to wait for
+        sock = listening_socket("127.0.0.1", self.port)  # listening from here on: no readiness to wait for
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app, log_config=None, lifespan=self.lifespan, access_log=False, timeout_graceful_shutdown=1

@@ -1,0 +1,162 @@
+"""Host and Origin are compared exactly, host and port, IPv6 literals too; the bearer scheme in any case.
+
+Each attack below got through a prefix match before (200, a session created). In-process against the
+gate itself, then through a real `retab-mcp --transport http|sse` process: the wiring, the status codes,
+and one short, rate-limited log line per kind of rejection, without a traceback.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+
+from retab_mcp.origin_checks import HostAndOriginGate
+
+from .processes import listening_port
+from .raw_stdio import INITIALIZE
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "tok_http_0123456789SECRETTOKEN"
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+BAD_HOSTS = [
+    "localhost:8771@evil.com",
+    "127.0.0.1:8771.evil.com",
+    "127.0.0.1:evil",
+    "127.0.0.1:",
+    "127.0.0.1:99999",
+    "[::1]evil",
+    "[::1",
+    "::1",
+    "localhost.evil.com",
+    "evil.com",
+    "mcp.example.com.evil.com",
+    "evilmcp.example.com",
+    "127.0.0.1:80/x",
+    "",
+]
+GOOD_HOSTS = [
+    "127.0.0.1",
+    "127.0.0.1:8771",
+    "localhost:1",
+    "LOCALHOST:5",
+    "[::1]:8080",
+    "[::1]",
+    "127.5.0.1:3",
+    "mcp.example.com",
+    "MCP.Example.com:443",
+    "api.example.com:8443",
+]
+BAD_ORIGINS = [
+    "http://127.0.0.1:8771.evil.com",
+    "http://localhost@evil.com",
+    "http://localhost:8771@evil.com",
+    "http://[::1]evil",
+    "null",
+    "http://127.0.0.1:3000/path",
+    "ftp://127.0.0.1",
+    "https://mcp.example.com.evil.com",
+    "http://mcp.example.com",  # the scheme differs from the one allowed
+    "https://mcp.example.com:8443",  # so does the port
+]
+GOOD_ORIGINS = [
+    "http://127.0.0.1:3000",
+    "http://localhost",
+    "https://[::1]:8080",
+    "https://mcp.example.com",
+    "https://MCP.example.com:443",
+]
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture
+async def gate() -> Any:
+    checked = HostAndOriginGate(
+        app,
+        allowed_hosts=["mcp.example.com", "api.example.com:8443"],
+        allowed_origins=["https://mcp.example.com"],
+    )
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=checked), base_url="http://127.0.0.1") as http:
+        yield http
+
+
+@pytest.mark.parametrize("host", BAD_HOSTS)
+async def test_a_host_that_only_starts_like_an_allowed_one_is_refused(gate: httpx2.AsyncClient, host: str) -> None:
+    assert (await gate.get("/mcp", headers={"Host": host})).status_code == 421
+
+
+@pytest.mark.parametrize("host", GOOD_HOSTS)
+async def test_loopback_and_listed_hosts_are_accepted(gate: httpx2.AsyncClient, host: str) -> None:
+    assert (await gate.get("/mcp", headers={"Host": host})).status_code == 200
+
+
+@pytest.mark.parametrize("origin", BAD_ORIGINS)
+async def test_an_origin_that_only_starts_like_an_allowed_one_is_refused(gate: httpx2.AsyncClient, origin: str) -> None:
+    assert (await gate.get("/mcp", headers={"Origin": origin})).status_code == 403
+
+
+@pytest.mark.parametrize("origin", GOOD_ORIGINS)
+async def test_loopback_and_listed_origins_are_accepted(gate: httpx2.AsyncClient, origin: str) -> None:
+    assert (await gate.get("/mcp", headers={"Origin": origin})).status_code == 200
+
+
+async def post(http: httpx2.AsyncClient, port: int, **headers: str) -> int:
+    response = await http.post(f"http://127.0.0.1:{port}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **headers})
+    return response.status_code
+
+
+async def test_a_real_server_refuses_the_attacks_logs_one_short_line_each_and_takes_any_bearer_case() -> None:
+    import os
+
+    command = [sys.executable, "-m", "retab_mcp", "--demo", "--transport", "http", "--port", "0"]
+    env = {**os.environ, "RETAB_MCP_AUTH_TOKEN": TOKEN}
+    with anyio.fail_after(60):
+        async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=env) as process:
+            port, seen = await listening_port(process.stderr)
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            async with httpx2.AsyncClient() as http:
+                hosts = [await post(http, port, Host=host, **auth) for host in BAD_HOSTS if host]
+                origins = [await post(http, port, Origin=origin, **auth) for origin in BAD_ORIGINS]
+                huge = await post(http, port, Host="h" * 10_000, **auth)
+                schemes = [await post(http, port, Authorization=f"{s} {TOKEN}") for s in ("bearer", "BEARER", "Bearer")]
+                wrong = await post(http, port, Authorization=f"bearer {TOKEN}x")
+            process.terminate()
+            await process.wait()
+            assert process.stderr is not None
+            seen += b"".join([chunk async for chunk in process.stderr])
+    assert set(hosts) == {421} and set(origins) == {403} and huge == 421
+    assert schemes == [200, 200, 200] and wrong == 401
+    log = seen.decode()
+    refusals = [line for line in log.splitlines() if "refused a request" in line]
+    assert "Traceback" not in log and "h" * 100 not in log
+    assert 1 <= len(refusals) <= 4 and all(len(line) < 200 for line in refusals)  # rate-limited, cut short
+
+
+async def test_sse_refuses_a_rebound_host_too() -> None:
+    import os
+
+    command = [sys.executable, "-m", "retab_mcp", "--demo", "--transport", "sse", "--port", "0"]
+    with anyio.fail_after(60):
+        async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=dict(os.environ)) as process:
+            port, seen = await listening_port(process.stderr)
+            async with httpx2.AsyncClient() as http:
+                rebound = await http.get(f"http://127.0.0.1:{port}/sse", headers={"Host": "127.0.0.1:1.evil.com"})
+                posted = await http.post(
+                    f"http://127.0.0.1:{port}/messages/?session_id=x", json=INITIALIZE, headers={"Host": "evil.com"}
+                )
+            process.terminate()
+            await process.wait()
+            assert process.stderr is not None
+            seen += b"".join([chunk async for chunk in process.stderr])
+    assert (rebound.status_code, posted.status_code) == (421, 421)
+    assert b"Traceback" not in seen
