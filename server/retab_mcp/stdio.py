@@ -13,12 +13,13 @@ null device, and the protocol uses private duplicates of the original descriptor
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
 import sys
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
@@ -36,19 +37,93 @@ def can_serve_without_threads() -> bool:
 
 
 class _Lines:
-    """stdin as the SDK's reader expects it: an async iterator of decoded lines."""
+    """stdin as the SDK's reader expects it: an async iterator of decoded lines, each a JSON-RPC message.
 
-    def __init__(self, reader: asyncio.StreamReader) -> None:
+    What the SDK's transport would drop without a word, or die of, is answered here, per JSON-RPC 2.0,
+    and the server reads on: a line that is not JSON gets a parse error with id null; `[]` and a batch
+    (which the protocol versions this server speaks do not allow) get an invalid-request error, for each
+    request in it that has an id; a line longer than LINE_LIMIT is skipped whole, with an error. Blank
+    lines are ignored.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: _Writer) -> None:
         self._reader = reader
+        self._writer = writer
+        self._buffer = bytearray()
+        self._searched = 0  # bytes of the buffer known to hold no newline
+        self._discarding = False  # inside a line longer than the limit
 
     def __aiter__(self) -> _Lines:
         return self
 
     async def __anext__(self) -> str:
-        line = await self._reader.readline()
-        if not line:
-            raise StopAsyncIteration
-        return line.decode("utf-8", errors="replace")
+        while True:
+            line = await self._next_line()
+            if line is None:
+                raise StopAsyncIteration
+            text = line.decode("utf-8", errors="replace")
+            replies = _refusals(text)
+            if replies is None:
+                return text
+            for reply in replies:
+                await self._send(reply)
+
+    async def _next_line(self) -> bytes | None:
+        while True:
+            newline = self._buffer.find(b"\n", self._searched)
+            if newline >= 0:
+                line = bytes(self._buffer[: newline + 1])
+                del self._buffer[: newline + 1]
+                self._searched = 0
+                if not self._discarding:
+                    return line
+                self._discarding = False
+                await self._send(_error(None, INVALID_REQUEST, f"message longer than {LINE_LIMIT} bytes: skipped"))
+                continue
+            if len(self._buffer) > LINE_LIMIT:  # keep no more of it than the limit
+                self._discarding = True
+                self._buffer.clear()
+            self._searched = len(self._buffer)
+            chunk = await self._reader.read(2**16)
+            if not chunk:
+                rest = bytes(self._buffer) if self._buffer and not self._discarding else None
+                self._buffer.clear()
+                return rest
+            self._buffer += chunk
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self._writer.write(json.dumps(message, separators=(",", ":")) + "\n")
+        await self._writer.flush()
+
+
+PARSE_ERROR, INVALID_REQUEST = -32700, -32600
+
+
+def _error(request_id: object, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+def _refusals(text: str) -> list[dict[str, Any]] | None:
+    """The error replies for a line the SDK must not see, or None to pass it on."""
+    if not text.strip():
+        return []
+    try:
+        message: object = json.loads(text)
+    except ValueError:
+        return [_error(None, PARSE_ERROR, "Parse error: the line is not JSON")]
+    if not isinstance(message, list):
+        return None
+    items = cast(list[object], message)
+    if not items:
+        return [_error(None, INVALID_REQUEST, "Invalid Request: an empty batch")]
+    refused = "Invalid Request: batches are not supported; send each message on its own line"
+    replies: list[dict[str, Any]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            replies.append(_error(None, INVALID_REQUEST, refused))
+        elif "id" in item:
+            replies.append(_error(cast(dict[str, object], item)["id"], INVALID_REQUEST, refused))
+    return replies
 
 
 class _Writer:
@@ -73,7 +148,7 @@ async def _pipes() -> AsyncGenerator[tuple[_Lines, _Writer]]:
     os.dup2(null, 0)  # what else reads stdin gets EOF...
     os.dup2(2, 1)  # ...and what else prints goes to stderr, not onto the wire
     os.close(null)
-    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    reader = asyncio.StreamReader()
     read_transport, _ = await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(wire_in, "rb", buffering=0)
     )
@@ -82,7 +157,8 @@ async def _pipes() -> AsyncGenerator[tuple[_Lines, _Writer]]:
     )
     writer = asyncio.StreamWriter(write_transport, write_protocol, None, loop)
     try:
-        yield _Lines(reader), _Writer(writer)
+        wire = _Writer(writer)
+        yield _Lines(reader, wire), wire
     finally:
         read_transport.close()
         write_transport.close()

@@ -1,0 +1,65 @@
+"""Whatever arrives on stdin, the server answers per JSON-RPC and keeps serving; it never exits on input.
+
+Through a real `retab-mcp --demo` process, byte by byte (tests/raw_stdio.py).
+"""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import pytest
+
+from .raw_stdio import raw_session
+
+pytestmark = pytest.mark.anyio
+
+PARSE_ERROR, INVALID_REQUEST = -32700, -32600
+
+
+async def test_bad_json_empty_and_batch_arrays_get_errors_and_the_server_keeps_serving() -> None:
+    with anyio.fail_after(60):
+        async with raw_session() as session:
+            await session.send(b"{not json\n")
+            await session.send(b"[]\n")
+            batch = [
+                {"jsonrpc": "2.0", "id": 7, "method": "tools/list"},
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": "eight", "method": "ping"},
+                3,
+            ]
+            await session.send(json.dumps(batch).encode() + b"\n")
+            await session.send(b"\n   \n")  # blank lines: nothing to answer
+            await session.call(9, "tools/list")
+            answered = await session.answer(9)
+            assert session.process.stdin is not None
+            await session.process.stdin.aclose()
+            await session.process.wait()
+            await session.rest()
+    errors = [m for m in session.messages if "error" in m]
+    assert [(e["id"], e["error"]["code"]) for e in errors] == [
+        (None, PARSE_ERROR),
+        (None, INVALID_REQUEST),
+        (7, INVALID_REQUEST),
+        ("eight", INVALID_REQUEST),
+        (None, INVALID_REQUEST),
+    ]
+    assert "tools" in answered["result"] and session.process.returncode == 0
+    assert all(json.loads(line) for line in session.lines)  # nothing but JSON-RPC on stdout
+
+
+async def test_a_line_of_70_mb_is_skipped_with_an_error_and_the_server_keeps_serving() -> None:
+    with anyio.fail_after(120):
+        async with raw_session() as session:
+            huge = b'{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": "' + b"x" * (70 * 2**20) + b'"}}\n'
+            await session.send(huge)
+            await session.call(2, "tools/list")
+            answered = await session.answer(2)
+            assert session.process.stdin is not None
+            await session.process.stdin.aclose()
+            await session.process.wait()
+            await session.rest()
+    errors = [m for m in session.messages if "error" in m]
+    assert [(e["id"], e["error"]["code"]) for e in errors] == [(None, INVALID_REQUEST)]
+    assert "longer than" in errors[0]["error"]["message"]
+    assert "tools" in answered["result"] and session.process.returncode == 0
