@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -325,3 +326,29 @@ async def test_every_tool_treats_a_fatal_status_alike(mcp_client: Client, sim: S
     row = (batch.structured_content or {})["runs"][0]
     assert not batch.is_error and row["status"] == "refused" and f"HTTP {status}" in row["read_error"]
     assert (batch.structured_content or {})["done"] is True  # waiting again would not change it
+
+
+async def test_an_outage_is_one_warning_for_the_operator_and_its_end_one_info(
+    sim: SimulatedRetab, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="retab_mcp")
+    server = build_server(
+        Settings(api_key=TEST_KEY, base_url=SIM_URL),
+        transport=httpx2.ASGITransport(app=sim),
+        clock=sim.clock,
+        schedule=FixedSchedule(every_s=1.0, error_delay_s=1.0),
+    )
+    async with Client(server) as client:
+        await wait(client, sim.run_ids["long"], timeout_s=2)  # a good poll first
+        sim.inject("status", status=503, times=6)
+        during = await wait(client, sim.run_ids["long"], timeout_s=5)
+        after = await wait(client, sim.run_ids["long"], timeout_s=5)
+    records = [r for r in caplog.records if r.name.startswith("retab_mcp.waiting")]
+    assert [(r.levelname, r.getMessage().split(" (")[0]) for r in records] == [
+        ("WARNING", "The Retab API is failing"),
+        ("INFO", "The Retab API answers again."),
+    ]
+    assert "InternalServerError, request id req_sim_" in records[0].getMessage()
+    warning = (during.structured_content or {})["warning"]
+    assert warning.startswith("the last poll failed (") and ".;" not in warning
+    assert (after.structured_content or {}).get("warning") is None

@@ -14,6 +14,7 @@ ends every wait on the run after three in a row (a run just created may not be r
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -31,6 +32,8 @@ from .schedule import Pace, PollSchedule, Schedule
 
 if TYPE_CHECKING:
     from .models import Run
+
+logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[float, float | None, str], Awaitable[None]]
 
@@ -93,6 +96,7 @@ class RunWatcher:
         self.stop = stop
         self._group = group
         self._watches: OrderedDict[str, Watch] = OrderedDict()
+        self._api_failing = False  # for the operator's log: one line when the API starts failing, one when back
 
     def record(self, run: Run) -> None:
         """A state read elsewhere (get_experiment_run): later waits start from it."""
@@ -165,7 +169,7 @@ class RunWatcher:
             )
         warning = None
         if error is not None:
-            warning = f"the last poll failed: {error}; state shown is the last one read"
+            warning = f"the last poll failed ({str(error).rstrip('.')}); the state shown is the last one read"
         elif silent_s >= SILENT_WARNING_S:
             warning = f"the API did not answer for {silent_s:.0f} s; state shown is the last one read"
         return WaitOutcome(watch.run, True, waited, warning, self.read_at(watch.run_id))
@@ -205,6 +209,8 @@ class RunWatcher:
         try:
             run = await self.client.get_run(watch.run_id, retry=False)
         except RetabError as error:
+            if disposition(error) is Disposition.TRANSIENT:
+                self._api_failed(error)
             match disposition(error):
                 case Disposition.NOT_FOUND:
                     watch.not_found_streak += 1
@@ -219,10 +225,28 @@ class RunWatcher:
                 case Disposition.FATAL:
                     watch.fatal = error
         else:
+            self._api_answered()
             watch.run, watch.read_t, watch.last_error, watch.not_found_streak = run, now, None, 0
             self._schedule_next(watch, run, read_t=now)
         finally:
             watch.poll_started_t = None
+
+    def _api_failed(self, error: RetabError) -> None:
+        """Agents get a warning in their results; the operator gets one line when the API starts failing."""
+        if not self._api_failing:
+            self._api_failing = True
+            request = getattr(error, "request_id", None)
+            logger.warning(
+                "The Retab API is failing (%s%s): %s Waits go on, with the last state read.",
+                type(error).__name__,
+                f", request id {request}" if request else "",
+                str(error)[:300],
+            )
+
+    def _api_answered(self) -> None:
+        if self._api_failing:
+            self._api_failing = False
+            logger.info("The Retab API answers again.")
 
     def _schedule_next(self, watch: Watch, run: Run, *, read_t: float | None = None) -> None:
         """Set the next poll from when `run` was read: the delay counts from the request, not its answer,
