@@ -115,7 +115,8 @@ class AppState:
 
 class RetabServer(MCPServer[AppState]):
     """The SDK's server, with what every tool call gets: one deadline over all it does (waits have their
-    own), and argument errors in this server's words instead of a validation dump."""
+    own), argument errors in this server's words instead of a validation dump, and the redaction of all
+    it returns (redaction.py)."""
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
