@@ -33,7 +33,7 @@ BUDGET = {
 
 
 def batch_budget(runs: int) -> int:
-    return 200 + 300 * runs  # each row carries every published run key, null or not
+    return 200 + 320 * runs  # each row carries every published run key, null or not
 
 
 def long_named_run(sim: SimulatedRetab, documents: int = 50) -> str:
