@@ -83,3 +83,12 @@ def mode(request: pytest.FixtureRequest) -> str:
 async def mcp_client(server: MCPServer[AppState], mode: str) -> AsyncIterator[Client]:
     async with Client(server, mode=mode) as c:  # type: ignore[arg-type]
         yield c
+
+
+@pytest.fixture
+async def writer(sim: SimulatedRetab, clock: VirtualClock, mode: str) -> AsyncIterator[Client]:
+    """A server that offers every tool, writes included (RETAB_MCP_ALLOW_WRITES=1), in both protocol eras."""
+    settings = Settings(api_key=TEST_KEY, base_url=SIM_URL, allow_writes=True)
+    server = build_server(settings, transport=httpx2.ASGITransport(app=sim), clock=clock)
+    async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
+        yield client

@@ -8,16 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
 from mcp import Client
 
-from retab_mcp.clock import VirtualClock
-from retab_mcp.config import Settings
-from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
 
-from .conftest import SIM_URL, TEST_KEY
 from .helpers import call, data_of
 
 pytestmark = pytest.mark.anyio
@@ -28,14 +23,6 @@ SHARED_INTERFACE = Path(__file__).parents[2] / "shared" / "contract" / "interfac
 RUN_KEYS = set(INTERFACE["run_keys"])
 WAIT_KEYS = RUN_KEYS | set(INTERFACE["wait_keys"])
 STATES = ["latest", "failed", "cancelled", "stale", "young", "long"]  # completed, error, cancelled, unfinished
-
-
-@pytest.fixture
-async def writer(sim: SimulatedRetab, clock: VirtualClock, mode: str) -> Any:
-    settings = Settings(api_key=TEST_KEY, base_url=SIM_URL, allow_writes=True)
-    server = build_server(settings, transport=httpx2.ASGITransport(app=sim), clock=clock)
-    async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
-        yield client
 
 
 def missing(data: dict[str, Any], keys: set[str]) -> set[str]:

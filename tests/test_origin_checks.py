@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx2
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from retab_mcp.origin_checks import HostAndOriginGate
 
@@ -74,7 +75,7 @@ GOOD_ORIGINS = [
 ]
 
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
 
@@ -86,7 +87,8 @@ async def gate() -> Any:
         allowed_hosts=["mcp.example.com", "api.example.com:8443"],
         allowed_origins=["https://mcp.example.com"],
     )
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=checked), base_url="http://127.0.0.1") as http:
+    transport = httpx2.ASGITransport(app=cast(Any, checked))  # httpx2 types ASGI scopes as dicts
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         yield http
 
 

@@ -6,18 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-import httpx2
 import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextResourceContents
 
 from retab_mcp.clock import VirtualClock
-from retab_mcp.config import Settings
-from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.scenario import TOTAL_NOT_A_NUMBER
 
-from .conftest import READ_TOOLS, SIM_URL, TEST_KEY
+from .conftest import READ_TOOLS, TEST_KEY
 from .test_tools import size_of, text_of
 
 pytestmark = pytest.mark.anyio
@@ -425,14 +422,6 @@ async def test_a_rejected_key_ends_the_whole_batch(mcp_client: Client, sim: Simu
 async def test_cancel_is_not_offered_unless_the_operator_allows_writes(mcp_client: Client) -> None:
     tools = {t.name for t in (await mcp_client.list_tools()).tools}
     assert tools == READ_TOOLS and "cancel_experiment_run" not in tools
-
-
-@pytest.fixture
-async def writer(sim: SimulatedRetab, clock: VirtualClock, mode: str) -> Any:
-    settings = Settings(api_key=TEST_KEY, base_url=SIM_URL, allow_writes=True)
-    server = build_server(settings, transport=httpx2.ASGITransport(app=sim), clock=clock)
-    async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
-        yield client
 
 
 async def test_cancel_stops_a_running_run_and_is_annotated_destructive(writer: Client, sim: SimulatedRetab) -> None:

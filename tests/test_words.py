@@ -8,33 +8,15 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any
 
-import httpx2
 import pytest
 from mcp import Client
-
-from retab_mcp.clock import VirtualClock
-from retab_mcp.config import Settings
-from retab_mcp.server import build_server
-from retab_mcp.simulator import SimulatedRetab
-
-from .conftest import SIM_URL, TEST_KEY
 
 pytestmark = pytest.mark.anyio
 
 SENTENCE_END = re.compile(r"[.:;!?)]$")
 LIST_ITEM = re.compile(r"^(- |\d+\. )")
 NOT_RETAB = ("expected values", "scored against", "is wrong", "ground truth", "correct answer")
-
-
-@pytest.fixture
-async def writer_client(sim: SimulatedRetab, clock: VirtualClock, mode: str) -> Any:
-    """A server offering every tool, writes included, in both protocol eras."""
-    settings = Settings(api_key=TEST_KEY, base_url=SIM_URL, allow_writes=True)
-    server = build_server(settings, transport=httpx2.ASGITransport(app=sim), clock=clock)
-    async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
-        yield client
 
 
 async def everything_a_model_reads(client: Client) -> dict[str, str]:
@@ -54,17 +36,17 @@ def broken_lines(text: str) -> list[str]:
     ]
 
 
-async def test_no_description_instruction_or_prompt_breaks_a_line_mid_sentence(writer_client: Client) -> None:
-    texts = await everything_a_model_reads(writer_client)
-    texts["instructions"] = writer_client.instructions or ""
+async def test_no_description_instruction_or_prompt_breaks_a_line_mid_sentence(writer: Client) -> None:
+    texts = await everything_a_model_reads(writer)
+    texts["instructions"] = writer.instructions or ""
     assert len(texts) >= 10
     for name, text in texts.items():
         assert text and not broken_lines(text), (name, broken_lines(text))
 
 
-async def test_the_words_say_the_score_is_agreement_between_passes(writer_client: Client) -> None:
-    texts = await everything_a_model_reads(writer_client)
-    instructions = writer_client.instructions or ""
+async def test_the_words_say_the_score_is_agreement_between_passes(writer: Client) -> None:
+    texts = await everything_a_model_reads(writer)
+    instructions = writer.instructions or ""
     for name, text in [*texts.items(), ("instructions", instructions)]:
         lowered = text.lower()
         assert not [phrase for phrase in NOT_RETAB if phrase in lowered], name

@@ -18,8 +18,9 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def _port_of(origin: Origin) -> int:
 class HostAndOriginGate:
     """ASGI middleware: requests whose Host or Origin is not allowed are answered before the app sees them."""
 
-    def __init__(self, app: Any, *, allowed_hosts: Iterable[str], allowed_origins: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, *, allowed_hosts: Iterable[str], allowed_origins: Iterable[str]) -> None:
         self._app = app
         self._hosts = [a for a in map(parse_authority, allowed_hosts) if a is not None]
         self._origins = [o for o in map(parse_origin, allowed_origins) if o is not None]
@@ -124,9 +125,9 @@ class HostAndOriginGate:
             for o in self._origins
         )
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            headers = {name: value for name, value in scope.get("headers", [])}
+            headers: dict[bytes, bytes] = dict(scope.get("headers", []))
             host = headers.get(b"host", b"").decode("latin-1")
             origin = headers.get(b"origin")
             if not self.host_allowed(host):
@@ -137,7 +138,7 @@ class HostAndOriginGate:
                 return
         await self._app(scope, receive, send)
 
-    async def _refuse(self, send: Any, status: int, header: str, value: str) -> None:
+    async def _refuse(self, send: Send, status: int, header: str, value: str) -> None:
         self._log(header, value)
         body = f"{header} not allowed: see RETAB_MCP_ALLOWED_{header.upper()}S.".encode()
         await send(
