@@ -162,3 +162,48 @@ async def test_sse_refuses_a_rebound_host_too() -> None:
             seen += b"".join([chunk async for chunk in process.stderr])
     assert (rebound.status_code, posted.status_code) == (421, 421)
     assert b"Traceback" not in seen
+
+
+async def post_status(http: httpx2.AsyncClient, url: str, **kwargs: Any) -> int:
+    """The status of a post, or 0 when the server cut the connection."""
+    try:
+        return (await http.post(url, **kwargs)).status_code
+    except httpx2.TransportError:
+        return 0
+
+
+async def test_bad_posts_to_a_live_sse_session_and_huge_session_ids_log_one_short_line_each() -> None:
+    import os
+    import re
+
+    command = [sys.executable, "-m", "retab_mcp", "--demo", "--transport", "sse", "--port", "0"]
+    with anyio.fail_after(60):
+        async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=dict(os.environ)) as process:
+            port, seen = await listening_port(process.stderr)
+            async with (
+                httpx2.AsyncClient() as listener,
+                listener.stream("GET", f"http://127.0.0.1:{port}/sse") as stream,
+                httpx2.AsyncClient() as http,
+            ):
+                endpoint = ""
+                async for line in stream.aiter_lines():
+                    if line.startswith("data:"):
+                        endpoint = line[5:].strip()
+                        break
+                url = f"http://127.0.0.1:{port}{endpoint}"
+                # The SDK ends the session on the first post that is not JSON-RPC: later posts to it get a
+                # 404 or find the connection cut. What matters here is what reaches the log.
+                bad = [await post_status(http, url, content=b"{not json", headers=MCP_HEADERS) for _ in range(20)]
+                huge_id = f"http://127.0.0.1:{port}/messages/?session_id={'a' * 10_000}"
+                unknown = [await post_status(http, huge_id, json=INITIALIZE) for _ in range(5)]
+            process.terminate()  # the SSE stream is closed first: shutdown with open streams is another matter
+            await process.wait()
+            assert process.stderr is not None
+            seen += b"".join([chunk async for chunk in process.stderr])
+    assert bad[0] == 400 and set(bad) <= {400, 404, 0} and set(unknown) == {400}
+    log = seen.decode()
+    assert "_handle_post_message" not in log and "a" * 100 not in log  # no traceback, no 10 KB id
+    assert len(re.findall("Failed to parse message", log)) == 1  # 20 posts, one line within 10 s
+    assert len(re.findall("Received invalid session ID", log)) == 1
+    assert len(re.findall("Could not find session for ID", log)) <= 1
+    assert all(len(line) < 300 for line in log.splitlines() if "mcp.server.sse" in line)

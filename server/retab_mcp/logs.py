@@ -1,16 +1,18 @@
 """Operator logs on stderr: one line per event, no secrets.
 
-Two filters sit on the root handlers. One passes every record through the redaction of `redaction.py`,
-so no record carries the API key or the HTTP auth token, whatever a library puts in a message. The other
+Three filters sit on the root handlers. One passes every record through the redaction of `redaction.py`,
+so no record carries the API key or the HTTP auth token, whatever a library puts in a message. Another
 turns the SDK's traceback for a client's mistake (a prompt name that does not exist) into one line: a
-traceback there says nothing to an operator and reads like a crash.
+traceback there says nothing to an operator and reads like a crash. A third does the same, rate-limited,
+for what an HTTP peer sends wrong.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from .redaction import Redactor
 
@@ -35,6 +37,50 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class PeerMistakesInOneLine(logging.Filter):
+    """What an HTTP peer sends wrong (a post that is not JSON-RPC, an unknown or 10 KB session id) is
+    logged by the SDK's SSE transport with a traceback, or with the peer's text in full. Here it becomes
+    one short WARNING line, the peer's text cut and escaped, at most one a `every_s` for each kind: the
+    text and the rate are an attacker's."""
+
+    LOGGERS = ("mcp.server.sse",)
+    KINDS = (
+        "Failed to parse message",
+        "Received invalid session ID",
+        "Could not find session for ID",
+        "Received request without session_id",
+        "Rejecting message for session",
+    )
+    SHOWN_MAX = 60
+
+    def __init__(self, every_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._every_s = every_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.LOGGERS):
+            return True
+        text = record.getMessage()
+        kind = next((k for k in self.KINDS if text.startswith(k)), None)
+        if kind is None:
+            return True
+        now = self._clock()
+        if now - self._last.get(kind, -self._every_s) < self._every_s:
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
+            return False
+        self._last[kind] = now
+        rest = text[len(kind) :].lstrip(": ")
+        shown = f": {rest[: self.SHOWN_MAX] + ('…' if len(rest) > self.SHOWN_MAX else '')!a}" if rest else ""
+        suppressed = self._suppressed.pop(kind, 0)
+        more = f" ({suppressed} more since the last such line)" if suppressed else ""
+        record.msg, record.args, record.exc_info, record.exc_text = f"{kind}{shown}{more}", (), None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class OneLineForClientMistakes(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
@@ -49,6 +95,7 @@ def configure_logging(level: str, secrets: Iterable[str | None]) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.addFilter(OneLineForClientMistakes())
+    handler.addFilter(PeerMistakesInOneLine())
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
