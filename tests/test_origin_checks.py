@@ -180,22 +180,34 @@ async def test_bad_posts_to_a_live_sse_session_and_huge_session_ids_log_one_shor
     with anyio.fail_after(60):
         async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=dict(os.environ)) as process:
             port, seen = await listening_port(process.stderr)
+            endpoint: list[str] = []
+            announced = anyio.Event()
+            bad: list[int] = []
+            unknown: list[int] = []
+
+            async def listen(listener: httpx2.AsyncClient) -> None:
+                # Read the stream to its end: leaving it unread and unclosed would let the session go.
+                async with listener.stream("GET", f"http://127.0.0.1:{port}/sse") as stream:
+                    async for line in stream.aiter_lines():
+                        if line.startswith("data:") and not endpoint:
+                            endpoint.append(line[5:].strip())
+                            announced.set()
+
             async with (
                 httpx2.AsyncClient() as listener,
-                listener.stream("GET", f"http://127.0.0.1:{port}/sse") as stream,
                 httpx2.AsyncClient() as http,
+                anyio.create_task_group() as group,
             ):
-                endpoint = ""
-                async for line in stream.aiter_lines():
-                    if line.startswith("data:"):
-                        endpoint = line[5:].strip()
-                        break
-                url = f"http://127.0.0.1:{port}{endpoint}"
+                group.start_soon(listen, listener)
+                await announced.wait()
+                url = f"http://127.0.0.1:{port}{endpoint[0]}"
+                assert await post_status(http, url, json=INITIALIZE) == 202  # a live session
                 # The SDK ends the session on the first post that is not JSON-RPC: later posts to it get a
                 # 404 or find the connection cut. What matters here is what reaches the log.
-                bad = [await post_status(http, url, content=b"{not json", headers=MCP_HEADERS) for _ in range(20)]
+                bad += [await post_status(http, url, content=b"{not json", headers=MCP_HEADERS) for _ in range(20)]
                 huge_id = f"http://127.0.0.1:{port}/messages/?session_id={'a' * 10_000}"
-                unknown = [await post_status(http, huge_id, json=INITIALIZE) for _ in range(5)]
+                unknown += [await post_status(http, huge_id, json=INITIALIZE) for _ in range(5)]
+                group.cancel_scope.cancel()
             process.terminate()  # the SSE stream is closed first: shutdown with open streams is another matter
             await process.wait()
             assert process.stderr is not None

@@ -123,6 +123,36 @@ class BearerTokenGate:
         return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._expected)
 
 
+class ClosedSessionGuard:
+    """ASGI middleware for SSE: a post to a session that closed while it was handled.
+
+    The SDK answers a post that is not JSON-RPC with 400 and then hands the error to the session, which
+    ends it; a post that races that end finds the session's stream closed, and the SDK's handler raises
+    ClosedResourceError, which uvicorn logs as a crash with a traceback. The peer's mistake is not a
+    crash: the answer already sent stands, or the post gets the 404 of a session that does not exist.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = False
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._app(scope, receive, tracking_send)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            if scope["type"] != "http":
+                raise
+            if not started:
+                await send({"type": "http.response.start", "status": 404, "headers": []})
+                await send({"type": "http.response.body", "body": b"Could not find session"})
+
+
 def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) -> Any:
     # Host and Origin are checked by HostAndOriginGate, exactly; the SDK's own check matches prefixes
     # (`127.0.0.1:*` let `127.0.0.1:8771.evil.com` in) and logs each refusal in full, so it is off.
@@ -133,7 +163,7 @@ def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) 
             stateless_http=options.stateless, host=options.host, transport_security=sdk_checks
         )
     else:
-        app = server.sse_app(host=options.host, transport_security=sdk_checks)
+        app = ClosedSessionGuard(server.sse_app(host=options.host, transport_security=sdk_checks))
     if settings.auth_token:
         app = BearerTokenGate(app, settings.auth_token)
     return HostAndOriginGate(
