@@ -60,6 +60,13 @@ class RawSession:
     async def answer(self, id_: int) -> Message:
         return await self.until(lambda m: m.get("id") == id_ and ("result" in m or "error" in m))
 
+    async def close(self) -> tuple[bytes, bytes]:
+        """Close stdin, as a host that goes away does; wait for the process; return what is left."""
+        assert self.process.stdin is not None
+        await self.process.stdin.aclose()
+        await self.process.wait()
+        return await self.rest()
+
     async def rest(self) -> tuple[bytes, bytes]:
         """What is left on stdout and stderr once the process has ended."""
         assert self.process.stdout is not None and self.process.stderr is not None

@@ -60,10 +60,7 @@ async def test_every_byte_on_stdout_is_json_rpc_across_errors_and_cancellations(
             await session.call(11, "tools/call", {"name": "get_experiment_run", "arguments": {"run_id": FINISHED}})
             last = await session.answer(11)
             answers = {i: await session.answer(i) for i in range(1, 9)}
-            assert session.process.stdin is not None
-            await session.process.stdin.aclose()
-            await session.process.wait()
-            _, err = await session.rest()
+            _, err = await session.close()
     for line in session.lines:
         assert json.loads(line)["jsonrpc"] == "2.0", line
     assert last["result"]["structuredContent"]["status"] == "completed"  # the server still serves

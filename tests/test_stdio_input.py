@@ -32,10 +32,7 @@ async def test_bad_json_empty_and_batch_arrays_get_errors_and_the_server_keeps_s
             await session.send(b"\n   \n")  # blank lines: nothing to answer
             await session.call(9, "tools/list")
             answered = await session.answer(9)
-            assert session.process.stdin is not None
-            await session.process.stdin.aclose()
-            await session.process.wait()
-            await session.rest()
+            await session.close()
     errors = [m for m in session.messages if "error" in m]
     assert [(e["id"], e["error"]["code"]) for e in errors] == [
         (None, PARSE_ERROR),
@@ -55,10 +52,7 @@ async def test_a_line_of_70_mb_is_skipped_with_an_error_and_the_server_keeps_ser
             await session.send(huge)
             await session.call(2, "tools/list")
             answered = await session.answer(2)
-            assert session.process.stdin is not None
-            await session.process.stdin.aclose()
-            await session.process.wait()
-            await session.rest()
+            await session.close()
     errors = [m for m in session.messages if "error" in m]
     assert [(e["id"], e["error"]["code"]) for e in errors] == [(None, INVALID_REQUEST)]
     assert "longer than" in errors[0]["error"]["message"]

@@ -1,8 +1,8 @@
 """Async client for the experiment endpoints of the Retab API.
 
 One pooled `httpx2.AsyncClient` per `RetabClient`. Every failure becomes an error of `errors.py`; GETs are
-retried by `retry.RetryPolicy`, POSTs never. Ids are checked before they are put into a request, so a bad
-id sends nothing.
+retried by `retry.RetryPolicy`, POSTs never, and all attempts of a request end by the call's deadline when
+one is set (`call_deadline`). Ids are checked before they are put into a request, so a bad id sends nothing.
 
 The HTTP stack and the API's models are imported, and the pooled client (with its TLS context: tens of
 milliseconds) is built, on the first request rather than at start: a host waits for `initialize` before
