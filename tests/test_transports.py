@@ -208,7 +208,7 @@ async def test_waits_from_twenty_http_sessions_share_one_poll_loop() -> None:
     statuses: list[str] = []
     with anyio.fail_after(30):
         async with anyio.create_task_group() as group:
-            mcp_http = Loopback(build_app(server, HttpOptions(), settings), group, lifespan="on")
+            mcp_http = Loopback(build_app(server, HttpOptions(), settings).app, group, lifespan="on")
             mcp_http.start()
 
             async def session(run_id: str) -> None:

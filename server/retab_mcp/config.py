@@ -58,14 +58,36 @@ class Settings:
     auth_token: str | None = field(default=None, repr=False)  # required of HTTP/SSE callers when set
     allowed_hosts: tuple[str, ...] = ()  # Host headers accepted besides loopback ones, e.g. "mcp.example.com"
     allowed_origins: tuple[str, ...] = ()  # browser Origins accepted besides loopback ones
+    # HTTP and SSE: how many sessions (SSE: streams) may be open, and for how long (sessions.py)
+    max_sessions: int = 500
+    max_sessions_per_client: int = 100  # a client is a peer address; behind a proxy, all clients are one
+    unused_session_idle_s: float = 60.0  # a session that only made the handshake
+    session_idle_s: float = 1800.0
+    # HTTP and SSE connections (connections.py): a request must be read whole within this time, and at
+    # most this many connections are open at once (default: the process's file limit less a reserve)
+    request_read_timeout_s: float = 10.0
+    max_connections: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
-        for name in ("connect_timeout_s", "read_timeout_s", "retry_budget_s", "max_wait_s", "call_deadline_s"):
+        for name in (
+            "connect_timeout_s",
+            "read_timeout_s",
+            "retry_budget_s",
+            "max_wait_s",
+            "call_deadline_s",
+            "unused_session_idle_s",
+            "session_idle_s",
+            "request_read_timeout_s",
+        ):
             if not 0 < getattr(self, name) < math.inf:
                 raise SettingsError(f"{name} must be a positive, finite number of seconds.")
         if self.max_retries < 0:
             raise SettingsError("max_retries must be 0 or more.")
+        for name in ("max_sessions", "max_sessions_per_client", "max_connections"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SettingsError(f"{name} must be 1 or more.")
 
     def __repr__(self) -> str:
         # The key never appears in a repr, a log line or a traceback's locals.
@@ -126,4 +148,10 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "auth_token": ("RETAB_MCP_AUTH_TOKEN", str),
     "allowed_hosts": ("RETAB_MCP_ALLOWED_HOSTS", comma_list),
     "allowed_origins": ("RETAB_MCP_ALLOWED_ORIGINS", comma_list),
+    "max_sessions": ("RETAB_MCP_MAX_SESSIONS", int),
+    "max_sessions_per_client": ("RETAB_MCP_MAX_SESSIONS_PER_CLIENT", int),
+    "unused_session_idle_s": ("RETAB_MCP_UNUSED_SESSION_IDLE_S", float),
+    "session_idle_s": ("RETAB_MCP_SESSION_IDLE_S", float),
+    "request_read_timeout_s": ("RETAB_MCP_REQUEST_READ_TIMEOUT_S", float),
+    "max_connections": ("RETAB_MCP_MAX_CONNECTIONS", int),
 }

@@ -43,14 +43,19 @@ class PeerMistakesInOneLine(logging.Filter):
     one short WARNING line, the peer's text cut and escaped, at most one a `every_s` for each kind: the
     text and the rate are an attacker's."""
 
-    LOGGERS = ("mcp.server.sse",)
+    LOGGERS = ("mcp.server.sse", "uvicorn.error", "asyncio", "retab_mcp.connections")
     KINDS = (
         "Failed to parse message",
         "Received invalid session ID",
         "Could not find session for ID",
         "Received request without session_id",
         "Rejecting message for session",
+        "Invalid HTTP request received",
+        "socket.accept() out of system resource",
+        "Exceeded concurrency limit",
     )
+    # This server's own lines about connections: their text is ours, shown as it is, at the same rate.
+    OWN_KINDS = ("Connection cap reached", "Request not read whole")
     SHOWN_MAX = 60
 
     def __init__(self, every_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
@@ -64,7 +69,7 @@ class PeerMistakesInOneLine(logging.Filter):
         if not record.name.startswith(self.LOGGERS):
             return True
         text = record.getMessage()
-        kind = next((k for k in self.KINDS if text.startswith(k)), None)
+        kind = next((k for k in (*self.KINDS, *self.OWN_KINDS) if text.startswith(k)), None)
         if kind is None:
             return True
         now = self._clock()
@@ -73,7 +78,10 @@ class PeerMistakesInOneLine(logging.Filter):
             return False
         self._last[kind] = now
         rest = text[len(kind) :].lstrip(": ")
-        shown = f": {rest[: self.SHOWN_MAX] + ('…' if len(rest) > self.SHOWN_MAX else '')!a}" if rest else ""
+        if kind in self.OWN_KINDS:
+            shown = text[len(kind) :]
+        else:
+            shown = f": {rest[: self.SHOWN_MAX] + ('…' if len(rest) > self.SHOWN_MAX else '')!a}" if rest else ""
         suppressed = self._suppressed.pop(kind, 0)
         more = f" ({suppressed} more since the last such line)" if suppressed else ""
         record.msg, record.args, record.exc_info, record.exc_text = f"{kind}{shown}{more}", (), None, None

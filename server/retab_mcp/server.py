@@ -122,11 +122,32 @@ class RetabServer(MCPServer[AppState]):
         super().__init__(**kwargs)
         self.retab_settings = settings  # `settings` is the SDK's own
         self.redact = Redactor([settings.api_key, settings.auth_token])
+        self._calls_in_flight = 0
+        self._no_calls = anyio.Event()
+        self._no_calls.set()
+
+    async def calls_done(self) -> None:
+        """Return once no tool call is in flight (at shutdown: their answers have gone out)."""
+        while self._calls_in_flight:
+            await self._no_calls.wait()
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         """Call the tool within its deadline; what comes back, result or error, goes through the redaction."""
+        if not self._calls_in_flight:
+            self._no_calls = anyio.Event()
+        self._calls_in_flight += 1
+        try:
+            return await self._redacted_call(name, arguments, context)
+        finally:
+            self._calls_in_flight -= 1
+            if not self._calls_in_flight:
+                self._no_calls.set()
+
+    async def _redacted_call(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None
+    ) -> CallToolResult | InputRequiredResult:
         try:
             result = await self._call_within_deadline(name, arguments, context)
         except UnexpectedToolError:
@@ -174,7 +195,7 @@ def build_server(
     clock: Clock | None = None,
     schedule: Schedule | None = None,
     stop: anyio.Event | None = None,
-) -> MCPServer[AppState]:
+) -> RetabServer:
     """The retab MCP server. `transport` and `clock` let the demo and tests put the simulated API behind it;
     setting `stop` makes every wait in progress return at once (for a prompt, clean shutdown)."""
     the_clock = clock or RealClock()

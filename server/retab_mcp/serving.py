@@ -10,6 +10,8 @@ The rules, in the order a request meets them:
   case), the token compared in constant time; anything else gets 401 before the MCP app sees it.
 - Timeouts: an idle keep-alive connection outlives the longest wait, and shutdown gives in-flight
   calls a short grace before cancelling them.
+- Bounds: a request must be read whole within a time bound and connections stay below the file limit
+  (connections.py); sessions and SSE streams are bounded per client and in total (sessions.py).
 """
 
 from __future__ import annotations
@@ -21,22 +23,31 @@ import json
 import logging
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
 from .config import Settings
+from .connections import default_max_connections, guarded_protocol
 from .origin_checks import HostAndOriginGate
+from .sessions import SessionLimits, SessionTable, SseSessions, StreamableHttpSessions
 from .sockets import listening_socket
+from .streams import OpenStreams
+
+if TYPE_CHECKING:
+    from .server import RetabServer
 
 logger = logging.getLogger(__name__)
 
 HttpTransport = Literal["http", "sse"]
 SHUTDOWN_GRACE_S = 2
 KEEP_ALIVE_MARGIN_S = 15
+SDK_BACKSTOP_MARGIN_S = 60
+SDK_BACKSTOP_MARGIN_SESSIONS = 50
 
 
 class ServingError(Exception):
@@ -132,13 +143,13 @@ class ClosedSessionGuard:
     crash: the answer already sent stands, or the post gets the 404 of a session that does not exist.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self._app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
-        async def tracking_send(message: dict[str, Any]) -> None:
+        async def tracking_send(message: Message) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)
@@ -153,22 +164,43 @@ class ClosedSessionGuard:
                 await send({"type": "http.response.body", "body": b"Could not find session"})
 
 
-def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) -> Any:
+@dataclass
+class HttpApp:
+    """The ASGI app to serve, with the parts of it that shutdown and the session reaper act on."""
+
+    app: Any
+    streams: OpenStreams
+    sessions: SessionTable | None  # None when stateless: there are no sessions
+
+
+def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) -> HttpApp:
     # Host and Origin are checked by HostAndOriginGate, exactly; the SDK's own check matches prefixes
     # (`127.0.0.1:*` let `127.0.0.1:8771.evil.com` in) and logs each refusal in full, so it is off.
     # The SDK still checks the Content-Type of posts.
     sdk_checks = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    table = None if options.stateless else SessionTable(SessionLimits.from_settings(settings))
     if options.transport == "http":
-        app: Any = server.streamable_http_app(
-            stateless_http=options.stateless, host=options.host, transport_security=sdk_checks
+        sdk_app = server.streamable_http_app(
+            stateless_http=options.stateless,
+            host=options.host,
+            transport_security=sdk_checks,
+            # The SDK's own bounds stay as a backstop behind ours (sessions.py), which close sessions first.
+            session_idle_timeout=settings.session_idle_s + SDK_BACKSTOP_MARGIN_S,
+            max_sessions=settings.max_sessions + SDK_BACKSTOP_MARGIN_SESSIONS,
         )
+        streams = OpenStreams(sdk_app)
+        app: Any = streams if table is None else StreamableHttpSessions(streams, table)
     else:
-        app = ClosedSessionGuard(server.sse_app(host=options.host, transport_security=sdk_checks))
+        sse_app = ClosedSessionGuard(server.sse_app(host=options.host, transport_security=sdk_checks))
+        streams = OpenStreams(sse_app)
+        assert table is not None
+        app = SseSessions(sse_app, table, streams)
     if settings.auth_token:
         app = BearerTokenGate(app, settings.auth_token)
-    return HostAndOriginGate(
+    gate = HostAndOriginGate(
         app, allowed_hosts=allowed_hosts(options, settings), allowed_origins=settings.allowed_origins
     )
+    return HttpApp(gate, streams, table)
 
 
 def _url_host(host: str) -> str:
@@ -187,7 +219,23 @@ def uvicorn_config(app: Any, options: HttpOptions, settings: Settings) -> Any:
         # A client may hold a connection idle between waits; it must not be cut while a wait could run.
         timeout_keep_alive=int(settings.max_wait_s) + KEEP_ALIVE_MARGIN_S,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        http=guarded_protocol(settings.request_read_timeout_s, connection_cap(settings)),
     )
+
+
+def connection_cap(settings: Settings) -> int:
+    """The operator's cap, never above what the file limit leaves room for."""
+    room = default_max_connections()
+    if settings.max_connections is None:
+        return room
+    if settings.max_connections > room:
+        logger.warning(
+            "RETAB_MCP_MAX_CONNECTIONS=%d is above what the file limit leaves room for; using %d "
+            "(raise the limit with `ulimit -n` to allow more)",
+            settings.max_connections,
+            room,
+        )
+    return min(settings.max_connections, room)
 
 
 def server_without_signal_handlers(config: Any) -> Any:
@@ -203,14 +251,15 @@ def server_without_signal_handlers(config: Any) -> Any:
     return OwnSignals(config)
 
 
-async def serve_http(server: MCPServer[Any], options: HttpOptions, settings: Settings, stop: anyio.Event) -> None:
+async def serve_http(server: RetabServer, options: HttpOptions, settings: Settings, stop: anyio.Event) -> None:
     """Serve until `stop` is set; uvicorn says on stderr when it is listening. Call `check_binding` first.
 
-    The caller owns signals: it sets `stop`, which first ends every wait in progress (their answers go
-    out), then tells uvicorn to finish, so shutdown does not sit out a 50 s wait or cut it mid-answer.
+    The caller owns signals: it sets `stop`, which first ends every wait in progress, so that their
+    answers go out; then the open streams end cleanly (an SSE stream carries the answers of its session,
+    so it waits for those); then uvicorn finishes. Shutdown neither sits out a 50 s wait nor cuts a stream.
     """
-    app = build_app(server, options, settings)
-    config = uvicorn_config(app, options, settings)
+    served = build_app(server, options, settings)
+    config = uvicorn_config(served.app, options, settings)
     # Bound and listening here, so that the line below names the real port (with --port 0, one the system
     # chose: nothing can take it between choosing and binding) and means "ready": connections queue from
     # now on, and uvicorn accepts them once started.
@@ -224,9 +273,20 @@ async def serve_http(server: MCPServer[Any], options: HttpOptions, settings: Set
 
     async def exit_on_stop() -> None:
         await stop.wait()
+        with anyio.move_on_after(SHUTDOWN_GRACE_S):
+            await server.calls_done()
+        await served.streams.close_all(within_s=SHUTDOWN_GRACE_S)
         http.should_exit = True
+
+    async def close_idle_sessions(sessions: SessionTable) -> None:
+        every_s = min(sessions.limits.unused_idle_s, sessions.limits.idle_s) / 4
+        while True:
+            await anyio.sleep(every_s)
+            await sessions.close_expired()
 
     async with anyio.create_task_group() as group:
         group.start_soon(exit_on_stop)
+        if served.sessions is not None:
+            group.start_soon(close_idle_sessions, served.sessions)
         await http.serve(sockets=[sock])
         group.cancel_scope.cancel()
