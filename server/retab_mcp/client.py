@@ -290,7 +290,9 @@ class RetabClient:
                     ) from None
                 if delay is None:
                     raise
-                logger.warning("%s %s failed (%s); retry %d in %.1fs", method, path, error, attempt, delay)
+                # INFO, not WARNING: an outage would write a line per retry of every call; the operator's
+                # WARNING is the watcher's one line when the API starts failing (waiting.py).
+                logger.info("%s %s failed (%s); retry %d in %.1fs", method, path, error, attempt, delay)
                 await policy.sleep(delay)
                 slept += delay
 
