@@ -1,5 +1,7 @@
 """The benchmarks, in one command: `uv run python benchmarks/run.py` (about 3 minutes).
 
+The 15-minute soak runs on its own (`benchmarks/soak.py`); BENCHMARKS.md includes its last report.
+
 Prints each table and writes BENCHMARKS.md: the machine, the versions, every measure with its baseline
 from the same run, and whether each goal holds. `--only startup,overhead,...` runs a subset (and does
 not write the file).
@@ -63,6 +65,14 @@ def _machine() -> str:
     )
 
 
+def _soak() -> list[str]:
+    """The soak's last report: it takes 15 minutes, so it runs on its own (benchmarks/soak.py)."""
+    report = ROOT / "benchmarks" / "soak.md"
+    if not report.exists():
+        return ["## Soak", "", "Not run yet: `uv run python benchmarks/soak.py` (15 minutes).", ""]
+    return [report.read_text()]
+
+
 async def main(only: list[str]) -> None:
     started = time.perf_counter()
     sections: list[Section] = []
@@ -92,6 +102,7 @@ async def main(only: list[str]) -> None:
             *summary,
             "",
             *(section.markdown() for section in sections),
+            *_soak(),
         ]
     )
     (ROOT / "BENCHMARKS.md").write_text(report)

@@ -294,8 +294,8 @@ def report(tally: Tally, log: str, elapsed_s: float, minutes: float) -> str:
     return "\n".join(lines)
 
 
-async def main(minutes: float) -> None:
-    tally, log, elapsed = await soak(minutes)
+def main(minutes: float) -> None:
+    tally, log, elapsed = anyio.run(soak, minutes)
     Path(tempfile.gettempdir(), "retab-mcp-soak-stderr.log").write_text(log)  # to read what was logged
     text = report(tally, log, elapsed, minutes)
     print(text)
@@ -306,4 +306,4 @@ async def main(minutes: float) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=15.0)
-    anyio.run(main, parser.parse_args().minutes)
+    main(parser.parse_args().minutes)
