@@ -7,8 +7,8 @@ import httpx2
 from mcp import Client
 
 from retab_mcp.clock import VirtualClock
-from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.tools.server import build_server
 
 from .support import KEY, SETTINGS, Section, json_of, table, text_of, tokens
 

@@ -13,10 +13,10 @@ import httpx2
 from mcp import Client
 
 from retab_mcp.clock import Clock, RealClock, VirtualClock
-from retab_mcp.schedule import FixedSchedule, PollSchedule, Schedule
-from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.scenario import Outcome
+from retab_mcp.tools.server import build_server
+from retab_mcp.watch.schedule import FixedSchedule, PollSchedule, Schedule
 
 from .support import SETTINGS, Section, table
 

@@ -7,12 +7,12 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
-from retab_mcp.client import RetabClient
+from retab_mcp.api.client import RetabClient
+from retab_mcp.api.retry import RetryPolicy
 from retab_mcp.clock import VirtualClock
 from retab_mcp.config import Settings
-from retab_mcp.retry import RetryPolicy
-from retab_mcp.server import AppState, build_server
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.tools.server import AppState, build_server
 
 READ_TOOLS = {
     "get_experiment_run",

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from benchmarks.support import Section, baseline_problem
 
-from retab_mcp.client import RetabClient
+from retab_mcp.api.client import RetabClient
 from retab_mcp.clock import RealClock
 from retab_mcp.config import Settings
 from retab_mcp.simulator import SimulatedRetab

@@ -20,7 +20,7 @@ from retab_mcp.cli import (
     EXIT_USAGE,
 )
 from retab_mcp.config import Settings
-from retab_mcp.server import build_server
+from retab_mcp.tools.server import build_server
 
 from .processes import read_until
 

@@ -6,9 +6,8 @@ import anyio
 import httpx2
 import pytest
 
-from retab_mcp.client import USER_AGENT, RetabClient
-from retab_mcp.config import Settings
-from retab_mcp.errors import (
+from retab_mcp.api.client import USER_AGENT, RetabClient
+from retab_mcp.api.errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
@@ -24,7 +23,8 @@ from retab_mcp.errors import (
     RateLimitError,
     UnprocessableEntityError,
 )
-from retab_mcp.retry import RetryPolicy
+from retab_mcp.api.retry import RetryPolicy
+from retab_mcp.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 
 from .conftest import SIM_URL, TEST_KEY

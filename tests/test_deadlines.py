@@ -22,9 +22,9 @@ from mcp.types import ResourceTemplateReference
 
 from retab_mcp.clock import RealClock
 from retab_mcp.config import Settings
-from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.loopback import Loopback
+from retab_mcp.tools.server import build_server
 
 from .conftest import TEST_KEY
 from .helpers import text_of

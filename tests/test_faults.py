@@ -19,10 +19,10 @@ from mcp.types import CallToolResult
 
 from retab_mcp.clock import RealClock
 from retab_mcp.config import Settings
-from retab_mcp.schedule import FixedSchedule
-from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.loopback import Loopback
+from retab_mcp.tools.server import build_server
+from retab_mcp.watch.schedule import FixedSchedule
 
 from .conftest import TEST_KEY
 from .test_tools import size_of, text_of

@@ -12,7 +12,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from retab_mcp.config import Settings
-from retab_mcp.serving import HttpOptions, uvicorn_config
+from retab_mcp.transports.http import HttpOptions, uvicorn_config
 
 from .raw_stdio import INITIALIZE
 from .test_transports import FINISHED, serve

@@ -1,6 +1,6 @@
 from typing import Any
 
-from retab_mcp.models import Metrics, Page, Run
+from retab_mcp.api.models import Metrics, Page, Run
 
 CURRENT: dict[str, Any] = {
     "id": "exprun_2",

@@ -16,7 +16,7 @@ import httpx2
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from retab_mcp.origin_checks import HostAndOriginGate
+from retab_mcp.transports.origins import HostAndOriginGate
 
 from .processes import listening_port
 from .raw_stdio import INITIALIZE

@@ -25,7 +25,7 @@ from mcp.types import CallToolResult
 
 from retab_mcp.clock import VirtualClock
 from retab_mcp.config import Settings
-from retab_mcp.server import build_server
+from retab_mcp.tools.server import build_server
 
 from .conftest import TEST_KEY
 from .test_tools import size_of, text_of

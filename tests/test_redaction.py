@@ -26,9 +26,9 @@ from mcp import Client
 from retab_mcp.clock import RealClock, VirtualClock
 from retab_mcp.config import Settings
 from retab_mcp.redaction import FRAGMENT, Redactor
-from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.loopback import Loopback
+from retab_mcp.tools.server import build_server
 
 from .conftest import SIM_URL
 from .helpers import text_of

@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from retab_mcp.errors import APITimeoutError, BadRequestError, error_message
-from retab_mcp.retry import RetryPolicy, is_retryable, parse_retry_after
+from retab_mcp.api.errors import APITimeoutError, BadRequestError, error_message
+from retab_mcp.api.retry import RetryPolicy, is_retryable, parse_retry_after
 
 
 @pytest.mark.parametrize(

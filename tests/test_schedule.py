@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from retab_mcp.api.models import Run
 from retab_mcp.clock import VirtualClock
-from retab_mcp.models import Run
-from retab_mcp.schedule import Pace, PollSchedule
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.scenario import Outcome
+from retab_mcp.watch.schedule import Pace, PollSchedule
 
 from .helpers import call, data_of
 

@@ -19,12 +19,12 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
-from retab_mcp.client import RetabClient
+from retab_mcp.api.client import RetabClient
+from retab_mcp.api.errors import RetabError
 from retab_mcp.clock import VirtualClock
 from retab_mcp.config import Settings
-from retab_mcp.errors import RetabError
-from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.tools.server import build_server
 
 from .conftest import SIM_URL, TEST_KEY
 from .processes import listening_port

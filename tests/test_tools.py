@@ -12,8 +12,8 @@ from mcp.types import CallToolResult, TextContent
 
 from retab_mcp.clock import VirtualClock
 from retab_mcp.config import Settings
-from retab_mcp.server import build_server
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.tools.server import build_server
 
 from .conftest import READ_TOOLS, SIM_URL, TEST_KEY
 

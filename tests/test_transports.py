@@ -193,10 +193,10 @@ async def test_waits_from_twenty_http_sessions_share_one_poll_loop() -> None:
     import httpx2
 
     from retab_mcp.config import Settings
-    from retab_mcp.server import build_server
-    from retab_mcp.serving import HttpOptions, build_app
     from retab_mcp.simulator import SimulatedRetab
     from retab_mcp.simulator.loopback import Loopback
+    from retab_mcp.tools.server import build_server
+    from retab_mcp.transports.http import HttpOptions, build_app
 
     sim = SimulatedRetab()
     shared, alone = (

@@ -15,10 +15,10 @@ from mcp.types import CallToolResult
 
 from retab_mcp.clock import RealClock, VirtualClock
 from retab_mcp.config import Settings
-from retab_mcp.schedule import FixedSchedule, Schedule
-from retab_mcp.server import AppState, build_server
 from retab_mcp.simulator import SimulatedRetab
-from retab_mcp.summaries import RUN_KEYS, WAIT_KEYS
+from retab_mcp.tools.server import AppState, build_server
+from retab_mcp.views.run import RUN_KEYS, WAIT_KEYS
+from retab_mcp.watch.schedule import FixedSchedule, Schedule
 
 from .conftest import SIM_URL, TEST_KEY
 from .test_tools import size_of, text_of
@@ -343,7 +343,7 @@ async def test_an_outage_is_one_warning_for_the_operator_and_its_end_one_info(
         sim.inject("status", status=503, times=6)
         during = await wait(client, sim.run_ids["long"], timeout_s=5)
         after = await wait(client, sim.run_ids["long"], timeout_s=5)
-    records = [r for r in caplog.records if r.name.startswith("retab_mcp.waiting")]
+    records = [r for r in caplog.records if r.name.startswith("retab_mcp.watch.watcher")]
     assert [(r.levelname, r.getMessage().split(" (")[0]) for r in records] == [
         ("WARNING", "The Retab API is failing"),
         ("INFO", "The Retab API answers again."),

@@ -22,25 +22,25 @@ from typing import TYPE_CHECKING
 import anyio
 
 from . import __version__
-from .client import RetabClient, call_deadline
+from .api.client import RetabClient, call_deadline
+from .api.errors import RetabError
+from .api.statuses import CANCELLED, COMPLETED, ERROR
 from .clock import RealClock
 from .config import Settings, SettingsError
 from .console import ProgressBar
-from .errors import RetabError
 from .logs import configure_logging
 from .redaction import Redactor
-from .server import build_server
-from .statuses import CANCELLED, COMPLETED, ERROR
-from .stdio import serve_stdio
-from .summaries import render, render_interim, summarize, summarize_wait
-from .tool_errors import explain
-from .waiting import WaitOutcome, wait_for_finish
+from .tools.errors import explain
+from .tools.server import build_server
+from .transports.stdio import serve_stdio
+from .views.run import render, render_interim, summarize, summarize_wait
+from .watch.watcher import WaitOutcome, wait_for_finish
 
 if TYPE_CHECKING:
     import httpx2
 
-    from .serving import HttpOptions
     from .simulator import SimulatedRetab
+    from .transports.http import HttpOptions
 
 DEMO_KEY = "sk_demo_simulated"
 DEMO_URL = "http://retab.simulated"
@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(EXIT_INTERRUPTED)
     options = None
     if args.transport != "stdio":
-        from .serving import HttpOptions, ServingError, check_binding  # only HTTP needs these
+        from .transports.http import HttpOptions, ServingError, check_binding  # only HTTP needs these
 
         options = HttpOptions(args.transport, args.host, args.port, args.stateless, args.auth_handled_by_proxy)
         try:
@@ -202,7 +202,7 @@ async def _serve(settings: Settings, transport: httpx2.AsyncBaseTransport | None
         if options is None:
             await serve_stdio(server)
         else:
-            from .serving import serve_http
+            from .transports.http import serve_http
 
             await serve_http(server, options, settings, stop)
         group.cancel_scope.cancel()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from .summaries import duration_text
+from .views.run import duration_text
 
 
 class ProgressBar:

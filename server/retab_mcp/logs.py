@@ -43,7 +43,7 @@ class PeerMistakesInOneLine(logging.Filter):
     one short WARNING line, the peer's text cut and escaped, at most one a `every_s` for each kind: the
     text and the rate are an attacker's."""
 
-    LOGGERS = ("mcp.server.sse", "uvicorn.error", "asyncio", "retab_mcp.connections")
+    LOGGERS = ("mcp.server.sse", "uvicorn.error", "asyncio", "retab_mcp.transports.connections")
     KINDS = (
         "Failed to parse message",
         "Received invalid session ID",

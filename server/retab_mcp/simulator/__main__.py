@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from ..sockets import listening_socket
+from ..transports.sockets import listening_socket
 from .app import SimulatedRetab
 
 

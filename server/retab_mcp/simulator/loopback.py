@@ -12,8 +12,8 @@ from typing import Any, Literal
 import anyio
 import anyio.abc
 
-from ..serving import server_without_signal_handlers
-from ..sockets import listening_socket
+from ..transports.http import server_without_signal_handlers
+from ..transports.sockets import listening_socket
 
 
 @dataclass

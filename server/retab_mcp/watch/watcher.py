@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.abc
 
-from .client import RetabClient, call_deadline
-from .clock import Clock
-from .errors import APITimeoutError, Disposition, RateLimitError, RetabError, ServerStoppingError, disposition
+from ..api.client import RetabClient, call_deadline
+from ..api.errors import APITimeoutError, Disposition, RateLimitError, RetabError, ServerStoppingError, disposition
+from ..clock import Clock
 from .schedule import Pace, PollSchedule, Schedule
 
 if TYPE_CHECKING:
-    from .models import Run
+    from ..api.models import Run
 
 logger = logging.getLogger(__name__)
 

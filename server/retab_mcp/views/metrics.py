@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, Field
 
-from .summaries import clip
+from .run import clip
 
 if TYPE_CHECKING:
-    from .models import Metrics
+    from ..api.models import Metrics
 
 LOWEST_K = 5
 NAME_MAX = 60

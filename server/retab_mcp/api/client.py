@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import anyio
 from pydantic import BaseModel, ValidationError
 
-from . import __version__
-from .config import MISSING_KEY_MESSAGE, Settings
+from .. import __version__
+from ..config import MISSING_KEY_MESSAGE, Settings
+from ..redaction import Redactor
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -36,7 +37,6 @@ from .errors import (
     RetabError,
     status_error,
 )
-from .redaction import Redactor
 from .retry import NO_RETRY, RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:

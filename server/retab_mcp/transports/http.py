@@ -30,16 +30,16 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import __version__
-from .config import Settings
+from .. import __version__
+from ..config import Settings
 from .connections import default_max_connections, guarded_protocol
-from .origin_checks import HostAndOriginGate
+from .origins import HostAndOriginGate
 from .sessions import SessionLimits, SessionTable, SseSessions, StreamableHttpSessions
 from .sockets import listening_socket
 from .streams import OpenStreams
 
 if TYPE_CHECKING:
-    from .server import RetabServer
+    from ..tools.server import RetabServer
 
 logger = logging.getLogger(__name__)
 

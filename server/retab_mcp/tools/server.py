@@ -34,22 +34,23 @@ from mcp.types import (
 )
 from pydantic import BaseModel, Field, ValidationError
 
-from . import __version__, descriptions
-from .batch import MAX_RUNS, RunsWaitResult, WaitMode, render_runs_wait, wait_for_runs
-from .batch import structured as batch_structured
-from .client import RetabClient, call_deadline, check_id
-from .clock import Clock, RealClock
-from .config import Settings
-from .errors import InvalidIdError, NotFoundError, RetabError
-from .listings import ResultList, RunList, list_result_rows, render_result_list, render_run_list, run_list
-from .redaction import Redactor
-from .retry import RetryPolicy
-from .schedule import Schedule
-from .scores import MetricsReport, render_metrics, report_metrics
-from .summaries import RunSummary, WaitResult, compact, render, summarize, summarize_wait
-from .tool_errors import explain, invalid_arguments, tool_errors
-from .triage import TriageReport, build_report, fit_to_budget, gather_evidence
-from .waiting import ProgressCallback, RunWatcher, running_watcher
+from .. import __version__
+from ..api.client import RetabClient, call_deadline, check_id
+from ..api.errors import InvalidIdError, NotFoundError, RetabError
+from ..api.retry import RetryPolicy
+from ..clock import Clock, RealClock
+from ..config import Settings
+from ..redaction import Redactor
+from ..views.lists import ResultList, RunList, list_result_rows, render_result_list, render_run_list, run_list
+from ..views.metrics import MetricsReport, render_metrics, report_metrics
+from ..views.run import RunSummary, WaitResult, compact, render, summarize, summarize_wait
+from ..views.triage import TriageReport, build_report, fit_to_budget, gather_evidence
+from ..watch.many import MAX_RUNS, RunsWaitResult, WaitMode, render_runs_wait, wait_for_runs
+from ..watch.many import structured as batch_structured
+from ..watch.schedule import Schedule
+from ..watch.watcher import ProgressCallback, RunWatcher, running_watcher
+from . import descriptions
+from .errors import explain, invalid_arguments, tool_errors
 
 if TYPE_CHECKING:
     import httpx2

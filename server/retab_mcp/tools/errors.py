@@ -13,7 +13,7 @@ from typing import Any, cast
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
-from .errors import (
+from ..api.errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 from pydantic import BaseModel, Field
 
-from .client import RetabClient
-from .errors import RetabError
-from .scores import ScoredItem, delta, lowest, metrics_warning, score_text, scored_items
-from .summaries import RunSummary, clip, compact, documents_text, duration_text, render, summarize, trace_tail
+from ..api.client import RetabClient
+from ..api.errors import RetabError
+from .metrics import ScoredItem, delta, lowest, metrics_warning, score_text, scored_items
+from .run import RunSummary, clip, compact, documents_text, duration_text, render, summarize, trace_tail
 
 if TYPE_CHECKING:
-    from .models import Metrics, Result, Run
+    from ..api.models import Metrics, Result, Run
 
 FAILURE_GROUPS_K = 3
 EXAMPLES_PER_GROUP = 2

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from .client import RetabClient
-from .errors import InvalidIdError
-from .summaries import clip, duration_text, iso_seconds, run_state
+from ..api.client import RetabClient
+from ..api.errors import InvalidIdError
+from .run import clip, duration_text, iso_seconds, run_state
 
 if TYPE_CHECKING:
-    from .models import Page, Result, Run
+    from ..api.models import Page, Result, Run
 
 RESULT_ERROR_MAX = 120
 FILENAME_MAX = 60

@@ -17,14 +17,14 @@ import anyio
 import anyio.abc
 from pydantic import BaseModel, Field
 
-from .client import check_id
-from .errors import Disposition, RetabError, disposition, fails_every_run
-from .summaries import RUN_KEYS, RunState, clip, documents_text, duration_text, run_state
-from .tool_errors import explain
-from .waiting import ProgressCallback, RunWatcher
+from ..api.client import check_id
+from ..api.errors import Disposition, RetabError, disposition, fails_every_run
+from ..tools.errors import explain
+from ..views.run import RUN_KEYS, RunState, clip, documents_text, duration_text, run_state
+from .watcher import ProgressCallback, RunWatcher
 
 if TYPE_CHECKING:
-    from .models import Run
+    from ..api.models import Run
 
 WaitMode = Literal["all", "any"]
 MAX_RUNS = 20

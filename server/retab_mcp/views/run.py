@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from .statuses import CANCELLED, COMPLETED, ERROR, KNOWN_STATUSES, PENDING, QUEUED, RUNNING
+from ..api.statuses import CANCELLED, COMPLETED, ERROR, KNOWN_STATUSES, PENDING, QUEUED, RUNNING
 
 if TYPE_CHECKING:
-    from .models import Run
+    from ..api.models import Run
 
 TRACE_MAX_LINES = 15
 TRACE_MAX_BYTES = 1_400

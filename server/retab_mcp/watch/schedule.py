@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from .statuses import RUNNING
+from ..api.statuses import RUNNING
 
 if TYPE_CHECKING:
-    from .models import Run
+    from ..api.models import Run
 
 PACE_READINGS_KEPT = 50
 
