@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx2
 from mcp import Client
 
-from retab_mcp.clock import VirtualClock
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.tools.server import build_server
 
 from .support import KEY, SETTINGS, Section, json_of, table, text_of, tokens

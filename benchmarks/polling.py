@@ -12,8 +12,9 @@ import anyio
 import httpx2
 from mcp import Client
 
-from retab_mcp.clock import Clock, RealClock, VirtualClock
+from retab_mcp.clock import Clock, RealClock
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.simulator.scenario import Outcome
 from retab_mcp.tools.server import build_server
 from retab_mcp.watch.schedule import FixedSchedule, PollSchedule, Schedule

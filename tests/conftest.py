@@ -9,22 +9,12 @@ from mcp.server.mcpserver import MCPServer
 
 from retab_mcp.api.client import RetabClient
 from retab_mcp.api.retry import RetryPolicy
-from retab_mcp.clock import VirtualClock
 from retab_mcp.config import Settings
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.tools.server import AppState, build_server
 
-READ_TOOLS = {
-    "get_experiment_run",
-    "wait_for_run",
-    "wait_for_runs",
-    "list_experiment_runs",
-    "list_experiment_run_results",
-    "get_experiment_run_metrics",
-    "triage_experiment_run",
-}
-TEST_KEY = "sk_test_0123456789abcdefSECRET"
-SIM_URL = "http://retab.test"
+from .helpers import SIM_URL, TEST_KEY
 
 
 @pytest.fixture

@@ -1,9 +1,15 @@
-"""Reading a child process's output in tests."""
+"""Server processes in tests: starting one on a port the system chooses, and reading its output."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import anyio
 from anyio.abc import ByteReceiveStream
 
 # What the server writes to stderr once connections queue for it, with the port it bound.
@@ -27,3 +33,18 @@ async def listening_port(stream: ByteReceiveStream | None) -> tuple[int, bytes]:
     while (found := _LISTENING_PORT.search(seen)) is None:
         seen += await stream.receive()
     return int(found.group(1)), seen
+
+
+@asynccontextmanager
+async def serve(*flags: str, env: dict[str, str] | None = None) -> AsyncIterator[int]:
+    """A `--demo` server process with `flags`; yields the port it listens on, and ends it on exit."""
+    command = [sys.executable, "-m", "retab_mcp", "--demo", "--port", "0", *flags]
+    full_env = {**os.environ, **env} if env else None
+    async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=full_env) as process:
+        with anyio.fail_after(30):  # the server says when it listens, and on which port; no guessing
+            port, _ = await listening_port(process.stderr)
+        try:
+            yield port
+        finally:
+            process.terminate()
+            await process.wait()

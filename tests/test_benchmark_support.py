@@ -17,7 +17,7 @@ from retab_mcp.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.loopback import Loopback
 
-from .conftest import TEST_KEY
+from .helpers import TEST_KEY
 
 SOUND = {"samples": 500, "min_samples": 200, "baseline": 1.2, "measured": 2.0, "plausible": (0.05, 10.0)}
 

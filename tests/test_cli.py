@@ -29,6 +29,7 @@ pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).parents[1]
 
 
+@pytest.mark.slow
 async def test_get_shows_a_failed_run_to_a_person() -> None:
     done = await anyio.run_process([sys.executable, "-m", "retab_mcp", "get", "failed", "--demo"], check=False)
     out = done.stdout.decode()
@@ -37,6 +38,7 @@ async def test_get_shows_a_failed_run_to_a_person() -> None:
     assert "SchemaValidationError" in out
 
 
+@pytest.mark.slow
 async def test_wait_times_out_with_its_own_exit_code() -> None:
     with anyio.fail_after(30):
         done = await anyio.run_process(
@@ -64,6 +66,7 @@ async def test_wait_times_out_with_its_own_exit_code() -> None:
         (["wait", "--timeout", "soon", "x"], EXIT_USAGE),
     ],
 )
+@pytest.mark.slow
 async def test_get_and_wait_exit_with_the_runs_state_and_never_a_traceback(arguments: list[str], status: int) -> None:
     with anyio.fail_after(30):
         done = await anyio.run_process([sys.executable, "-m", "retab_mcp", *arguments], check=False)
@@ -73,6 +76,7 @@ async def test_get_and_wait_exit_with_the_runs_state_and_never_a_traceback(argum
         assert len(done.stderr.decode().strip().splitlines()) == 1  # one clear line
 
 
+@pytest.mark.slow
 async def test_an_unreachable_api_is_one_line_and_no_traceback() -> None:
     with anyio.fail_after(30):
         done = await anyio.run_process(
@@ -85,6 +89,7 @@ async def test_an_unreachable_api_is_one_line_and_no_traceback() -> None:
     assert errors.strip().splitlines()[-1].startswith("retab-mcp: Could not reach the Retab API at http://127.0.0.1:9")
 
 
+@pytest.mark.slow
 async def test_ctrl_c_during_a_wait_ends_it_with_130_and_one_line() -> None:
     import signal
     import subprocess
@@ -101,6 +106,7 @@ async def test_ctrl_c_during_a_wait_ends_it_with_130_and_one_line() -> None:
     assert b"Traceback" not in seen and b"interrupted" in seen
 
 
+@pytest.mark.slow
 async def test_a_missing_key_is_explained_without_a_traceback() -> None:
     with anyio.fail_after(30):
         done = await anyio.run_process(
@@ -110,6 +116,7 @@ async def test_a_missing_key_is_explained_without_a_traceback() -> None:
     assert "RETAB_API_KEY" in done.stderr.decode() and "Traceback" not in done.stderr.decode()
 
 
+@pytest.mark.slow
 async def test_a_bad_setting_is_explained_without_a_traceback() -> None:
     with anyio.fail_after(30):
         done = await anyio.run_process(
@@ -134,6 +141,7 @@ async def test_the_readme_documents_every_tool_and_both_commands() -> None:
     assert "uv run retab-mcp demo" in first_screen and "uv run pytest" in first_screen
 
 
+@pytest.mark.slow
 async def test_the_demo_walks_through_the_tools_within_a_minute() -> None:
     with anyio.fail_after(60):
         done = await anyio.run_process([sys.executable, "-m", "retab_mcp", "demo"], check=False)
@@ -144,6 +152,7 @@ async def test_the_demo_walks_through_the_tools_within_a_minute() -> None:
     assert out.count("structuredContent:") == 4 and "Verdict: Completed" in out and "isError=True" in out
 
 
+@pytest.mark.slow
 async def test_the_simulator_serves_on_a_port_with_added_runs_and_stats() -> None:
     import subprocess
 
@@ -166,6 +175,7 @@ async def test_the_simulator_serves_on_a_port_with_added_runs_and_stats() -> Non
     assert stats["requests"] == 1 and stats["per_run"] == {added[0]: 1}
 
 
+@pytest.mark.slow
 def test_on_a_narrow_terminal_the_bar_shows_the_time_waited_and_redraws_every_second() -> None:
     """`wait` under a pseudo-terminal 40 columns wide: a redraw at least every second with the time
     waited, even while no document completes, and no redraw wider than the terminal (it would wrap and

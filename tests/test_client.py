@@ -27,7 +27,7 @@ from retab_mcp.api.retry import RetryPolicy
 from retab_mcp.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 
-from .conftest import SIM_URL, TEST_KEY
+from .helpers import SIM_URL, TEST_KEY
 
 pytestmark = pytest.mark.anyio
 

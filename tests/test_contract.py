@@ -49,6 +49,7 @@ async def test_every_promised_tool_takes_its_arguments_and_publishes_its_keys(wr
 
 
 @pytest.mark.parametrize("state", STATES)
+@pytest.mark.slow
 async def test_get_and_wait_carry_every_promised_key(writer: Client, sim: SimulatedRetab, state: str) -> None:
     run_id = sim.run_ids[state]
     got = data_of(await call(writer, "get_experiment_run", run_id=run_id))
@@ -61,6 +62,7 @@ async def test_get_and_wait_carry_every_promised_key(writer: Client, sim: Simula
 
 
 @pytest.mark.parametrize("state", ["latest", "cancelled", "long"])
+@pytest.mark.slow
 async def test_cancel_carries_every_promised_run_key(writer: Client, sim: SimulatedRetab, state: str) -> None:
     data = data_of(await call(writer, "cancel_experiment_run", run_id=sim.run_ids[state]))
     assert not missing(data, RUN_KEYS) and data["run_id"] == sim.run_ids[state]

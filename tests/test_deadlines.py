@@ -26,8 +26,7 @@ from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.loopback import Loopback
 from retab_mcp.tools.server import build_server
 
-from .conftest import TEST_KEY
-from .helpers import text_of
+from .helpers import TEST_KEY, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -114,6 +113,7 @@ async def every_handler(client: Client) -> dict[str, Callable[[], Awaitable[Any]
 
 
 @pytest.mark.parametrize("api", list(APIS))
+@pytest.mark.slow
 async def test_every_call_ends_within_its_deadline_and_the_next_is_served(api: str, mode: str) -> None:
     outcomes: dict[str, Any] = {}
     async with APIS[api]() as url, Client(build_server(settings_for(url)), mode=mode) as client:  # type: ignore[arg-type]
@@ -146,6 +146,7 @@ async def test_every_call_ends_within_its_deadline_and_the_next_is_served(api: s
     assert outcomes["completion"].completion.values == []
 
 
+@pytest.mark.slow
 async def test_a_slow_api_that_recovers_is_served_at_once(mode: str) -> None:
     async with anyio.create_task_group() as group:
         loopback = Loopback(SimulatedRetab(clock=RealClock()), group)

@@ -20,24 +20,14 @@ from mcp.types import CallToolResult
 from retab_mcp.clock import RealClock
 from retab_mcp.config import Settings
 from retab_mcp.simulator import SimulatedRetab
-from retab_mcp.simulator.loopback import Loopback
 from retab_mcp.tools.server import build_server
 from retab_mcp.watch.schedule import FixedSchedule
 
-from .conftest import TEST_KEY
-from .test_tools import size_of, text_of
+from .helpers import TEST_KEY, LoopbackAPI, size_of, text_of
 
 pytestmark = pytest.mark.anyio
 
 BOUND_S = 10  # every faulty call ends within this
-
-
-class LoopbackAPI(Loopback):
-    """The simulated Retab API on a real loopback port."""
-
-    @property
-    def sim(self) -> SimulatedRetab:
-        return self.app
 
 
 @pytest.fixture
@@ -121,6 +111,7 @@ STATUS_FAULTS = [
 
 
 @pytest.mark.parametrize(("fault", "error"), STATUS_FAULTS)
+@pytest.mark.slow
 async def test_a_faulty_answer_ends_in_a_result_or_a_clear_error(
     tools: Client, api: LoopbackAPI, fault: dict[str, Any], error: str | None
 ) -> None:
@@ -148,6 +139,7 @@ DRIFTS = [
 
 
 @pytest.mark.parametrize(("changes", "status"), DRIFTS)
+@pytest.mark.slow
 async def test_schema_drift_still_reads(tools: Client, api: LoopbackAPI, changes: dict[str, Any], status: str) -> None:
     body = run_json(api, **changes)
     api.sim.inject("raw", status=200, body=json.dumps(body).encode(), path_contains="/runs/", times=2)
@@ -163,6 +155,7 @@ async def test_a_run_with_only_its_id_still_reads(tools: Client, api: LoopbackAP
     assert not result.is_error and (result.structured_content or {})["status"] == "unknown"
 
 
+@pytest.mark.slow
 async def test_5xx_bursts_during_a_wait_do_not_end_it(tools: Client, api: LoopbackAPI) -> None:
     run_id = api.sim.add_run(duration_s=3, queue_s=0.5, documents=3)
     api.sim.inject(status=503, times=3, path_contains=run_id)
@@ -170,6 +163,7 @@ async def test_5xx_bursts_during_a_wait_do_not_end_it(tools: Client, api: Loopba
     assert not result.is_error and (result.structured_content or {})["status"] == "completed"
 
 
+@pytest.mark.slow
 async def test_an_api_refusing_connections_mid_wait_is_waited_out(tools: Client, api: LoopbackAPI) -> None:
     """The API goes down after the wait's first poll; its port resets every connection until the server has
     tried twice, then the API is back on the same port and the wait sees the run to its end."""
@@ -207,6 +201,7 @@ async def test_an_api_refusing_connections_mid_wait_is_waited_out(tools: Client,
     await still_serves(tools, api)
 
 
+@pytest.mark.slow
 async def test_an_api_down_for_a_whole_wait_ends_within_the_timeout_with_the_last_state(
     tools: Client, api: LoopbackAPI
 ) -> None:
@@ -223,6 +218,7 @@ async def test_an_api_down_for_a_whole_wait_ends_within_the_timeout_with_the_las
     await still_serves(tools, api)
 
 
+@pytest.mark.slow
 async def test_triage_and_lists_survive_faults_on_their_side_requests(tools: Client, api: LoopbackAPI) -> None:
     api.sim.inject("truncated", times=99, path_contains="/results")
     api.sim.inject("raw", status=200, body=b"[]", path_contains="/metrics", times=99)

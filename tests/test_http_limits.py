@@ -93,6 +93,7 @@ async def open_session(http: httpx2.AsyncClient, url: str) -> str:
     return answer.headers["mcp-session-id"]
 
 
+@pytest.mark.slow
 async def test_a_flood_of_unclosed_sessions_leaves_room_for_newcomers_and_keeps_used_sessions() -> None:
     """One client opens 1,500 sessions and closes none (the attack took RSS from 76 to 443 MiB and then
     locked everyone out with 503). With a bound of 40, every opening is served, the oldest unused sessions
@@ -128,6 +129,7 @@ async def test_a_flood_of_unclosed_sessions_leaves_room_for_newcomers_and_keeps_
     assert "Traceback" not in served.stderr.text.decode()
 
 
+@pytest.mark.slow
 async def test_sessions_that_only_made_the_handshake_are_closed_soon() -> None:
     env = {"RETAB_MCP_UNUSED_SESSION_IDLE_S": "1"}
     with anyio.fail_after(30):
@@ -146,6 +148,7 @@ async def test_sessions_that_only_made_the_handshake_are_closed_soon() -> None:
     assert not still.is_error  # a session that made a call keeps the long idle timeout
 
 
+@pytest.mark.slow
 async def test_a_flood_of_sse_streams_is_bounded_and_the_oldest_end_cleanly() -> None:
     """SSE streams had no bound (~67 KB each). With a bound of 20, the 60th stream still opens, the
     oldest idle ones are ended as a finished response (no broken chunk), and a newcomer is served."""
@@ -177,6 +180,7 @@ async def test_a_flood_of_sse_streams_is_bounded_and_the_oldest_end_cleanly() ->
     assert "Traceback" not in served.stderr.text.decode()
 
 
+@pytest.mark.slow
 async def test_half_sent_requests_up_to_the_file_limit_do_not_lock_out_a_normal_client() -> None:
     """300 connections that send headers a byte at a time, against a server with a file limit of 256
     (the attack held connections forever; at the limit, normal clients timed out and stderr took
@@ -216,6 +220,7 @@ async def test_half_sent_requests_up_to_the_file_limit_do_not_lock_out_a_normal_
 
 
 @pytest.mark.parametrize("transport", ["http", "sse"])
+@pytest.mark.slow
 async def test_sigterm_with_open_streams_ends_them_cleanly_and_exits_0(transport: str) -> None:
     """10 GET streams open at SIGTERM (they were cut mid-response, with 10 tracebacks and "timeout
     graceful shutdown exceeded", in 2.4 s): streamable HTTP's GET streams, and SSE streams."""

@@ -14,8 +14,9 @@ from mcp.client.streamable_http import streamable_http_client
 from retab_mcp.config import Settings
 from retab_mcp.transports.http import HttpOptions, uvicorn_config
 
+from .helpers import FINISHED
+from .processes import serve
 from .raw_stdio import INITIALIZE
-from .test_transports import FINISHED, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -28,6 +29,7 @@ async def post_initialize(port: int, **headers: str) -> httpx2.Response:
         return await http.post(f"http://127.0.0.1:{port}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **headers})
 
 
+@pytest.mark.slow
 async def test_with_a_token_every_request_needs_it() -> None:
     with anyio.fail_after(30):
         async with serve("--transport", "http", env={"RETAB_MCP_AUTH_TOKEN": TOKEN}) as port:
@@ -46,6 +48,7 @@ async def test_with_a_token_every_request_needs_it() -> None:
     assert not result.is_error
 
 
+@pytest.mark.slow
 async def test_sse_needs_the_token_too() -> None:
     with anyio.fail_after(30):
         async with (
@@ -57,6 +60,7 @@ async def test_sse_needs_the_token_too() -> None:
     assert refused.status_code == 401 and refused_post.status_code == 401
 
 
+@pytest.mark.slow
 async def test_dns_rebinding_protection_checks_host_and_origin() -> None:
     with anyio.fail_after(30):
         async with serve("--transport", "http") as port:
@@ -66,6 +70,7 @@ async def test_dns_rebinding_protection_checks_host_and_origin() -> None:
     assert (rebound.status_code, foreign.status_code, local.status_code) == (421, 403, 200)
 
 
+@pytest.mark.slow
 async def test_allowed_hosts_admit_a_deployment_behind_a_proxy() -> None:
     env = {"RETAB_MCP_ALLOWED_HOSTS": "mcp.example.com", "RETAB_MCP_ALLOWED_ORIGINS": "https://mcp.example.com"}
     with anyio.fail_after(30):
@@ -85,6 +90,7 @@ async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, s
     return done.returncode, done.stderr.decode()
 
 
+@pytest.mark.slow
 async def test_a_non_loopback_bind_without_a_token_is_refused_with_how_to_fix_it() -> None:
     code, err = await run_cli("--transport", "http", "--host", "0.0.0.0", "--port", "1")
     assert code == 1
@@ -96,6 +102,7 @@ async def test_a_non_loopback_bind_without_a_token_is_refused_with_how_to_fix_it
     [(("--auth-handled-by-proxy",), {}), ((), {"RETAB_MCP_AUTH_TOKEN": TOKEN})],
     ids=["proxy-authenticates", "token"],
 )
+@pytest.mark.slow
 async def test_a_non_loopback_bind_is_allowed_with_a_token_or_a_proxy(
     flags: tuple[str, ...], env: dict[str, str]
 ) -> None:

@@ -38,6 +38,7 @@ def is_progress(token: str) -> Any:
     return lambda m: m.get("method") == "notifications/progress" and m["params"]["progressToken"] == token
 
 
+@pytest.mark.slow
 async def test_every_byte_on_stdout_is_json_rpc_across_errors_and_cancellations() -> None:
     with anyio.fail_after(30):
         async with raw_session() as session:
@@ -70,6 +71,7 @@ async def test_every_byte_on_stdout_is_json_rpc_across_errors_and_cancellations(
 
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "stdin EOF"])
+@pytest.mark.slow
 async def test_stdio_ends_an_inflight_wait_promptly_and_exits_0(how: str) -> None:
     with anyio.fail_after(30):
         async with raw_session() as session:
@@ -90,6 +92,7 @@ async def test_stdio_ends_an_inflight_wait_promptly_and_exits_0(how: str) -> Non
 
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
+@pytest.mark.slow
 async def test_http_answers_an_inflight_wait_then_exits_0(how: str) -> None:
     command = [sys.executable, "-m", "retab_mcp", "--demo", "--transport", "http", "--port", "0"]
     results: list[Any] = []

@@ -117,6 +117,7 @@ async def post(http: httpx2.AsyncClient, port: int, **headers: str) -> int:
     return response.status_code
 
 
+@pytest.mark.slow
 async def test_a_real_server_refuses_the_attacks_logs_one_short_line_each_and_takes_any_bearer_case() -> None:
     import os
 
@@ -144,6 +145,7 @@ async def test_a_real_server_refuses_the_attacks_logs_one_short_line_each_and_ta
     assert 1 <= len(refusals) <= 4 and all(len(line) < 200 for line in refusals)  # rate-limited, cut short
 
 
+@pytest.mark.slow
 async def test_sse_refuses_a_rebound_host_too() -> None:
     import os
 
@@ -172,6 +174,7 @@ async def post_status(http: httpx2.AsyncClient, url: str, **kwargs: Any) -> int:
         return 0
 
 
+@pytest.mark.slow
 async def test_bad_posts_to_a_live_sse_session_and_huge_session_ids_log_one_short_line_each() -> None:
     import os
     import re

@@ -23,12 +23,11 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.types import CallToolResult
 
-from retab_mcp.clock import VirtualClock
 from retab_mcp.config import Settings
+from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.tools.server import build_server
 
-from .conftest import TEST_KEY
-from .test_tools import size_of, text_of
+from .helpers import TEST_KEY, size_of, text_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")  # a failing 20 KB example
 
@@ -149,6 +148,7 @@ def encode(value: Any) -> bytes:
 
 @PROFILE
 @given(body=bodies, tool=st.sampled_from(["get_experiment_run", "wait_for_run"]))
+@pytest.mark.slow
 def test_any_run_body_gives_a_summary_within_budget_or_a_clear_error(harness: Harness, body: Any, tool: str) -> None:
     harness.api.bodies = {"runs": encode(body)}
     arguments = {"timeout_s": 1} if tool == "wait_for_run" else {}
@@ -188,6 +188,7 @@ metrics_bodies = (
 
 @PROFILE
 @given(run=runs, results=results_pages, metrics=metrics_bodies)
+@pytest.mark.slow
 def test_triage_of_any_answers_stays_within_4_kb_or_is_a_clear_error(
     harness: Harness, run: Any, results: Any, metrics: Any
 ) -> None:
@@ -203,6 +204,7 @@ any_ids = tricky_ids | st.text() | st.from_regex(r"\A[A-Za-z0-9_-]{1,128}\Z")
 
 @settings(PROFILE, max_examples=(CAMPAIGN or 300))
 @given(run_id=any_ids)
+@pytest.mark.slow
 def test_any_run_id_is_refused_unsent_or_reaches_exactly_its_own_path(harness: Harness, run_id: str) -> None:
     harness.api.paths.clear()
     harness.api.bodies = {"runs": encode({"id": "exprun_1", "lifecycle": {"status": "completed"}})}

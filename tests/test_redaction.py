@@ -23,15 +23,15 @@ import httpx2
 import pytest
 from mcp import Client
 
-from retab_mcp.clock import RealClock, VirtualClock
+from retab_mcp.clock import RealClock
 from retab_mcp.config import Settings
 from retab_mcp.redaction import FRAGMENT, Redactor
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.simulator.loopback import Loopback
 from retab_mcp.tools.server import build_server
 
-from .conftest import SIM_URL
-from .helpers import text_of
+from .helpers import SIM_URL, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -108,6 +108,7 @@ async def test_a_quoted_key_in_an_api_error_never_reaches_the_model_or_the_log(
 
 
 @pytest.mark.parametrize("quoting", list(QUOTINGS))
+@pytest.mark.slow
 async def test_a_quoted_key_in_a_stack_trace_never_reaches_the_model(
     tools: Client, sim: SimulatedRetab, quoting: str
 ) -> None:
@@ -145,6 +146,7 @@ def test_the_redactor_takes_every_form_and_fragment_of_a_secret() -> None:
 
 
 @pytest.mark.parametrize("quoting", ["every character \\u-escaped", "slashes escaped", "URL-encoded"])
+@pytest.mark.slow
 async def test_the_command_line_never_prints_a_quoted_key(quoting: str) -> None:
     async with anyio.create_task_group() as group:
         api = Loopback(SimulatedRetab(clock=RealClock()), group)

@@ -13,8 +13,8 @@ import pytest
 from mcp import Client
 
 from retab_mcp.api.models import Run
-from retab_mcp.clock import VirtualClock
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.simulator.scenario import Outcome
 from retab_mcp.watch.schedule import Pace, PollSchedule
 
@@ -134,6 +134,7 @@ ENDS_AFTER = [1, 2, 3, 5, 6, 8, 10]
 @pytest.mark.parametrize("outcome", ["completed", "error"])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("ends_after_s", ENDS_AFTER)
+@pytest.mark.slow
 async def test_wait_for_run_returns_a_young_run_within_2_s_of_its_end(
     mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock, kind: str, ends_after_s: float, outcome: Outcome
 ) -> None:
@@ -147,6 +148,7 @@ async def test_wait_for_run_returns_a_young_run_within_2_s_of_its_end(
 @pytest.mark.parametrize("batch_mode", ["all", "any"])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("ends_after_s", ENDS_AFTER)
+@pytest.mark.slow
 async def test_wait_for_runs_returns_a_young_run_within_2_s_of_its_end(
     mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock, kind: str, ends_after_s: float, batch_mode: str
 ) -> None:

@@ -21,14 +21,13 @@ from mcp.types import CallToolResult
 
 from retab_mcp.api.client import RetabClient
 from retab_mcp.api.errors import RetabError
-from retab_mcp.clock import VirtualClock
 from retab_mcp.config import Settings
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.tools.server import build_server
 
-from .conftest import SIM_URL, TEST_KEY
+from .helpers import SIM_URL, TEST_KEY, LoopbackAPI
 from .processes import listening_port
-from .test_faults import LoopbackAPI
 
 pytestmark = pytest.mark.anyio
 
@@ -85,6 +84,7 @@ def echoing_sim(clock: VirtualClock) -> SimulatedRetab:
 
 
 @pytest.mark.parametrize("failure", FAILURES, ids=lambda f: f.get("kind", "status") + str(f.get("status", "")))
+@pytest.mark.slow
 async def test_no_tool_result_or_log_record_carries_a_secret(
     echoing_sim: SimulatedRetab, clock: VirtualClock, caplog: pytest.LogCaptureFixture, failure: dict[str, Any]
 ) -> None:
@@ -125,6 +125,7 @@ async def loopback_api() -> AsyncIterator[LoopbackAPI]:
         await api.stop()
 
 
+@pytest.mark.slow
 async def test_a_stdio_process_never_prints_a_secret(loopback_api: LoopbackAPI) -> None:
     """The real server process, with the key and token in its environment, at DEBUG log level, through
     every tool while the API fails in ways that quote the key."""
@@ -165,6 +166,7 @@ async def test_a_stdio_process_never_prints_a_secret(loopback_api: LoopbackAPI) 
     assert b"[redacted]" in out  # the API did quote the key, and it was removed
 
 
+@pytest.mark.slow
 async def test_an_http_process_never_prints_a_secret(loopback_api: LoopbackAPI) -> None:
     env = {
         **os.environ,

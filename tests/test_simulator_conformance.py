@@ -10,10 +10,10 @@ import httpx2
 import jsonschema
 import pytest
 
-from retab_mcp.clock import VirtualClock
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.clock import VirtualClock
 
-from .conftest import TEST_KEY
+from .helpers import TEST_KEY
 
 pytestmark = pytest.mark.anyio
 

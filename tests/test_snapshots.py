@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from retab_mcp.clock import VirtualClock
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.clock import VirtualClock
 
 from .helpers import text_of
 from .snapshot import assert_snapshot
@@ -45,6 +45,7 @@ async def test_tool_schemas(mcp_client: Client) -> None:
         ("cancelled", 0, "cancelled"),
     ],
 )
+@pytest.mark.slow
 async def test_get_experiment_run_text(
     mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock, role: str, advance_s: float, state: str
 ) -> None:
@@ -68,6 +69,7 @@ async def test_error_texts(mcp_client: Client, sim: SimulatedRetab) -> None:
 
 
 @pytest.mark.parametrize("role", ["latest", "failed", "stale"])
+@pytest.mark.slow
 async def test_triage_text(mcp_client: Client, sim: SimulatedRetab, role: str) -> None:
     result = await mcp_client.call_tool("triage_experiment_run", {"run_id": sim.run_ids[role]})
     assert_snapshot(f"triage_{role}.txt", text_of(result) + "\n")

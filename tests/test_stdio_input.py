@@ -17,6 +17,7 @@ pytestmark = pytest.mark.anyio
 PARSE_ERROR, INVALID_REQUEST = -32700, -32600
 
 
+@pytest.mark.slow
 async def test_bad_json_empty_and_batch_arrays_get_errors_and_the_server_keeps_serving() -> None:
     with anyio.fail_after(60):
         async with raw_session() as session:
@@ -45,6 +46,7 @@ async def test_bad_json_empty_and_batch_arrays_get_errors_and_the_server_keeps_s
     assert all(json.loads(line) for line in session.lines)  # nothing but JSON-RPC on stdout
 
 
+@pytest.mark.slow
 async def test_a_line_of_70_mb_is_skipped_with_an_error_and_the_server_keeps_serving() -> None:
     with anyio.fail_after(120):
         async with raw_session() as session:

@@ -8,26 +8,16 @@ from typing import Any
 import httpx2
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult
 
-from retab_mcp.clock import VirtualClock
 from retab_mcp.config import Settings
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.tools.server import build_server
 
-from .conftest import READ_TOOLS, SIM_URL, TEST_KEY
+from .helpers import READ_TOOLS, SIM_URL, TEST_KEY, size_of, text_of
 
 pytestmark = pytest.mark.anyio
-
-
-def text_of(result: CallToolResult) -> str:
-    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
-
-
-def size_of(result: CallToolResult) -> int:
-    """Bytes a host may put in front of a model: the text plus the compact JSON of structuredContent."""
-    structured = json.dumps(result.structured_content, separators=(",", ":")) if result.structured_content else ""
-    return len(text_of(result).encode()) + len(structured.encode())
 
 
 async def get(client: Client, run_id: str) -> CallToolResult:
@@ -186,6 +176,7 @@ async def test_an_unreadable_answer_is_an_error_not_a_traceback(mcp_client: Clie
         ("list_experiment_runs", {"limit": 99}, ["limit: input should be less than or equal to 25"]),
     ],
 )
+@pytest.mark.slow
 async def test_argument_errors_name_the_argument_and_what_it_takes(
     mcp_client: Client, tool: str, arguments: dict[str, Any], names: list[str]
 ) -> None:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +18,8 @@ from mcp.types import TextContent
 
 from retab_mcp.simulator.scenario import opaque_id
 
-from .conftest import READ_TOOLS
-from .processes import listening_port
+from .helpers import READ_TOOLS
+from .processes import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -49,6 +47,7 @@ async def exercise(client: Client) -> None:
     assert seen and seen == sorted(set(seen))
 
 
+@pytest.mark.slow
 async def test_stdio_server_launched_exactly_as_mcp_json_says(mode: str) -> None:
     entry = json.loads((ROOT / "mcp.json").read_text())["mcpServers"]["retab-demo"]
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), **entry.get("env", {})}
@@ -58,6 +57,7 @@ async def test_stdio_server_launched_exactly_as_mcp_json_says(mode: str) -> None
             await exercise(client)
 
 
+@pytest.mark.slow
 async def test_every_tool_resource_and_prompt_over_stdio() -> None:
     """Each triage tool, the run resource and the prompt, through a real stdio subprocess with writes allowed."""
     env = {"PATH": os.environ["PATH"], "RETAB_MCP_ALLOW_WRITES": "1"}
@@ -82,6 +82,7 @@ async def test_every_tool_resource_and_prompt_over_stdio() -> None:
     assert FINISHED in str(resource.contents[0]) and FINISHED in str(prompt.messages[0].content)
 
 
+@pytest.mark.slow
 async def test_the_real_entry_starts_without_a_key_and_explains_how_to_set_it() -> None:
     entry = json.loads((ROOT / "mcp.json").read_text())["mcpServers"]["retab"]
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}  # no RETAB_API_KEY
@@ -92,20 +93,6 @@ async def test_the_real_entry_starts_without_a_key_and_explains_how_to_set_it() 
             result = await client.call_tool("get_experiment_run", {"run_id": FINISHED})
     assert result.is_error
     assert isinstance(result.content[0], TextContent) and "RETAB_API_KEY" in result.content[0].text
-
-
-@asynccontextmanager
-async def serve(*flags: str, env: dict[str, str] | None = None) -> AsyncIterator[int]:
-    command = [sys.executable, "-m", "retab_mcp", "--demo", "--port", "0", *flags]
-    full_env = {**os.environ, **env} if env else None
-    async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=full_env) as process:
-        with anyio.fail_after(30):  # the server says when it listens, and on which port; no guessing
-            port, _ = await listening_port(process.stderr)
-        try:
-            yield port
-        finally:
-            process.terminate()
-            await process.wait()
 
 
 @pytest.fixture
@@ -120,12 +107,14 @@ async def sse_port() -> AsyncIterator[int]:
         yield port
 
 
+@pytest.mark.slow
 async def test_streamable_http_serves_both_tools_with_progress(http_port: int, mode: str) -> None:
     with anyio.fail_after(30):
         async with Client(f"http://127.0.0.1:{http_port}/mcp", mode=mode) as client:  # type: ignore[arg-type]
             await exercise(client)
 
 
+@pytest.mark.slow
 async def test_sse_serves_both_tools_with_progress(sse_port: int, mode: str) -> None:
     with anyio.fail_after(30):
         async with Client(sse_client(f"http://127.0.0.1:{sse_port}/sse"), mode=mode) as client:  # type: ignore[arg-type]
@@ -153,6 +142,7 @@ def without_wall_clock(value: Any) -> Any:
     return value
 
 
+@pytest.mark.slow
 async def test_every_tool_answers_identically_over_stdio_http_and_sse() -> None:
     writes = {"RETAB_MCP_ALLOW_WRITES": "1"}
     params = StdioServerParameters(
@@ -178,6 +168,7 @@ async def test_every_tool_answers_identically_over_stdio_http_and_sse() -> None:
     assert answers["stdio"] == answers["http"] == answers["sse"]
 
 
+@pytest.mark.slow
 async def test_a_client_cancel_over_http_leaves_the_session_usable(http_port: int) -> None:
     with anyio.fail_after(20):
         async with Client(f"http://127.0.0.1:{http_port}/mcp", mode="legacy") as client:
@@ -188,6 +179,7 @@ async def test_a_client_cancel_over_http_leaves_the_session_usable(http_port: in
     assert not again.is_error
 
 
+@pytest.mark.slow
 async def test_waits_from_twenty_http_sessions_share_one_poll_loop() -> None:
     """Twenty sessions over streamable HTTP wait on one run; one more waits alone on a twin run."""
     import httpx2

@@ -10,12 +10,11 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextResourceContents
 
-from retab_mcp.clock import VirtualClock
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.simulator.scenario import TOTAL_NOT_A_NUMBER
 
-from .conftest import READ_TOOLS, TEST_KEY
-from .test_tools import size_of, text_of
+from .helpers import READ_TOOLS, TEST_KEY, size_of, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -235,6 +234,7 @@ async def test_every_view_lists_its_lowest_items(
 @pytest.mark.parametrize(
     ("role", "kind", "words"), [("stale", "stale_metrics", "validity_changed"), ("young", "no_metrics", "No metrics")]
 )
+@pytest.mark.slow
 async def test_stale_or_missing_metrics_are_a_warning_not_an_error(
     mcp_client: Client, sim: SimulatedRetab, role: str, kind: str, words: str
 ) -> None:

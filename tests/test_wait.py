@@ -13,15 +13,15 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 
-from retab_mcp.clock import RealClock, VirtualClock
+from retab_mcp.clock import RealClock
 from retab_mcp.config import Settings
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.tools.server import AppState, build_server
 from retab_mcp.views.run import RUN_KEYS, WAIT_KEYS
 from retab_mcp.watch.schedule import FixedSchedule, Schedule
 
-from .conftest import SIM_URL, TEST_KEY
-from .test_tools import size_of, text_of
+from .helpers import SIM_URL, TEST_KEY, size_of, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -78,6 +78,7 @@ async def test_a_second_wait_reports_the_time_waited_over_all_calls(mcp_client: 
 
 
 @pytest.mark.parametrize(("asked", "expected"), [(0, 1.0), (-5, 1.0), (600, 50.0), (7, 7.0)])
+@pytest.mark.slow
 async def test_timeout_is_clamped_to_one_and_the_configured_maximum(
     mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock, asked: float, expected: float
 ) -> None:
@@ -218,6 +219,7 @@ def real_time_server(sim: SimulatedRetab, schedule: Schedule | None = None) -> M
     )
 
 
+@pytest.mark.slow
 async def test_a_hanging_api_does_not_stretch_the_wait_past_its_deadline(mode: str) -> None:
     sim = SimulatedRetab(clock=RealClock())
     sim.inject("slow", delay_s=30, times=1)
@@ -227,6 +229,7 @@ async def test_a_hanging_api_does_not_stretch_the_wait_past_its_deadline(mode: s
     assert result.is_error and "did not answer" in text_of(result)
 
 
+@pytest.mark.slow
 async def test_a_hang_after_a_good_poll_returns_that_state(mode: str) -> None:
     sim = SimulatedRetab(clock=RealClock())
     fail_from_now_on(sim, "slow")
@@ -267,6 +270,7 @@ def requests_for(sim: SimulatedRetab, run_id: str) -> int:
     return sum(1 for r in sim.requests if r.path.endswith(f"/runs/{run_id}"))
 
 
+@pytest.mark.slow
 async def test_concurrent_waits_on_one_run_share_one_poll_loop(mcp_client: Client, sim: SimulatedRetab) -> None:
     shared, alone = sim.add_run(duration_s=30, documents=10), sim.add_run(duration_s=30, documents=10)
     results: list[CallToolResult] = []
@@ -302,6 +306,7 @@ async def test_a_new_call_resumes_the_runs_schedule_instead_of_starting_over(
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 503])
+@pytest.mark.slow
 async def test_every_tool_treats_a_transient_status_alike(mcp_client: Client, sim: SimulatedRetab, status: int) -> None:
     sim.inject("status", status=status, times=2)
     got = await mcp_client.call_tool("get_experiment_run", {"run_id": sim.run_ids["latest"]})

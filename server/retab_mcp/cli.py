@@ -30,10 +30,11 @@ from .config import Settings, SettingsError
 from .console import ProgressBar
 from .logs import configure_logging
 from .redaction import Redactor
-from .tools.errors import explain
+from .tools import names
 from .tools.server import build_server
 from .transports.stdio import serve_stdio
-from .views.run import render, render_interim, summarize, summarize_wait
+from .views.messages import explain
+from .views.run import summarize, wait_view
 from .watch.watcher import WaitOutcome, wait_for_finish
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def _common_options(*, top_level: bool) -> argparse.ArgumentParser:
         type=float,
         default=default(None),
         dest="max_wait_s",
-        help="cap on one wait_for_run call, seconds (env RETAB_MCP_MAX_WAIT_S, default 50)",
+        help=f"cap on one {names.WAIT_RUN} call, seconds (env RETAB_MCP_MAX_WAIT_S, default 50)",
     )
     options.add_argument(
         "--log-level",
@@ -241,7 +242,7 @@ async def _show(
             with call_deadline(settings.call_deadline_s):
                 run = await client.get_run(run_id)
             if not wait or run.lifecycle.is_terminal:
-                print(redact.text(render(summarize(run, clock.wall_at(clock.now())), run)))
+                print(redact.text(summarize(run, clock.wall_at(clock.now())).render()))
                 return _exit_status(run.status, finished=run.lifecycle.is_terminal)
             outcome = await _wait_with_bar(client, run_id, timeout_s, clock, bar, redact)
     except RetabError as error:
@@ -249,14 +250,11 @@ async def _show(
         print(redact.text(f"retab-mcp: {explain(error, run_id)}"), file=sys.stderr)
         return EXIT_CALL_FAILED
     bar.close()
-    now = clock.wall_at(clock.now())
-    result = summarize_wait(
-        outcome.run, now, timed_out=outcome.timed_out, waited_s=outcome.waited_s, warning=outcome.warning
-    )
+    result = wait_view(outcome, clock.wall_at(clock.now()))
     if outcome.timed_out:
-        print(redact.text(render_interim(result, "Not finished: run the same command again to keep waiting.")))
+        print(redact.text(result.render(next_step="Not finished: run the same command again to keep waiting.")))
         return EXIT_TIMED_OUT
-    print(redact.text(render(result, outcome.run)))
+    print(redact.text(result.render()))
     return _exit_status(outcome.run.status, finished=True)
 
 

@@ -54,16 +54,16 @@ class Settings:
     retry_budget_s: float = 30.0
     max_wait_s: float = 50.0
     call_deadline_s: float = 45.0  # every other tool call, resource read and completion ends by then
-    allow_writes: bool = False  # offer cancel_experiment_run, the one tool that changes anything
+    allow_writes: bool = False  # offer the cancel tool, the one tool that changes anything
     auth_token: str | None = field(default=None, repr=False)  # required of HTTP/SSE callers when set
     allowed_hosts: tuple[str, ...] = ()  # Host headers accepted besides loopback ones, e.g. "mcp.example.com"
     allowed_origins: tuple[str, ...] = ()  # browser Origins accepted besides loopback ones
-    # HTTP and SSE: how many sessions (SSE: streams) may be open, and for how long (sessions.py)
+    # HTTP and SSE: how many sessions (SSE: streams) may be open, and for how long (transports/sessions.py)
     max_sessions: int = 500
     max_sessions_per_client: int = 100  # a client is a peer address; behind a proxy, all clients are one
     unused_session_idle_s: float = 60.0  # a session that only made the handshake
     session_idle_s: float = 1800.0
-    # HTTP and SSE connections (connections.py): a request must be read whole within this time, and at
+    # HTTP and SSE connections (transports/connections.py): a request must be read whole within this time, and at
     # most this many connections are open at once (default: the process's file limit less a reserve)
     request_read_timeout_s: float = 10.0
     max_connections: int | None = None

@@ -19,6 +19,7 @@ from mcp.types import CallToolResult, TextContent
 
 from .console import ProgressBar
 from .simulator.scenario import opaque_id
+from .tools import names
 
 RULE = "─" * 78
 
@@ -45,27 +46,27 @@ async def _walkthrough() -> int:
             _say(f"• {tool.name}({', '.join(parameters)}) — {first}")
 
         finished, failed, young = (opaque_id("exprun", role) for role in ("latest", "failed", "young"))
-        _section(f"get_experiment_run(run_id={finished!r})  a finished run")
-        _show(await client.call_tool("get_experiment_run", {"run_id": finished}))
-        _section(f"get_experiment_run(run_id={failed!r})  a failed run with a 50 KB stack trace")
-        _show(await client.call_tool("get_experiment_run", {"run_id": failed}))
-        _section(f"triage_experiment_run(run_id={finished!r})  why it scored below its parent")
-        _show(await client.call_tool("triage_experiment_run", {"run_id": finished}))
+        _section(f"{names.GET_RUN}(run_id={finished!r})  a finished run")
+        _show(await client.call_tool(names.GET_RUN, {"run_id": finished}))
+        _section(f"{names.GET_RUN}(run_id={failed!r})  a failed run with a 50 KB stack trace")
+        _show(await client.call_tool(names.GET_RUN, {"run_id": failed}))
+        _section(f"{names.TRIAGE}(run_id={finished!r})  why it scored below its parent")
+        _show(await client.call_tool(names.TRIAGE, {"run_id": finished}))
 
-        _section(f"wait_for_run(run_id={young!r})  a run still going, with progress")
+        _section(f"{names.WAIT_RUN}(run_id={young!r})  a run still going, with progress")
         bar = ProgressBar(sys.stdout)
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
             bar.update(progress, total, message)
 
         result = await client.call_tool(
-            "wait_for_run", {"run_id": young, "timeout_s": 45}, progress_callback=on_progress
+            names.WAIT_RUN, {"run_id": young, "timeout_s": 45}, progress_callback=on_progress
         )
         bar.close()
         _show(result)
 
         _section("a mistake the agent can fix")
-        _show(await client.call_tool("get_experiment_run", {"run_id": "exprun 2"}))
+        _show(await client.call_tool(names.GET_RUN, {"run_id": "exprun 2"}))
     _section(f"done in {time.monotonic() - started:.0f}s")
     _say("Add it to a host: see mcp.json (entries `retab` and `retab-demo`) and the README.")
     return 0

@@ -291,7 +291,7 @@ class RetabClient:
                 if delay is None:
                     raise
                 # INFO, not WARNING: an outage would write a line per retry of every call; the operator's
-                # WARNING is the watcher's one line when the API starts failing (waiting.py).
+                # WARNING is the watcher's one line when the API starts failing (watch/watcher.py).
                 logger.info("%s %s failed (%s); retry %d in %.1fs", method, path, error, attempt, delay)
                 await policy.sleep(delay)
                 slept += delay

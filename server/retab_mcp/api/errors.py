@@ -32,6 +32,10 @@ from collections.abc import Callable
 from enum import Enum
 from typing import cast
 
+from ..text import clip
+
+DETAIL_MAX = 300  # characters of what the API said about an error
+
 ID_FORM = "1 to 128 characters, each a letter, a digit, '_' or '-' (e.g. exprun_2)"
 
 
@@ -177,19 +181,19 @@ def error_message(body: bytes) -> str | None:
         data: object = json.loads(body)
     except ValueError:
         text = body.decode("utf-8", "replace").strip()
-        return _clip(text) if text else None
+        return clip(text, DETAIL_MAX) if text else None
     detail = _field(data, "detail")
     if isinstance(detail, str):
-        return _clip(detail)
+        return clip(detail, DETAIL_MAX)
     if isinstance(detail, list):
         return _validation_message(cast(list[object], detail))
     useful = _field(_field(detail, "details"), "error")
     if isinstance(useful, dict):  # details.error may itself be {"message": ...}
         useful = _field(cast(object, useful), "message")
     if isinstance(useful, str) and useful:
-        return _clip(useful)
+        return clip(useful, DETAIL_MAX)
     generic = _field(detail, "message")
-    return _clip(generic) if isinstance(generic, str) and generic else None
+    return clip(generic, DETAIL_MAX) if isinstance(generic, str) and generic else None
 
 
 def _field(container: object, name: str) -> object:
@@ -207,11 +211,7 @@ def _validation_message(items: list[object]) -> str | None:
     if not parts:
         return None
     more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
-    return _clip("; ".join(parts) + more)
-
-
-def _clip(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip("; ".join(parts) + more, DETAIL_MAX)
 
 
 class Disposition(Enum):

@@ -3,7 +3,7 @@
 The rules, in the order a request meets them:
 - Binding: loopback by default. A non-loopback address is refused at start unless a token is set
   (RETAB_MCP_AUTH_TOKEN) or the operator says authentication is done in front (--auth-handled-by-proxy).
-- DNS-rebinding protection, always on (origin_checks.py): the Host header must be a loopback name or one
+- DNS-rebinding protection, always on (origins.py): the Host header must be a loopback name or one
   listed in RETAB_MCP_ALLOWED_HOSTS (for a deployment behind a proxy or on a real hostname), and a
   browser's Origin must be loopback or listed in RETAB_MCP_ALLOWED_ORIGINS, host and port compared exactly.
 - Authentication: with a token, every request needs `Authorization: Bearer <token>` (the scheme in any

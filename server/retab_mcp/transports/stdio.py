@@ -24,6 +24,8 @@ from typing import Any, cast
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
 
+from ..tools.sdk_compat import lowlevel
+
 LINE_LIMIT = 64 * 2**20  # the longest JSON-RPC message read, in bytes
 
 
@@ -173,6 +175,6 @@ async def serve_stdio(server: MCPServer[Any]) -> None:
     if not can_serve_without_threads():
         await server.run_stdio_async()
         return
-    lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+    server_loop = lowlevel(server)
     async with _pipes() as (lines, writer), stdio_server(lines, writer) as (read, write):  # type: ignore[arg-type]
-        await lowlevel.run(read, write, lowlevel.create_initialization_options())
+        await server_loop.run(read, write, server_loop.create_initialization_options())

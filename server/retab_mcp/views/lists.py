@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
+from ..api import statuses
 from ..api.client import RetabClient
 from ..api.errors import InvalidIdError
-from .run import clip, duration_text, iso_seconds, run_state
+from ..tools import names
+from .run import duration_s, run_state
+from .text import clip, duration_text, iso_seconds
 
 if TYPE_CHECKING:
     from ..api.models import Page, Result, Run
@@ -88,9 +91,9 @@ def run_list(page: Page[Run], now: datetime) -> RunList:
     if not rows:
         hint = "No runs match. Loosen the filters (status, experiment_id, workflow_id)."
     elif page.next_cursor:
-        hint = "More runs: call again with cursor. Details of one: get_experiment_run or triage_experiment_run."
+        hint = f"More runs: call again with cursor. Details of one: {names.GET_RUN} or {names.TRIAGE}."
     else:
-        hint = "Details of one: get_experiment_run; why it scored so: triage_experiment_run."
+        hint = f"Details of one: {names.GET_RUN}; why it scored so: {names.TRIAGE}."
     return RunList(runs=rows, next_cursor=page.next_cursor, hint=hint)
 
 
@@ -114,15 +117,12 @@ def render_run_list(runs: RunList) -> str:
 
 def result_row(result: Result) -> ResultRow:
     message = result.lifecycle.error_message
-    duration = result.timing.duration_ms
-    if duration is None and result.timing.started_at and result.timing.completed_at:
-        duration = round((result.timing.completed_at - result.timing.started_at).total_seconds() * 1000)
     return ResultRow(
         document_id=result.document_id,
         filename=clip(result.filename, FILENAME_MAX) if result.filename else None,
         status=result.status,
-        error=clip(message, RESULT_ERROR_MAX) if result.status == "error" and message else None,
-        duration_s=round(duration / 1000, 1) if duration is not None else None,
+        error=clip(message, RESULT_ERROR_MAX) if result.status == statuses.ERROR and message else None,
+        duration_s=duration_s(result.timing),
     )
 
 
@@ -194,7 +194,7 @@ def _results_hint(rows: Sequence[ResultRow], next_cursor: str | None, status: st
     if not rows and next_cursor is None:
         return f"No document has status {status!r}." if status else "The run has no documents yet."
     more = "More: call again with cursor. " if next_cursor else ""
-    return more + "Scores per document: get_experiment_run_metrics(view='by_document', document_id=...)."
+    return more + f"Scores per document: {names.GET_METRICS}(view='by_document', document_id=...)."
 
 
 def result_line(row: ResultRow) -> str:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, Field
 
-from .run import clip
+from ..tools import names
+from .text import clip
 
 if TYPE_CHECKING:
     from ..api.models import Metrics
@@ -150,11 +151,11 @@ def _vote_item(index: int, row: dict[str, Any]) -> ScoredItem:
 
 def _hint(report: MetricsReport) -> str:
     if report.kind == "no_metrics":
-        return "Nothing scored yet: wait_for_run, then ask again."
+        return f"Nothing scored yet: {names.WAIT_RUN}, then ask again."
     if report.kind == "stale_metrics":
-        return "Start a new run to score the current definition; get_experiment_run still shows this run."
+        return f"Start a new run to score the current definition; {names.GET_RUN} still shows this run."
     if report.view == "summary" and report.lowest:
-        return "Fields of a document: view='by_document', document_id=<id>. Why it ended so: triage_experiment_run."
+        return f"Fields of a document: view='by_document', document_id=<id>. Why it ended so: {names.TRIAGE}."
     if report.view == "by_document" and report.lowest:
         return "Documents of a field: view='by_target', target_path=<path>; votes: view='votes'."
     return "Other views: summary, by_document (document_id), by_target (target_path), votes."

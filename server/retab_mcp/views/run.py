@@ -9,14 +9,18 @@ the cause is, so the two channels do not repeat it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
+from ..api import statuses
 from ..api.statuses import CANCELLED, COMPLETED, ERROR, KNOWN_STATUSES, PENDING, QUEUED, RUNNING
+from ..tools import names
+from .text import clip, duration_text, iso_seconds
 
 if TYPE_CHECKING:
-    from ..api.models import Run
+    from ..api.models import Run, Timing
+    from ..watch.watcher import WaitOutcome
 
 TRACE_MAX_LINES = 15
 TRACE_MAX_BYTES = 1_400
@@ -36,7 +40,7 @@ class RunState(BaseModel):
     """The published keys of a run (../shared/contract/interface.json's run_keys), plus its ETA.
 
     Every tool that shows a run carries these, each present even when null. Counts are null only in a
-    wait_for_runs row for a run that could not be read.
+    batch wait row for a run that could not be read.
     """
 
     run_id: str
@@ -53,6 +57,9 @@ class RunState(BaseModel):
     eta_s: int | None = Field(default=None, description="Estimated seconds left, from throughput so far.")
 
 
+Summary = TypeVar("Summary", bound="RunSummary")
+
+
 class RunSummary(RunState):
     """The state of one Retab experiment run. Times are in seconds; ids are Retab's own."""
 
@@ -66,11 +73,55 @@ class RunSummary(RunState):
     duration_s: float | None = Field(default=None, description="Run time of a finished run.")
     elapsed_s: float | None = Field(default=None, description="Time since an unfinished run was created.")
     hint: str = Field(description="What to do next.")
+    # The failed run's stack trace, for the text only: a model reads its end there; the structured
+    # content does not repeat it.
+    _stack_trace: str | None = PrivateAttr(default=None)
+
+    @property
+    def stack_trace(self) -> str | None:
+        return self._stack_trace
+
+    def structured(self) -> dict[str, Any]:
+        """The structured content: the published keys always, other keys when they say something."""
+        return compact(self)
+
+    def with_stack_trace(self, trace: str | None) -> Self:
+        self._stack_trace = trace
+        return self
+
+    def into(self, cls: type[Summary], *, exclude: frozenset[str] = frozenset(), **fields: Any) -> Summary:
+        """This summary as a `cls` (a result that adds keys to a run's), the stack trace with it."""
+        values = self.model_dump(exclude=set(exclude)) | fields
+        return cls(**values).with_stack_trace(self._stack_trace)
+
+    def render(self, *, trace: bool = True) -> str:
+        """Compact text for a model: headline, context, the error and the end of its trace, the next step."""
+        lines = [headline(self)]
+        context = context_line(self)
+        if context:
+            lines.append(context)
+        if self.status not in KNOWN_STATUSES:
+            lines[0] += " (status unknown to this server)"
+        if self.error is not None:
+            where = f" in block {self.error.block_name!r}" if self.error.block_name else ""
+            code = f" [{self.error.code}]" if self.error.code else ""
+            lines.append(f"Error{code}{where}, as reported by Retab: {self.error.message}")
+            if trace and self._stack_trace:
+                lines.extend(trace_tail(self._stack_trace))
+        if self.cancel_reason:
+            lines.append(f"Cancel reason, as reported by Retab: {self.cancel_reason}")
+        lines.extend(self._more_lines())
+        if self.hint:
+            lines.append(f"Next: {self.hint}")
+        return "\n".join(lines)
+
+    def _more_lines(self) -> list[str]:
+        return []
 
 
 class WaitResult(RunSummary):
     """A run's state after waiting for it to finish: the run's keys and the wait's. A finished run comes
-    with its summary, less the ids get_experiment_run gave; an unfinished one with the run keys only."""
+    with its summary, less the ids a first read gave; an unfinished one with the run keys only."""
 
     timed_out: bool = Field(description="True if the wait ended before the run finished.")
     waited_s: float = Field(description="How long this call waited.")
@@ -79,23 +130,51 @@ class WaitResult(RunSummary):
     )
     warning: str | None = Field(default=None, description="A problem met while waiting, e.g. API errors.")
 
+    def structured(self) -> dict[str, Any]:
+        data = compact(self)
+        if not self.finished:  # what its text and the first call gave
+            data = {k: v for k, v in data.items() if k not in INTERIM_DROPPED}
+        return data
+
+    def render(self, *, trace: bool = True, next_step: str = "Call again.") -> str:
+        """A wait that ended before the run is one line: what changed, and that waiting may go on."""
+        if self.finished:
+            return super().render(trace=trace)
+        bits = [self.status, documents_text(self)]
+        if self.error_count:
+            bits.append(f"{self.error_count} error{'' if self.error_count == 1 else 's'}")
+        if self.eta_s is not None:
+            bits.append(f"~{duration_text(self.eta_s)} left")
+        waited = f"waited {duration_text(self.total_waited_s or self.waited_s)}"
+        line = " · ".join(bits) + f" · {waited}. {next_step}"
+        return line + (f"\nWarning: {self.warning}" if self.warning else "")
+
+    def _more_lines(self) -> list[str]:
+        waited = f"Waited {duration_text(self.waited_s)}"
+        if self.total_waited_s:
+            waited += f" ({duration_text(self.total_waited_s)} over all calls)"
+        lines = [waited + (", not finished." if self.timed_out else ".")]
+        if self.warning:
+            lines.append(f"Warning: {self.warning}")
+        return lines
+
 
 RUN_KEYS = frozenset(RunState.model_fields) - {"eta_s"}
 WAIT_KEYS = frozenset({"timed_out", "waited_s"})
 # Keys present in every result, null or not (the contract's and the hint); other null keys are left out
 # to save tokens.
 ALWAYS_PRESENT = RUN_KEYS | WAIT_KEYS | {"hint"}
-# What get_experiment_run already gave and a wait does not repeat: the ids of experiment, workflow and
+# What a first read of the run already gave and a wait does not repeat: the ids of experiment, workflow and
 # block, the start time. An agent waiting out a long run reads a wait result a dozen times.
-STATIC_KEYS = frozenset({"experiment_id", "workflow_id", "block_id", "block_type", "n_consensus", "started_at"})
+ID_KEYS = frozenset({"experiment_id", "workflow_id", "block_id", "started_at"})
+STATIC_KEYS = ID_KEYS | {"block_type", "n_consensus"}
 # An unfinished wait result's structured content also leaves out what its text and the first call gave.
 INTERIM_DROPPED = frozenset({"parent_run_id", "elapsed_s"})
 
 
-def compact(summary: BaseModel) -> dict[str, Any]:
-    data = summary.model_dump(mode="json")
-    if isinstance(summary, WaitResult) and not summary.finished:
-        data = {k: v for k, v in data.items() if k not in INTERIM_DROPPED}
+def compact(model: BaseModel) -> dict[str, Any]:
+    """`model` as structured content: null keys left out to save tokens, except the published ones."""
+    data = model.model_dump(mode="json")
     return {k: v for k, v in data.items() if v is not None or k in ALWAYS_PRESENT}
 
 
@@ -147,12 +226,12 @@ def run_state(run: Run, now: datetime, read_at: datetime | None = None) -> RunSt
     )
 
 
-def duration_s(run: Run) -> float | None:
-    """Run time of a finished run, from Retab's duration or else its start and end."""
-    if run.timing.duration_ms is not None:
-        return round(run.timing.duration_ms / 1000, 1)
-    if run.timing.started_at and run.timing.completed_at:
-        return round((run.timing.completed_at - run.timing.started_at).total_seconds(), 1)
+def duration_s(timing: Timing) -> float | None:
+    """Run time of a finished run or result, from Retab's duration or else its start and end."""
+    if timing.duration_ms is not None:
+        return round(timing.duration_ms / 1000, 1)
+    if timing.started_at and timing.completed_at:
+        return round((timing.completed_at - timing.started_at).total_seconds(), 1)
     return None
 
 
@@ -171,46 +250,41 @@ def summarize(run: Run, now: datetime, read_at: datetime | None = None) -> RunSu
         n_consensus=run.n_consensus,
         parent_run_id=run.parent_run_id,
         started_at=iso_seconds(run.timing.started_at),
-        duration_s=duration_s(run) if state.finished else None,
+        duration_s=duration_s(run.timing) if state.finished else None,
         elapsed_s=elapsed_s,
         hint="",
     )
-    return summary.model_copy(update={"hint": next_step(summary)})
+    details = run.lifecycle.details
+    trace = details.stack_trace if details and state.error is not None else None
+    return summary.model_copy(update={"hint": next_step(summary)}).with_stack_trace(trace)
 
 
 def next_step(summary: RunSummary) -> str:
     match summary.status:
-        case "completed":
-            why = "triage_experiment_run explains the score"
+        case statuses.COMPLETED:
+            why = f"{names.TRIAGE} explains the score"
             return f"Final; {why} against the parent run." if summary.parent_run_id else f"Final; {why}."
-        case "error":
+        case statuses.ERROR:
             return "Failed; waiting won't change it. Fix what the last trace line names, then start a new run."
-        case "cancelled":
+        case statuses.CANCELLED:
             return "Cancelled; it will not finish. Start a new run if results are still needed."
         case s if s in (PENDING, QUEUED, RUNNING):
-            return "Not finished: call wait_for_run to wait (up to ~45 s a call)."
+            return f"Not finished: call {names.WAIT_RUN} to wait (up to ~45 s a call)."
         case _:
-            return "Unknown status: call get_experiment_run again later to see whether it ends."
+            return f"Unknown status: call {names.GET_RUN} again later to see whether it ends."
 
 
-def summarize_wait(
-    run: Run,
-    now: datetime,
-    *,
-    timed_out: bool,
-    waited_s: float,
-    warning: str | None = None,
-    total_waited_s: float | None = None,
-    read_at: datetime | None = None,
-) -> WaitResult:
-    """The state of `run` after a wait on it, less what get_experiment_run already gave."""
-    summary = summarize(run, now, read_at)
-    return WaitResult(
-        **summary.model_dump(exclude=set(STATIC_KEYS)),
-        timed_out=timed_out,
-        waited_s=waited_s,
-        total_waited_s=total_waited_s if total_waited_s and total_waited_s > waited_s + 0.5 else None,
-        warning=warning,
+def wait_view(outcome: WaitOutcome, now: datetime) -> WaitResult:
+    """The state of the run a wait ended on, less what a first read of the run already gave."""
+    summary = summarize(outcome.run, now, outcome.read_at)
+    total = outcome.total_waited_s
+    return summary.into(
+        WaitResult,
+        exclude=STATIC_KEYS,
+        timed_out=outcome.timed_out,
+        waited_s=outcome.waited_s,
+        total_waited_s=total if total > outcome.waited_s + 0.5 else None,
+        warning=outcome.warning,
     )
 
 
@@ -245,49 +319,6 @@ def context_line(summary: RunSummary) -> str | None:
     return " · ".join(bits)
 
 
-def render_interim(result: WaitResult, next_step: str = "Call again.") -> str:
-    """One line for a wait that ended before the run: what changed, and that waiting may go on."""
-    bits = [result.status, documents_text(result)]
-    if result.error_count:
-        bits.append(f"{result.error_count} error{'' if result.error_count == 1 else 's'}")
-    if result.eta_s is not None:
-        bits.append(f"~{duration_text(result.eta_s)} left")
-    waited = f"waited {duration_text(result.total_waited_s or result.waited_s)}"
-    line = " · ".join(bits) + f" · {waited}. {next_step}"
-    return line + (f"\nWarning: {result.warning}" if result.warning else "")
-
-
-def render(summary: RunSummary, run: Run | None = None) -> str:
-    """Compact text for a model. `run` supplies the stack trace of a failed run."""
-    if isinstance(summary, WaitResult) and not summary.finished:
-        return render_interim(summary)
-    lines = [headline(summary)]
-    context = context_line(summary)
-    if context:
-        lines.append(context)
-    if summary.status not in KNOWN_STATUSES:
-        lines[0] += " (status unknown to this server)"
-    if summary.error is not None:
-        where = f" in block {summary.error.block_name!r}" if summary.error.block_name else ""
-        code = f" [{summary.error.code}]" if summary.error.code else ""
-        lines.append(f"Error{code}{where}, as reported by Retab: {summary.error.message}")
-        trace = run.lifecycle.details.stack_trace if run and run.lifecycle.details else None
-        if trace:
-            lines.extend(trace_tail(trace))
-    if summary.cancel_reason:
-        lines.append(f"Cancel reason, as reported by Retab: {summary.cancel_reason}")
-    if isinstance(summary, WaitResult):
-        waited = f"Waited {duration_text(summary.waited_s)}"
-        if summary.total_waited_s:
-            waited += f" ({duration_text(summary.total_waited_s)} over all calls)"
-        lines.append(waited + (", not finished." if summary.timed_out else "."))
-        if summary.warning:
-            lines.append(f"Warning: {summary.warning}")
-    if summary.hint:
-        lines.append(f"Next: {summary.hint}")
-    return "\n".join(lines)
-
-
 def trace_tail(trace: str, *, max_lines: int = TRACE_MAX_LINES, max_bytes: int = TRACE_MAX_BYTES) -> list[str]:
     """The last lines of a stack trace within `max_lines` and `max_bytes`, with a cut marker."""
     all_lines = trace.rstrip().splitlines()
@@ -309,24 +340,3 @@ def trace_tail(trace: str, *, max_lines: int = TRACE_MAX_LINES, max_bytes: int =
 
 def documents_text(state: RunState) -> str:
     return f"{state.completed_documents}/{state.total_documents} docs"
-
-
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    total = round(seconds)
-    if total < 60:
-        return f"{total}s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def iso_seconds(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else None

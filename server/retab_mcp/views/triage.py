@@ -17,10 +17,13 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 from pydantic import BaseModel, Field
 
+from ..api import statuses
 from ..api.client import RetabClient
 from ..api.errors import RetabError
+from ..tools import names
 from .metrics import ScoredItem, delta, lowest, metrics_warning, score_text, scored_items
-from .run import RunSummary, clip, compact, documents_text, duration_text, render, summarize, trace_tail
+from .run import ID_KEYS, RunSummary, compact, documents_text, summarize, trace_tail
+from .text import clip, duration_text
 
 if TYPE_CHECKING:
     from ..api.models import Metrics, Result, Run
@@ -41,7 +44,6 @@ BUDGET_BYTES = 4_000  # text plus compact structured content, under the 4 KB pro
 CAUSE_MAX = 240
 
 T = TypeVar("T")
-_STATIC_RUN_KEYS = frozenset({"experiment_id", "workflow_id", "block_id", "started_at"})
 
 
 class FailureGroup(BaseModel):
@@ -136,7 +138,7 @@ def failure_groups(results: Sequence[Result]) -> tuple[int, list[FailureGroup]]:
     """(failed document count, the largest groups of failures by message)."""
     groups: dict[str, list[Result]] = defaultdict(list)
     for result in results:
-        if result.status == "error":
+        if result.status == statuses.ERROR:
             groups[result.lifecycle.error_message or "(no message)"].append(result)
     ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     failed = sum(len(members) for members in groups.values())
@@ -186,7 +188,7 @@ def build_report(evidence: Evidence, now: datetime) -> TriageReport:
     report = TriageReport(
         verdict="",
         run=summary,
-        cause=last_trace_line(run) if run.status == "error" else None,
+        cause=last_trace_line(run) if run.status == statuses.ERROR else None,
         score=score,
         prior_score=prior,
         delta=delta(score, prior),
@@ -207,13 +209,13 @@ def verdict(report: TriageReport) -> str:
     run = report.run
     docs = documents_text(run)
     match run.status:
-        case "completed":
+        case statuses.COMPLETED:
             text = f"Completed, {score_text(report.score, report.prior_score, report.prior_run_id)}."
-        case "error":
+        case statuses.ERROR:
             where = f" in block {run.error.block_name!r}" if run.error and run.error.block_name else ""
             message = clip(run.error.message, VERDICT_MESSAGE_MAX) if run.error else "(no message)"
             text = f"Failed{where} after {docs}: {_sentence(message)}"
-        case "cancelled":
+        case statuses.CANCELLED:
             text = f"Cancelled after {docs}" + (f": {_sentence(run.cancel_reason)}" if run.cancel_reason else ".")
         case _:
             left = f", ~{duration_text(run.eta_s)} left" if run.eta_s is not None else ""
@@ -243,23 +245,23 @@ def next_calls(report: TriageReport) -> list[str]:
     run_id = report.run.run_id
     calls: list[str] = []
     if not report.run.finished:
-        calls.append(f"wait_for_run(run_id='{run_id}')")
+        calls.append(f"{names.WAIT_RUN}(run_id='{run_id}')")
     if report.failed_documents:
-        calls.append(f"list_experiment_run_results(run_id='{run_id}', status='error')")
+        calls.append(f"{names.LIST_RESULTS}(run_id='{run_id}', status='error')")
     if report.worst_documents and len(doc := report.worst_documents[0].id) <= CALL_ARGUMENT_MAX:
-        calls.append(f"get_experiment_run_metrics(run_id='{run_id}', view='by_document', document_id='{doc}')")
+        calls.append(f"{names.GET_METRICS}(run_id='{run_id}', view='by_document', document_id='{doc}')")
     if report.worst_fields and not (path := report.worst_fields[0].id).endswith("…"):
-        calls.append(f"get_experiment_run_metrics(run_id='{run_id}', view='by_target', target_path='{path}')")
+        calls.append(f"{names.GET_METRICS}(run_id='{run_id}', view='by_target', target_path='{path}')")
     if report.prior_run_id:
-        calls.append(f"triage_experiment_run(run_id='{report.prior_run_id}')")
+        calls.append(f"{names.TRIAGE}(run_id='{report.prior_run_id}')")
     return calls
 
 
 def structured(report: TriageReport) -> dict[str, object]:
     """The report as structuredContent: nulls left out, the run summary compacted like the run tools'."""
     data = compact(report)
-    # The run's static ids are one get_experiment_run away; the report keeps what explains the outcome.
-    run_data = {k: v for k, v in compact(report.run).items() if k not in _STATIC_RUN_KEYS}
+    # The run's static ids are one read of the run away; the report keeps what explains the outcome.
+    run_data = {k: v for k, v in compact(report.run).items() if k not in ID_KEYS}
     if report.run.error is not None:  # the verdict carries the message already
         run_data["error"] = compact(report.run.error) | {"message": clip(report.run.error.message, VERDICT_MESSAGE_MAX)}
     data["run"] = run_data
@@ -305,7 +307,7 @@ def _size(text: str, data: dict[str, object]) -> int:
 
 def render_report(report: TriageReport, run: Run, *, trace_lines: int = TRIAGE_TRACE_LINES) -> str:
     lines = [f"Verdict: {report.verdict}"]
-    run_text = render(report.run, None).splitlines()
+    run_text = report.run.render(trace=False).splitlines()
     lines.extend(line for line in run_text if not line.startswith(("Next:", "Error", "Cancel reason")))
     trace = run.lifecycle.details.stack_trace if run.lifecycle.details else None
     if trace and trace_lines:

@@ -18,7 +18,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -43,13 +43,31 @@ SILENT_WARNING_S = 1.0  # a request in flight this long at a deadline is worth a
 WATCHES_KEPT = 1_000  # idle watches remembered (state, pace, next poll), most recent first
 
 
-@dataclass
+@dataclass(frozen=True)
 class WaitOutcome:
+    """All a wait came to: the run's last state read and the wait's own facts."""
+
     run: Run  # the last state read
     timed_out: bool
     waited_s: float
     warning: str | None
     read_at: datetime | None = None  # wall time the state was read
+    total_waited_s: float = 0.0  # over every wait on this run from this watcher, this one included
+
+
+class WaitLedger:
+    """How long this watcher has waited on each run, over all calls (the last 1,000 runs)."""
+
+    def __init__(self, capacity: int = 1_000) -> None:
+        self._seconds: OrderedDict[str, float] = OrderedDict()
+        self._capacity = capacity
+
+    def add(self, run_id: str, seconds: float) -> float:
+        total = self._seconds.pop(run_id, 0.0) + seconds
+        self._seconds[run_id] = total
+        while len(self._seconds) > self._capacity:
+            self._seconds.popitem(last=False)
+        return total
 
 
 @dataclass
@@ -96,13 +114,16 @@ class RunWatcher:
         self.stop = stop
         self._group = group
         self._watches: OrderedDict[str, Watch] = OrderedDict()
+        self._waited = WaitLedger()
         self._api_failing = False  # for the operator's log: one line when the API starts failing, one when back
 
-    def record(self, run: Run) -> None:
-        """A state read elsewhere (get_experiment_run): later waits start from it."""
+    async def get(self, run_id: str) -> Run:
+        """Read the run now (with the client's retries); later waits start from this state."""
+        run = await self.client.get_run(run_id)
         watch = self._watch(run.id)
         watch.run, watch.read_t = run, self.clock.now()
         self._schedule_next(watch, run)
+        return run
 
     async def wait(
         self,
@@ -116,6 +137,10 @@ class RunWatcher:
         Raises the error that ended the run's watch (auth, bad request, unknown run), the last poll's
         error if no poll ever succeeded, and ServerStoppingError if the server stops before any did.
         """
+        outcome = await self._wait(run_id, timeout_s=timeout_s, on_progress=on_progress)
+        return replace(outcome, total_waited_s=self._waited.add(run_id, outcome.waited_s))
+
+    async def _wait(self, run_id: str, *, timeout_s: float, on_progress: ProgressCallback | None) -> WaitOutcome:
         start = self.clock.now()
         deadline = start + timeout_s
         watch = self._watch(run_id)

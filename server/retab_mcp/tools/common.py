@@ -1,0 +1,75 @@
+"""What every tool family shares: the lifespan's state, argument types, annotations and the result shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from ..api.client import RetabClient
+from ..clock import Clock
+from ..config import Settings
+from ..redaction import Redactor
+from ..watch.watcher import ProgressCallback, RunWatcher
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
+DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
+
+RunId = Annotated[
+    str,
+    Field(description="Retab experiment run id, e.g. 'exprun_2': 1-128 letters, digits, '_' or '-'."),
+]
+OptionalId = Annotated[str | None, Field(description="An id as Retab shows it; omit for no filter.")]
+Cursor = Annotated[str | None, Field(description="next_cursor of the previous page; omit for the first page.")]
+WaitSeconds = Annotated[
+    float,
+    Field(
+        description="Seconds to wait at most; clamped to 1..RETAB_MCP_MAX_WAIT_S (default 50), since hosts end "
+        "tool calls at ~60 s.",
+        allow_inf_nan=False,
+    ),
+]
+
+
+@dataclass
+class AppState:
+    """What the lifespan opens once and every call uses."""
+
+    client: RetabClient
+    clock: Clock
+    settings: Settings
+    watcher: RunWatcher
+    redact: Redactor
+
+    def now(self) -> datetime:
+        """The current wall time by this server's clock (virtual in tests)."""
+        return self.clock.wall_at(self.clock.now())
+
+    def clamp_wait(self, timeout_s: float) -> float:
+        return min(max(timeout_s, 1.0), self.settings.max_wait_s)
+
+
+def state_of(ctx: Context[AppState, Any]) -> AppState:
+    return ctx.request_context.lifespan_context
+
+
+def redacted_progress(ctx: Context[AppState, Any]) -> ProgressCallback:
+    """Progress for the caller, its message (which quotes the run's status) through the redaction."""
+    redact = state_of(ctx).redact
+
+    async def report(progress: float, total: float | None, message: str) -> None:
+        await ctx.report_progress(progress, total, redact.text(message))
+
+    return report
+
+
+def dump(model: BaseModel) -> dict[str, object]:
+    return model.model_dump(mode="json", exclude_none=True)
+
+
+def tool_result(text: str, structured_content: dict[str, Any]) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured_content)

@@ -1,0 +1,16 @@
+"""The published names of the tools: hosts, agents and scripts call them, so each is written once, here.
+
+Views quote them in their hints ("call wait_for_run …"); this module imports nothing, so that views can
+use it without reaching up into the tools layer (the import contract in pyproject.toml allows exactly this).
+"""
+
+GET_RUN = "get_experiment_run"
+WAIT_RUN = "wait_for_run"
+WAIT_RUNS = "wait_for_runs"
+LIST_RUNS = "list_experiment_runs"
+LIST_RESULTS = "list_experiment_run_results"
+GET_METRICS = "get_experiment_run_metrics"
+TRIAGE = "triage_experiment_run"
+CANCEL = "cancel_experiment_run"
+
+WAITS = frozenset({WAIT_RUN, WAIT_RUNS})  # bounded by their own timeout_s, not the call deadline
