@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from ..api.errors import Disposition, RetabError, disposition
+from ..tools import names
 from ..watch.many import ManyOutcome, WaitMode
 from .messages import explain
 from .run import RUN_KEYS, RunState, documents_text, run_state
@@ -105,12 +106,12 @@ def _hint(done: bool, mode: WaitMode, rows: list[WaitRow], waiting_on: list[Wait
     if done:
         if not any(row.finished for row in rows):
             return "None of these ids names a run that can be read: check them." + drop
-        return "Why a run scored as it did: triage_experiment_run(run_id)." + drop
+        return f"Why a run scored as it did: {names.TRIAGE}(run_id)." + drop
     # The exact call, naming the ids only when it is not the same call again: 20 ids cost 700 bytes a time.
     same = not rejected and not any(row.finished for row in rows)
     ids = "the same run_ids" if same else "run_ids=[" + ", ".join(f"'{row.run_id}'" for row in waiting_on) + "]"
     return (
-        f"Not done: call wait_for_runs again with {ids} and mode='{mode}' to keep waiting; stop after ~15 min "
+        f"Not done: call {names.WAIT_RUNS} again with {ids} and mode='{mode}' to keep waiting; stop after ~15 min "
         "without progress." + drop
     )
 
