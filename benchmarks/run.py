@@ -23,7 +23,7 @@ import anyio
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import coalescing, context, overhead, polling, startup
+from benchmarks import coalescing, context, overhead, polling, power, startup
 from benchmarks.support import Section, table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +43,7 @@ MEASURES = {
     "coalescing": coalescing.coalescing,
     "scale": coalescing.scale,
     "context": _context,
+    "power": power.measure,
 }
 
 

@@ -25,6 +25,7 @@ READ_TOOLS = {
     "list_experiment_run_results",
     "get_experiment_run_metrics",
     "triage_experiment_run",
+    "compare_experiment_runs",
 }
 TEST_KEY = "sk_test_0123456789abcdefSECRET"
 SIM_URL = "http://retab.test"

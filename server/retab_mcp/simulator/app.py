@@ -9,6 +9,10 @@ starts now). Faults:
 - "raw": any `status`, `body` and `media_type`, e.g. a proxy's HTML error page or a drifted schema;
 - "truncated": a 200 that declares more bytes than it sends, then ends (over a real socket the
   connection is cut mid-body).
+`drop_answer(...)` acts on the next matching request and then loses its answer (a 502 from a proxy, or a
+cut connection): the API did what was asked, the caller cannot know. `edit_block(...)` makes a new block
+configuration of an experiment, which moves the agreement of chosen documents and fields in the runs
+started after it (the consensus model of scenario.py).
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ from starlette.routing import Route
 from ..clock import Clock, RealClock
 from .scenario import (
     TARGETS,
+    BlockEdit,
     Outcome,
+    SimExperiment,
     SimRun,
     World,
+    consensus_final_score,
     document_score,
     iso,
     make_experiment,
@@ -79,6 +86,8 @@ class SimulatedRetab:
     request_hook: Callable[[RecordedRequest], None] | None = None  # called as each request arrives
     request_cancelled: anyio.Event = field(default_factory=anyio.Event)  # set when a slow answer is abandoned
     added_runs: list[str] = field(default_factory=list[str])
+    created_run_s: float = 30.0  # how long a run started by POST /runs lasts
+    dropped: list[tuple[str, str, str]] = field(default_factory=list[tuple[str, str, str]])  # method, path, how
     _request_counter: int = 0
 
     def __post_init__(self) -> None:
@@ -106,10 +115,34 @@ class SimulatedRetab:
         request = Request(scope, receive)
         response = await self._guard(request)
         stamped_send = self._stamp(send)
-        if response is None:
+        drop = self._drop_for(scope) if response is None else None
+        if drop is not None:
+            await self._act_then_lose_the_answer(drop, scope, receive, stamped_send)
+        elif response is None:
             await self.app(scope, receive, stamped_send)
         else:
             await response(scope, receive, stamped_send)
+
+    def _drop_for(self, scope: Any) -> str | None:
+        for i, (method, path, how) in enumerate(self.dropped):
+            if scope["method"] == method and scope["path"].endswith(path):
+                del self.dropped[i]
+                return how
+        return None
+
+    async def _act_then_lose_the_answer(self, how: str, scope: Any, receive: Any, send: Any) -> None:
+        async def lost(message: Any) -> None:
+            pass
+
+        await self.app(scope, receive, lost)  # done: the run exists
+        if how == "502":
+            await Response(b"<html>502 Bad Gateway</html>", status_code=502, media_type="text/html")(
+                scope, receive, send
+            )
+            return
+        # "cut": an answer that declares more than it sends; over a real socket the connection ends mid-body
+        await send({"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"500")]})
+        await send({"type": "http.response.body", "body": b'{"id": "exprun_', "more_body": False})
 
     # Controls
 
@@ -180,6 +213,45 @@ class SimulatedRetab:
         self.world.runs.append(run)
         self.added_runs.append(run.id)
         return run.id
+
+    def drop_answer(self, method: str = "POST", path: str = "/runs", how: Literal["502", "cut"] = "502") -> None:
+        """Act on the next `method` request to a path ending in `path`, then lose its answer."""
+        self.dropped.append((method, path, how))
+
+    def edit_block(
+        self,
+        experiment_id: str | None = None,
+        *,
+        everywhere: float = 0.0,
+        documents: Mapping[int, float] | None = None,
+        fields: Mapping[str, float] | None = None,
+    ) -> str:
+        """A new block configuration of the experiment (default: the first): runs started from now on
+        score every document `everywhere` higher (negative: lower), the documents at the given indexes by
+        their own amount instead, and the named fields by an extra amount. Returns the experiment id."""
+        exp = self.world.experiment(experiment_id) if experiment_id else self.world.experiments[0]
+        assert exp is not None
+        ids = [d for d, _ in exp.documents]
+        by_id = {ids[i]: delta for i, delta in (documents or {}).items()}
+        exp.edits.append(BlockEdit(everywhere=everywhere, documents=by_id, fields=dict(fields or {})))
+        exp.config = len(exp.edits)
+        return exp.id
+
+    def add_consensus_run(self, experiment_id: str | None = None, *, duration_s: float = 10.0) -> str:
+        """A run of the experiment's current block configuration, scored by the consensus model; with the
+        default duration it has already completed (it started `duration_s` ago, plus the queue time)."""
+        exp = self.world.experiment(experiment_id) if experiment_id else self.world.experiments[0]
+        assert exp is not None
+        run = self._consensus_run(exp, duration_s=duration_s)
+        run.created_t -= run.queue_s + duration_s + 1.0
+        return run.id
+
+    def add_experiment(self, name: str, *, documents: int = 12, n_consensus: int = 5) -> str:
+        exp = make_experiment(
+            name, documents=documents, n_consensus=n_consensus, epoch=self.world.wall(self.clock.now())
+        )
+        self.world.experiments.append(exp)
+        return exp.id
 
     def add_worst_case_run(self, *, documents: int = 100, parent_run_id: str | None = None) -> str:
         """A run built to make results as large as they can get: it fails at 90 % with a 10 KB message and a
@@ -322,15 +394,24 @@ class SimulatedRetab:
         experiment = self.world.experiment(experiment_id)
         if experiment is None:
             return _http_exception(404, f"Experiment not found: {experiment_id}")
+        workflow_id = body.get("workflow_id")
+        if workflow_id is not None and workflow_id != experiment.workflow_id:
+            return _http_exception(404, f"Experiment {experiment_id} not found in workflow {workflow_id}")
+        run = self._consensus_run(experiment, duration_s=self.created_run_s)
+        return JSONResponse(run_body(self.world, run, self.clock.now()), status_code=202)
+
+    def _consensus_run(self, experiment: SimExperiment, *, duration_s: float) -> SimRun:
         run = SimRun(
             id=opaque_id("exprun", f"created-{len(self.world.runs)}"),
             experiment=experiment,
             created_t=self.clock.now(),
-            duration_s=30,
-            final_score=0.88,
+            duration_s=duration_s,
+            config=experiment.config,
         )
+        run.final_score = consensus_final_score(run)
         self.world.runs.append(run)
-        return JSONResponse(run_body(self.world, run, self.clock.now()), status_code=202)
+        self.added_runs.append(run.id)
+        return run
 
     async def _cancel_run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -444,7 +525,7 @@ class SimulatedRetab:
                     "targets": [
                         {
                             "path": t,
-                            "score": document_score(run, document_id + t),
+                            "score": document_score(run, document_id, t),
                             "prior_score": None,
                             "value": None,
                         }
@@ -467,7 +548,7 @@ class SimulatedRetab:
                         {
                             "id": d["id"],
                             "filename": d["filename"],
-                            "score": document_score(run, d["id"] + target),
+                            "score": document_score(run, d["id"], target),
                             "prior_score": None,
                             "value": None,
                         }
@@ -482,7 +563,7 @@ class SimulatedRetab:
                 "view": "votes",
                 "document": {"id": document_id, "filename": filename},
                 "target": target,
-                "score": document_score(run, document_id + target),
+                "score": document_score(run, document_id, target),
                 "prior_score": None,
                 "rows": [
                     {

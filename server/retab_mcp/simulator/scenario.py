@@ -37,6 +37,27 @@ class SimExperiment:
     n_consensus: int
     documents: list[tuple[str, str]]  # (document id, filename)
     created_at: datetime
+    # The block's configuration: each edit (`SimulatedRetab.edit_block`) makes a new one, which moves
+    # the agreement of chosen documents (and fields) by a fixed amount. Runs score the configuration
+    # they were started with.
+    config: int = 0
+    edits: list[BlockEdit] = field(default_factory=list["BlockEdit"])
+
+    def shift(self, config: int, document_id: str, target: str | None = None) -> float:
+        """How far the edits up to `config` move a document's (or one of its fields') agreement."""
+        total = 0.0
+        for edit in self.edits[:config]:
+            total += edit.documents.get(document_id, edit.everywhere)
+            if target is not None:
+                total += edit.fields.get(target, 0.0)
+        return total
+
+
+@dataclass(frozen=True)
+class BlockEdit:
+    everywhere: float = 0.0  # shift of every document not named below
+    documents: dict[str, float] = field(default_factory=dict[str, float])
+    fields: dict[str, float] = field(default_factory=dict[str, float])  # extra shift of a field, everywhere
 
 
 @dataclass
@@ -57,6 +78,9 @@ class SimRun:
     trigger_type: str = "manual"
     metrics_stale: bool = False
     cancel_requested_t: float | None = None
+    # Scored by the consensus model (`consensus_score`) for this block configuration, or None for the
+    # seeded scenario's fixed scores.
+    config: int | None = None
     # Documents that fail on their own while the run goes on: index -> (message, error code).
     document_errors: dict[int, tuple[str, str | None]] = field(default_factory=dict[int, tuple[str, str | None]])
 
@@ -100,9 +124,31 @@ class SimRun:
         return self._end_t() if status in ("completed", "error", "cancelled") else None
 
 
-def document_score(run: SimRun, document_id: str) -> float:
-    """A per-document score whose mean is close to the run's final score, stable per (run, doc)."""
-    rng = random.Random(f"{run.id}/{document_id}")
+# The consensus model: a document's agreement is its difficulty (fixed per experiment and document), plus
+# the shift of the block configuration the run used, plus run-to-run noise (each pass is a model call).
+DOCUMENT_BASE_MEAN, DOCUMENT_BASE_SD = 0.86, 0.05
+NOISE_SD = 0.03  # per document and run: the run-to-run noise a comparison must see through
+FIELD_SD = 0.04  # how far one field's agreement sits from its document's
+
+
+def consensus_score(run: SimRun, document_id: str, target: str | None = None) -> float:
+    """Agreement of `document_id` (or of one of its fields) in a run of the consensus model."""
+    exp = run.experiment
+    config = run.config or 0
+    base = random.Random(f"{exp.id}/{document_id}").gauss(DOCUMENT_BASE_MEAN, DOCUMENT_BASE_SD)
+    noise = random.Random(f"{run.id}/{document_id}").gauss(0.0, NOISE_SD)
+    score = base + exp.shift(config, document_id, target) + noise
+    if target is not None:
+        score += random.Random(f"{run.id}/{document_id}/{target}").gauss(0.0, FIELD_SD)
+    return round(min(1.0, max(0.0, score)), 4)
+
+
+def document_score(run: SimRun, document_id: str, target: str | None = None) -> float:
+    """A per-document (or per-field) score, stable per (run, doc). Runs of the consensus model follow it;
+    the seeded scenario's runs have a mean close to their final score."""
+    if run.config is not None:
+        return consensus_score(run, document_id, target)
+    rng = random.Random(f"{run.id}/{document_id}{target or ''}")
     base = run.final_score if run.final_score is not None else 0.8
     return round(min(1.0, max(0.0, rng.gauss(base, 0.06))), 4)
 
@@ -152,6 +198,17 @@ class World:
 
     def experiment(self, experiment_id: str) -> SimExperiment | None:
         return next((e for e in self.experiments if e.id == experiment_id), None)
+
+
+def block_fingerprint(run: SimRun) -> str:
+    """Equal for runs of one block configuration (consensus model); distinct per run otherwise."""
+    seed = f"{run.experiment.id}/config/{run.config}" if run.config is not None else run.id
+    return hashlib.sha1(seed.encode()).hexdigest()[:16]
+
+
+def consensus_final_score(run: SimRun) -> float:
+    scores = [consensus_score(run, d) for d, _ in run.experiment.documents]
+    return round(sum(scores) / len(scores), 4) if scores else 0.0
 
 
 def make_experiment(
@@ -319,7 +376,7 @@ def run_body(world: World, run: SimRun, t: float) -> dict[str, Any]:
         "block_version_id": opaque_id("blockv", exp.block_id),
         "metrics_validity_fingerprint": hashlib.sha1(exp.id.encode()).hexdigest()[:16],
         "metrics_validity_fingerprint_version": 2,
-        "block_execution_fingerprint": hashlib.sha1(run.id.encode()).hexdigest()[:16],
+        "block_execution_fingerprint": block_fingerprint(run),
         "documents_fingerprint": hashlib.sha1(str(exp.documents).encode()).hexdigest()[:16],
         "score": run.final_score if status == "completed" else None,
         "total_document_count": run.total,

@@ -104,6 +104,19 @@ Cancel a Retab experiment run that is still pending, queued or running. This sto
 everyone: only call it when the user asked for it. Cancelling a cancelled run changes nothing; a run
 that already completed or failed cannot be cancelled (the answer says so).
 """)
+COMPARE = flow("""
+Say whether a change to an experiment's block really helped: compare two runs (base = before,
+candidate = after) document by document. Scores are agreement between the block's consensus passes,
+so each document's delta is change plus run-to-run noise. Returns the verdict ("improved", "regressed"
+or "no detectable change") with n, the score delta, the mean per-document delta with its 95% interval
+and p-value, the documents that regressed and improved most, the fields that moved most, and warnings
+(different documents, unfinished runs, failed documents, stale metrics). Under 4 KB.
+Rule: improved when the 95% percentile-bootstrap interval of the mean per-document delta (10,000
+resamples, fixed seed) is above 0 and a two-sided sign-flip test gives p < 0.05; regressed when the
+interval is below 0 and p < 0.05; otherwise no detectable change. With the same block configuration
+and documents, any difference is run-to-run noise: its sd is reported as the noise level.
+""")
+
 
 TRIAGE_PROMPT = flow("""
 Triage the Retab experiment run {run_id}. Its score is the agreement between the block's consensus

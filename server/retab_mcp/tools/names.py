@@ -12,5 +12,7 @@ LIST_RESULTS = "list_experiment_run_results"
 GET_METRICS = "get_experiment_run_metrics"
 TRIAGE = "triage_experiment_run"
 CANCEL = "cancel_experiment_run"
+COMPARE = "compare_experiment_runs"
+START = "start_experiment_run"
 
 WAITS = frozenset({WAIT_RUN, WAIT_RUNS})  # bounded by their own timeout_s, not the call deadline
