@@ -26,6 +26,8 @@ READ_TOOLS = {
     "get_experiment_run_metrics",
     "triage_experiment_run",
     "compare_experiment_runs",
+    "list_experiments",
+    "get_experiment",
 }
 TEST_KEY = "sk_test_0123456789abcdefSECRET"
 SIM_URL = "http://retab.test"

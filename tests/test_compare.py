@@ -169,9 +169,9 @@ async def test_different_documents_and_an_unfinished_run_are_warned_of(
     sim, clock = world
     base = sim.add_consensus_run(sim.add_experiment("twelve", documents=12))
     other = sim.add_experiment("eight", documents=8)
-    unfinished = sim.world.run(sim.add_consensus_run(other, duration_s=60))
+    unfinished = sim.world.run(sim.add_consensus_run(other, duration_s=60, finished=False))
     assert unfinished is not None
-    unfinished.created_t = clock.now() - 30  # half way
+    clock.advance(30)  # half way
     data = data_of(await compare(sim, clock, mode, base, unfinished.id))
     assert data["paired_documents"] == 0 and data["verdict"] == "no detectable change"
     assert len(data["only_in_base"]) == 5 and data["only_in_candidate"]

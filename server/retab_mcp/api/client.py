@@ -191,6 +191,17 @@ class RetabClient:
         response = await self._request("POST", path, retry=NO_RETRY)
         return self._parse(CancelResponse, response).lifecycle
 
+    async def create_run(self, experiment_id: str, workflow_id: str | None = None) -> Run:
+        """Start a run of the experiment. Sent once, never retried: a retry after an answer lost on the way
+        back would start a second run (errors.outcome_unknown says when that may have happened)."""
+        from .models import Run
+
+        body = {"experiment_id": check_id(experiment_id, "experiment id")}
+        if workflow_id:
+            body["workflow_id"] = check_id(workflow_id, "workflow id")
+        response = await self._request("POST", f"{EXPERIMENTS}/runs", json=body, retry=NO_RETRY)
+        return self._parse(Run, response)
+
     # Results and metrics
 
     async def list_results(
@@ -234,6 +245,14 @@ class RetabClient:
         response = await self._request("GET", f"{EXPERIMENTS}/metrics", params=params)
         return self._parse(Metrics, response)
 
+    async def list_experiments(
+        self, workflow_id: str, *, limit: int | None = None, after: str | None = None
+    ) -> Page[Experiment]:
+        from .models import Experiment, Page
+
+        params = {"workflow_id": check_id(workflow_id, "workflow id"), "limit": limit, "after": after}
+        return self._parse(Page[Experiment], await self._request("GET", EXPERIMENTS, params=params))
+
     async def get_experiment(self, experiment_id: str) -> Experiment:
         from .models import Experiment
 
@@ -262,6 +281,7 @@ class RetabClient:
         path: str,
         *,
         params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
         retry: RetryPolicy | None = None,
     ) -> httpx2.Response:
         if not self.settings.api_key:
@@ -274,7 +294,7 @@ class RetabClient:
         attempt, slept = 0, 0.0
         while True:
             try:
-                return await self._send_once(method, path, query, deadline)
+                return await self._send_once(method, path, query, deadline, json)
             except RetabError as error:
                 attempt += 1
                 attempts.append(_attempt_text(error))
@@ -297,7 +317,12 @@ class RetabClient:
                 slept += delay
 
     async def _send_once(
-        self, method: str, path: str, query: Mapping[str, Any], deadline: Deadline | None
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any],
+        deadline: Deadline | None,
+        json: Mapping[str, Any] | None = None,
     ) -> httpx2.Response:
         import httpx2
 
@@ -305,7 +330,7 @@ class RetabClient:
             # The read timeout bounds each read, not a whole answer: an API that trickles bytes would
             # hold a request for ever without this bound.
             with anyio.fail_after(None if deadline is None else max(0.0, deadline.remaining())):
-                response = await self._http.request(method, path, params=query)
+                response = await self._http.request(method, path, params=query, json=json)
         except TimeoutError:
             raise APITimeoutError(
                 f"The Retab API at {self.settings.base_url} did not answer before the call's deadline.",

@@ -240,3 +240,16 @@ def disposition(error: RetabError) -> Disposition:
 def fails_every_run(error: RetabError) -> bool:
     """Whether the error is about the key rather than one run: no run could be read with it."""
     return isinstance(error, AuthenticationError | PermissionDeniedError | MissingAPIKeyError)
+
+
+def outcome_unknown(error: RetabError) -> bool:
+    """After a request that changes something (a POST), whether it may have been done although it failed:
+    the answer timed out, the connection broke, the API (or a proxy before it) had a server error, or it
+    said yes in a body that could not be read. A refusal (4xx) is an answer: nothing was done."""
+    match error:
+        case APITimeoutError() | APIConnectionError() | CallDeadlineError() | APIResponseValidationError():
+            return True
+        case APIStatusError():
+            return error.status_code >= 500
+        case _:
+            return False

@@ -167,6 +167,9 @@ class Experiment(APIModel):
     status: str | None = None
     score: float | None = None
     is_stale: bool = False
+    freshness_state: Word | None = None  # fresh, stale, unknown
+    freshness_reasons: list[Annotated[str, _cut(120)]] = Field(default_factory=list[str])
+    created_at: datetime | None = None
 
 
 class MetricDocument(APIModel):

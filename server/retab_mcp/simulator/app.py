@@ -134,8 +134,9 @@ class SimulatedRetab:
         async def lost(message: Any) -> None:
             pass
 
-        await self.app(scope, receive, lost)  # done: the run exists
-        if how == "502":
+        if how != "502-unsent":
+            await self.app(scope, receive, lost)  # done: the run exists
+        if how.startswith("502"):
             await Response(b"<html>502 Bad Gateway</html>", status_code=502, media_type="text/html")(
                 scope, receive, send
             )
@@ -214,8 +215,11 @@ class SimulatedRetab:
         self.added_runs.append(run.id)
         return run.id
 
-    def drop_answer(self, method: str = "POST", path: str = "/runs", how: Literal["502", "cut"] = "502") -> None:
-        """Act on the next `method` request to a path ending in `path`, then lose its answer."""
+    def drop_answer(
+        self, method: str = "POST", path: str = "/runs", how: Literal["502", "cut", "502-unsent"] = "502"
+    ) -> None:
+        """Act on the next `method` request to a path ending in `path`, then lose its answer ("502": a proxy's
+        error page, "cut": the connection cut mid-answer); "502-unsent": the proxy fails before the API acts."""
         self.dropped.append((method, path, how))
 
     def edit_block(
@@ -237,13 +241,16 @@ class SimulatedRetab:
         exp.config = len(exp.edits)
         return exp.id
 
-    def add_consensus_run(self, experiment_id: str | None = None, *, duration_s: float = 10.0) -> str:
-        """A run of the experiment's current block configuration, scored by the consensus model; with the
-        default duration it has already completed (it started `duration_s` ago, plus the queue time)."""
+    def add_consensus_run(
+        self, experiment_id: str | None = None, *, duration_s: float = 10.0, finished: bool = True
+    ) -> str:
+        """A run of the experiment's current block configuration, scored by the consensus model: completed
+        already, or (`finished=False`) starting now and lasting `duration_s`."""
         exp = self.world.experiment(experiment_id) if experiment_id else self.world.experiments[0]
         assert exp is not None
         run = self._consensus_run(exp, duration_s=duration_s)
-        run.created_t -= run.queue_s + duration_s + 1.0
+        if finished:
+            run.created_t -= run.queue_s + duration_s + 1.0
         return run.id
 
     def add_experiment(self, name: str, *, documents: int = 12, n_consensus: int = 5) -> str:
@@ -379,7 +386,8 @@ class SimulatedRetab:
             bodies = [b for b in bodies if b["timing"]["created_at"] >= q["from_date"]]
         if q.get("to_date"):
             bodies = [b for b in bodies if b["timing"]["created_at"] <= q["to_date"]]
-        bodies.sort(key=lambda b: (b["timing"]["created_at"], b["id"]), reverse=q.get("order", "desc") == "desc")
+        made = {r.id: i for i, r in enumerate(self.world.runs)}  # a tie in created_at goes by creation order
+        bodies.sort(key=lambda b: (b["timing"]["created_at"], made[b["id"]]), reverse=q.get("order", "desc") == "desc")
         return _page(bodies, q, default_limit=20)
 
     async def _create_run(self, request: Request) -> Response:
@@ -608,6 +616,9 @@ class SimulatedRetab:
             last_status, "processing"
         )
         created = iso(exp.created_at)
+        # Stale: the last run's metrics were made with another block configuration than the current one.
+        reasons = ["block_changed"] if last and last.config is not None and last.config != exp.config else []
+        stale = bool(last and last.metrics_stale) or bool(reasons)
         return {
             "id": exp.id,
             "workflow_id": exp.workflow_id,
@@ -621,10 +632,10 @@ class SimulatedRetab:
             "status": status,
             "block_type": exp.block_type,
             "score": last.final_score if last and last_status == "completed" else None,
-            "is_stale": bool(last and last.metrics_stale),
-            "freshness": {"status": "stale" if last and last.metrics_stale else "fresh", "reasons": []},
-            "freshness_state": "stale" if last and last.metrics_stale else "fresh",
-            "freshness_reasons": [],
+            "is_stale": stale,
+            "freshness": {"status": "stale" if stale else "fresh", "reasons": reasons},
+            "freshness_state": "stale" if stale else "fresh",
+            "freshness_reasons": reasons,
             "run_plan_mode": "run",
             "rerunnable_document_count": len(exp.documents),
             "schema_drift": "none",

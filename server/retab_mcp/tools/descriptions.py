@@ -104,6 +104,27 @@ Cancel a Retab experiment run that is still pending, queued or running. This sto
 everyone: only call it when the user asked for it. Cancelling a cancelled run changes nothing; a run
 that already completed or failed cannot be cancelled (the answer says so).
 """)
+LIST_EXPERIMENTS = flow("""
+List the experiments of a Retab workflow, one compact row each: id, name, block type, n_consensus,
+documents, the latest run (id, status, score), and whether its metrics are stale (the block or the
+documents changed since) and why. Read-only.
+""")
+
+GET_EXPERIMENT = flow("""
+One Retab experiment: name, block, n_consensus, documents, its latest run and the one before, whether
+the metrics are stale and why, and the exact next call worth making (wait, compare, triage or start).
+Read-only.
+""")
+
+START = flow("""
+Start a new run of a Retab experiment, after the user edited its block (or asked for a run). It costs
+money: only call it when the user asked for a run or the experiment's metrics are stale. Asks the user
+to confirm where the client can. Never starts two runs by accident: the request is sent once; if its
+answer is lost, the tool finds out by listing the experiment's runs. If a run of the experiment is
+already pending, queued or running, none is started and that run is returned: wait for it, or pass
+allow_concurrent=true to start another anyway. Returns the run and the exact wait_for_run call.
+""")
+
 COMPARE = flow("""
 Say whether a change to an experiment's block really helped: compare two runs (base = before,
 candidate = after) document by document. Scores are agreement between the block's consensus passes,

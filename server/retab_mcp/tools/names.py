@@ -14,5 +14,7 @@ TRIAGE = "triage_experiment_run"
 CANCEL = "cancel_experiment_run"
 COMPARE = "compare_experiment_runs"
 START = "start_experiment_run"
+LIST_EXPERIMENTS = "list_experiments"
+GET_EXPERIMENT = "get_experiment"
 
 WAITS = frozenset({WAIT_RUN, WAIT_RUNS})  # bounded by their own timeout_s, not the call deadline

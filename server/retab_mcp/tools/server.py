@@ -26,7 +26,7 @@ from ..config import Settings
 from ..redaction import Redactor
 from ..watch.schedule import Schedule
 from ..watch.watcher import running_watcher
-from . import compare, descriptions, lists, metrics, names, runs, sdk_compat, triage, waiting
+from . import compare, descriptions, experiments, lists, metrics, names, runs, sdk_compat, triage, waiting
 from .common import AppState
 from .errors import invalid_arguments
 
@@ -149,10 +149,11 @@ def build_server(
         log_level="WARNING",
     )
     # The order of registration is the order of tools/list.
-    for family in (runs, waiting, lists, metrics, triage, compare):
+    for family in (runs, waiting, lists, metrics, triage, compare, experiments):
         family.register(server)
     if settings.allow_writes:
         runs.register_writes(server)
+        experiments.register_writes(server)
     runs.register_resource(server)
     triage.register_prompt(server)
     sdk_compat.accept_log_level(server)

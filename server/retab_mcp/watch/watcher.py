@@ -119,7 +119,10 @@ class RunWatcher:
 
     async def get(self, run_id: str) -> Run:
         """Read the run now (with the client's retries); later waits start from this state."""
-        run = await self.client.get_run(run_id)
+        return self.remember(await self.client.get_run(run_id))
+
+    def remember(self, run: Run) -> Run:
+        """A state of the run read just now (by `get`, or as the answer that created it)."""
         watch = self._watch(run.id)
         watch.run, watch.read_t = run, self.clock.now()
         self._schedule_next(watch, run)

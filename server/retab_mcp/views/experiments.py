@@ -1,0 +1,210 @@
+"""What a model reads about experiments: a row each, one experiment with its latest run, and the answer to
+"start a run" (which may be: one is already going, the person said no, or the answer was lost)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..tools import names
+from .run import RunError, summarize
+from .text import clip
+
+if TYPE_CHECKING:
+    from ..api.models import Experiment, Page, Run
+
+NAME_MAX = 80
+REASON_MAX = 120
+
+StartOutcome = Literal["started", "found_after_lost_answer", "already_running", "declined"]
+
+
+class ExperimentRow(BaseModel):
+    experiment_id: str
+    name: str | None = None
+    block_type: str | None = None
+    n_consensus: int | None = None
+    documents: int = Field(description="Documents in the experiment.")
+    latest_run_id: str | None = None
+    latest_status: str | None = Field(default=None, description="Of the experiment: draft, processing, completed, ...")
+    latest_score: float | None = None
+    stale: bool = Field(description="True when the latest run's metrics no longer apply (block or documents changed).")
+    stale_reasons: list[str] = Field(default_factory=list[str])
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentRow]
+    next_cursor: str | None = None
+    hint: str
+
+
+class ExperimentView(ExperimentRow):
+    """One experiment, its latest run and the one before, and the next call worth making."""
+
+    workflow_id: str | None = None
+    block_id: str | None = None
+    latest_run_status: str | None = Field(default=None, description="The latest run's own status.")
+    previous_run_id: str | None = Field(default=None, description="The run before the latest, to compare with.")
+    next_call: str = Field(description="The exact call worth making next.")
+
+
+class StartResult(BaseModel):
+    """The run started (or found, or already going), with the published run keys; null when none."""
+
+    started: bool = Field(description="True when this call started a run.")
+    outcome: StartOutcome = Field(
+        description="started; found_after_lost_answer (the API's answer was lost, the run was found by listing); "
+        "already_running (another run of the experiment is going: none started); declined (the person said no)."
+    )
+    experiment_id: str
+    run_id: str | None
+    status: str | None
+    finished: bool | None
+    score: float | None
+    completed_documents: int | None
+    total_documents: int | None
+    error_count: int | None
+    error: RunError | None
+    cancel_reason: str | None
+    n_consensus: int | None = None
+    wait_call: str | None = Field(description="The exact wait_for_run call for this run.")
+    hint: str
+
+
+def experiment_row(experiment: Experiment) -> ExperimentRow:
+    return ExperimentRow(
+        experiment_id=experiment.id,
+        name=clip(experiment.name, NAME_MAX) if experiment.name else None,
+        block_type=experiment.block_type,
+        n_consensus=experiment.n_consensus,
+        documents=experiment.document_count,
+        latest_run_id=experiment.last_run_id,
+        latest_status=experiment.status,
+        latest_score=experiment.score,
+        stale=experiment.is_stale or experiment.freshness_state == "stale",
+        stale_reasons=[clip(r, REASON_MAX) for r in experiment.freshness_reasons][:5],
+    )
+
+
+def experiment_list(page: Page[Experiment]) -> ExperimentList:
+    rows = [experiment_row(e) for e in page.data]
+    stale = [row.experiment_id for row in rows if row.stale]
+    hint = f"One in detail: {names.GET_EXPERIMENT}(experiment_id=...)."
+    if stale:
+        hint += f" Stale (block or documents changed since their last run): {', '.join(stale[:3])}."
+    if page.next_cursor:
+        hint = "More: call again with cursor. " + hint
+    return ExperimentList(experiments=rows, next_cursor=page.next_cursor, hint=hint)
+
+
+def experiment_view(experiment: Experiment, runs: list[Run]) -> ExperimentView:
+    """`runs`: the experiment's runs, newest first (the first two are enough)."""
+    row = experiment_row(experiment)
+    latest = runs[0] if runs else None
+    previous = runs[1] if len(runs) > 1 else None
+    if latest is None:
+        next_call = f"{names.START}(experiment_id='{experiment.id}'): it has no run yet"
+    elif not latest.lifecycle.is_terminal:
+        next_call = f"{names.WAIT_RUN}(run_id='{latest.id}')"
+    elif row.stale:
+        next_call = f"{names.START}(experiment_id='{experiment.id}'): its metrics are stale"
+    elif previous is not None:
+        next_call = f"{names.COMPARE}(base_run_id='{previous.id}', candidate_run_id='{latest.id}')"
+    else:
+        next_call = f"{names.TRIAGE}(run_id='{latest.id}')"
+    return ExperimentView(
+        **row.model_dump(exclude={"latest_run_id"}),
+        latest_run_id=latest.id if latest else row.latest_run_id,
+        workflow_id=experiment.workflow_id,
+        block_id=experiment.block_id,
+        latest_run_status=latest.status if latest else None,
+        previous_run_id=previous.id if previous else None,
+        next_call=next_call,
+    )
+
+
+def start_result(
+    experiment_id: str, run: Run | None, now: datetime, *, outcome: StartOutcome, note: str = ""
+) -> StartResult:
+    if run is None:
+        keys: dict[str, Any] = dict.fromkeys(
+            ("run_id", "status", "finished", "score", "completed_documents", "total_documents", "error_count"),
+        )
+        return StartResult(
+            started=False,
+            outcome=outcome,
+            experiment_id=experiment_id,
+            **keys,
+            error=None,
+            cancel_reason=None,
+            wait_call=None,
+            hint=note or "Nothing was started.",
+        )
+    summary = summarize(run, now)
+    wait_call = f"{names.WAIT_RUN}(run_id='{run.id}', timeout_s=45)"
+    return StartResult(
+        started=outcome in ("started", "found_after_lost_answer"),
+        outcome=outcome,
+        experiment_id=experiment_id,
+        run_id=summary.run_id,
+        status=summary.status,
+        finished=summary.finished,
+        score=summary.score,
+        completed_documents=summary.completed_documents,
+        total_documents=summary.total_documents,
+        error_count=summary.error_count,
+        error=summary.error,
+        cancel_reason=summary.cancel_reason,
+        n_consensus=summary.n_consensus,
+        wait_call=wait_call,
+        hint=f"{note} Next: {wait_call}.".strip(),
+    )
+
+
+def render_start(result: StartResult) -> str:
+    if result.run_id is None:
+        return f"Not started ({result.outcome}): {result.hint}"
+    head = {
+        "started": "Started",
+        "found_after_lost_answer": "Started (the answer was lost; found by listing the experiment's runs)",
+        "already_running": "Not started: a run of this experiment is already going",
+        "declined": "Not started",
+    }[result.outcome]
+    documents = f"{result.completed_documents}/{result.total_documents} docs"
+    return f"{head}: {result.run_id} · {result.status} · {documents}.\n{result.hint}"
+
+
+def render_experiment_list(listing: ExperimentList) -> str:
+    if not listing.experiments:
+        return f"No experiments in this workflow. {listing.hint}"
+    lines = [f"{len(listing.experiments)} experiment(s):"]
+    lines += [_row_text(row) for row in listing.experiments]
+    lines.append(f"Next: {listing.hint}")
+    return "\n".join(lines)
+
+
+def render_experiment(view: ExperimentView) -> str:
+    lines = [_row_text(view)]
+    if view.latest_run_status:
+        previous = f"; previous {view.previous_run_id}" if view.previous_run_id else ""
+        lines.append(f"Latest run {view.latest_run_id}: {view.latest_run_status}{previous}.")
+    lines.append(f"Next: {view.next_call}")
+    return "\n".join(lines)
+
+
+def _row_text(row: ExperimentRow) -> str:
+    bits = [row.experiment_id]
+    if row.name:
+        bits.append(repr(row.name))
+    if row.block_type:
+        bits.append(f"{row.block_type} x{row.n_consensus}" if row.n_consensus else row.block_type)
+    bits.append(f"{row.documents} docs")
+    if row.latest_run_id:
+        score = f" score {row.latest_score:.3f}" if row.latest_score is not None else ""
+        bits.append(f"latest {row.latest_run_id} {row.latest_status or '?'}{score}")
+    if row.stale:
+        why = f" ({', '.join(row.stale_reasons)})" if row.stale_reasons else ""
+        bits.append(f"STALE{why}")
+    return "- " + " · ".join(bits)
