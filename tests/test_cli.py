@@ -147,9 +147,11 @@ async def test_the_demo_walks_through_the_tools_within_a_minute() -> None:
         done = await anyio.run_process([sys.executable, "-m", "retab_mcp", "demo"], check=False)
     out = done.stdout.decode()
     assert done.returncode == 0, done.stderr.decode()
-    assert "tools/list: 7 tools" in out
+    assert "tools/list: 12 tools" in out  # writes on: the walkthrough starts a run of the simulated API
     assert "completed · 12/12 docs" in out  # the wait saw the young run to its end
-    assert out.count("structuredContent:") == 4 and "Verdict: Completed" in out and "isError=True" in out
+    assert out.count("structuredContent:") == 7 and "Verdict: Completed" in out and "isError=True" in out
+    assert "STALE (block_changed)" in out and "Started: exprun_" in out
+    assert "Verdict: improved (n=12 paired documents)." in out  # the loop: the edit helped, beyond noise
 
 
 @pytest.mark.slow
@@ -218,3 +220,48 @@ def test_on_a_narrow_terminal_the_bar_shows_the_time_waited_and_redraws_every_se
     assert {"1s", "2s", "3s"} <= waited, bar_lines
     assert all(len(line) <= 39 for line in bar_lines), bar_lines
     assert "Not finished" in seen.decode()
+
+
+async def cli(*arguments: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    import os
+
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "retab_mcp", *arguments], check=False, env={**os.environ, **(env or {})}
+        )
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+@pytest.mark.slow
+async def test_compare_prints_the_verdict_or_its_json_for_scripts() -> None:
+    import json
+
+    status, out, _ = await cli("compare", "older", "latest", "--demo")
+    assert status == EXIT_COMPLETED and out.startswith("Verdict: ")
+    status, out, _ = await cli("compare", "older", "latest", "--demo", "--json")
+    data = json.loads(out)
+    assert status == EXIT_COMPLETED and data["verdict"] in ("improved", "regressed", "no detectable change")
+    status, _, err = await cli("compare", "older", "exprun_nope", "--demo")
+    assert status == EXIT_CALL_FAILED and "exprun_nope" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+async def test_get_and_wait_print_json_for_scripts() -> None:
+    import json
+
+    status, out, _ = await cli("get", "latest", "--demo", "--json")
+    assert status == EXIT_COMPLETED and json.loads(out)["status"] == "completed"
+    status, out, _ = await cli("wait", "long", "--demo", "--timeout", "1", "--json")
+    assert status == EXIT_TIMED_OUT and json.loads(out)["timed_out"] is True
+
+
+@pytest.mark.slow
+async def test_start_needs_writes_allowed_then_starts_and_waits() -> None:
+    import json
+
+    status, out, err = await cli("start", "invoices-tuned", "--demo")
+    assert status == EXIT_USAGE and "RETAB_MCP_ALLOW_WRITES=1" in err and out == ""
+    writes = {"RETAB_MCP_ALLOW_WRITES": "1"}
+    status, out, _ = await cli("start", "invoices-tuned", "--demo", "--wait", "--json", env=writes)
+    data = json.loads(out)
+    assert status == EXIT_COMPLETED and data["status"] == "completed" and data["finished"] is True

@@ -461,8 +461,20 @@ async def test_reading_an_unknown_run_resource_is_an_error_with_the_fix(mcp_clie
 
 async def test_the_triage_prompt_walks_through_the_tools(mcp_client: Client) -> None:
     prompts = (await mcp_client.list_prompts()).prompts
-    assert [p.name for p in prompts] == ["triage-experiment-run"]
+    assert [p.name for p in prompts] == ["triage-experiment-run", "iterate-on-experiment"]
     prompt = await mcp_client.get_prompt("triage-experiment-run", {"run_id": "exprun_2"})
     text = prompt.messages[0].content.text  # type: ignore[union-attr]
     for tool in ("get_experiment_run", "wait_for_run", "triage_experiment_run", "list_experiment_run_results"):
         assert f'{tool}(run_id="exprun_2"' in text
+
+
+async def test_the_iterate_prompt_walks_the_loop_and_starts_only_when_asked_or_stale(mcp_client: Client) -> None:
+    prompt = await mcp_client.get_prompt("iterate-on-experiment", {"experiment_id": "exp_abc"})
+    text = prompt.messages[0].content.text  # type: ignore[union-attr]
+    for call in ('get_experiment(experiment_id="exp_abc")', 'start_experiment_run(experiment_id="exp_abc")'):
+        assert call in text
+    for tool in ("wait_for_run", "compare_experiment_runs", "triage_experiment_run"):
+        assert tool in text
+    assert "only if the user asked" in text and "stale" in text and "run-to-run noise" in text
+    with pytest.raises(Exception, match="experiment id"):
+        await mcp_client.get_prompt("iterate-on-experiment", {"experiment_id": "exp abc"})

@@ -12,14 +12,16 @@ their exit status (EXIT_CODES), and never end in a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
+from mcp.types import CallToolResult, TextContent
 
 from . import __version__
 from .api.client import RetabClient, call_deadline
@@ -55,7 +57,7 @@ EXIT_RUN_CANCELLED = 5
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 EXIT_BY_STATUS = {COMPLETED: EXIT_COMPLETED, ERROR: EXIT_RUN_ERROR, CANCELLED: EXIT_RUN_CANCELLED}
 EXIT_CODES = """\
-exit status of get and wait:
+exit status of get, wait and start --wait:
   0    the run completed
   1    the run could not be read (key, network, unknown id) or a setting is wrong
   2    the command line is wrong
@@ -93,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="streamable HTTP without sessions (2025-era clients cannot cancel a running wait)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{demo,get,wait}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,get,wait,compare,start}")
     sub.add_parser("demo", help="walk through what an agent sees, against the simulated API (no key)")
     common = _common_options(top_level=False)
     raw = argparse.RawDescriptionHelpFormatter
@@ -108,6 +110,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wait.add_argument("run_id")
     wait.add_argument("--timeout", type=float, default=600.0, help="seconds to wait at most (default 600)")
+    compare = sub.add_parser(
+        "compare",
+        help="did a change help? compare two runs document by document (exit 0 with a verdict, 1 on failure)",
+        parents=[common],
+    )
+    compare.add_argument("base_run_id", help="the run before the change")
+    compare.add_argument("candidate_run_id", help="the run after it")
+    start = sub.add_parser(
+        "start",
+        help="start a run of an experiment (needs RETAB_MCP_ALLOW_WRITES=1); --wait waits for it",
+        parents=[common],
+        epilog=EXIT_CODES,
+        formatter_class=raw,
+    )
+    start.add_argument("experiment_id")
+    start.add_argument("--wait", action="store_true", help="then wait for the run, with a progress bar")
+    start.add_argument("--timeout", type=float, default=600.0, help="with --wait: seconds at most (default 600)")
     return parser
 
 
@@ -129,6 +148,12 @@ def _common_options(*, top_level: bool) -> argparse.ArgumentParser:
         default=default(None),
         dest="max_wait_s",
         help=f"cap on one {names.WAIT_RUN} call, seconds (env RETAB_MCP_MAX_WAIT_S, default 50)",
+    )
+    options.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print the result as JSON (the tools' structuredContent) instead of text, for scripts",
     )
     options.add_argument(
         "--log-level",
@@ -160,11 +185,25 @@ def main(argv: Sequence[str] | None = None) -> None:
         sim = simulator.SimulatedRetab(clock=RealClock(), demo=True)
         settings = settings.with_overrides(api_key=DEMO_KEY, base_url=DEMO_URL)
         transport = httpx2.ASGITransport(app=sim)
-    if args.command in ("get", "wait"):
-        run_id = str(sim.run_ids.get(args.run_id, args.run_id) if sim is not None else args.run_id)
-        wait, timeout_s = args.command == "wait", getattr(args, "timeout", 0.0)
+
+    def run_named(run_id: str) -> str:
+        return str(sim.run_ids.get(run_id, run_id) if sim is not None else run_id)
+
+    if args.command in ("get", "wait", "compare", "start"):
         try:
-            sys.exit(anyio.run(_show, settings, transport, run_id, wait, timeout_s))
+            if args.command == "compare":
+                arguments = {
+                    "base_run_id": run_named(args.base_run_id),
+                    "candidate_run_id": run_named(args.candidate_run_id),
+                }
+                sys.exit(anyio.run(_tool, settings, transport, names.COMPARE, arguments, args.json))
+            if args.command == "start":
+                experiment = args.experiment_id
+                if sim is not None:  # in demo mode, an experiment may be named as the scenario names it
+                    experiment = {e.name: e.id for e in sim.world.experiments}.get(experiment, experiment)
+                sys.exit(anyio.run(_start, settings, transport, experiment, args.wait, args.timeout, args.json))
+            wait, timeout_s = args.command == "wait", getattr(args, "timeout", 0.0)
+            sys.exit(anyio.run(_show, settings, transport, run_named(args.run_id), wait, timeout_s, args.json))
         except KeyboardInterrupt:
             print("\nretab-mcp: interrupted; the run goes on (this command only watched it).", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
@@ -228,8 +267,69 @@ def _exit_soon(grace_s: float = 0.5) -> None:
     timer.start()
 
 
+async def _tool(
+    settings: Settings,
+    transport: httpx2.AsyncBaseTransport | None,
+    tool: str,
+    arguments: Mapping[str, object],
+    as_json: bool,
+) -> int:
+    """Call one of the server's own tools in-process and print its text (or JSON): the command line says
+    what an agent would be told. Exit 0 with a result, 1 with an error (on stderr)."""
+    result = await _call(settings, transport, tool, arguments)
+    text = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+    if result.is_error:
+        print(f"retab-mcp: {text}", file=sys.stderr)
+        return EXIT_CALL_FAILED
+    print(json.dumps(result.structured_content, indent=2) if as_json else text)
+    return EXIT_COMPLETED
+
+
+async def _call(
+    settings: Settings, transport: httpx2.AsyncBaseTransport | None, tool: str, arguments: Mapping[str, object]
+) -> CallToolResult:
+    from mcp import Client
+
+    async with Client(build_server(settings, transport=transport)) as client:
+        return await client.call_tool(tool, dict(arguments))
+
+
+async def _start(
+    settings: Settings,
+    transport: httpx2.AsyncBaseTransport | None,
+    experiment_id: str,
+    wait: bool,
+    timeout_s: float,
+    as_json: bool,
+) -> int:
+    """Start a run (the person typing the command, with writes allowed, is the consent), then wait."""
+    if not settings.allow_writes:
+        print(
+            "retab-mcp: starting a run costs money, so it needs RETAB_MCP_ALLOW_WRITES=1 in the environment.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    result = await _call(settings, transport, names.START, {"experiment_id": experiment_id})
+    text = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+    if result.is_error:
+        print(f"retab-mcp: {text}", file=sys.stderr)
+        return EXIT_CALL_FAILED
+    data: dict[str, object] = result.structured_content or {}
+    if not wait or not data.get("run_id"):
+        print(json.dumps(data, indent=2) if as_json else text)
+        return EXIT_COMPLETED if data.get("run_id") else EXIT_CALL_FAILED
+    if not as_json:
+        print(text.splitlines()[0])
+    return await _show(settings, transport, str(data["run_id"]), True, timeout_s, as_json)
+
+
 async def _show(
-    settings: Settings, transport: httpx2.AsyncBaseTransport | None, run_id: str, wait: bool, timeout_s: float
+    settings: Settings,
+    transport: httpx2.AsyncBaseTransport | None,
+    run_id: str,
+    wait: bool,
+    timeout_s: float,
+    as_json: bool = False,
 ) -> int:
     """Print a run's summary (after waiting for it, with `wait`); return the exit status for its state."""
     clock = RealClock()
@@ -242,7 +342,9 @@ async def _show(
             with call_deadline(settings.call_deadline_s):
                 run = await client.get_run(run_id)
             if not wait or run.lifecycle.is_terminal:
-                print(redact.text(summarize(run, clock.wall_at(clock.now())).render()))
+                summary = summarize(run, clock.wall_at(clock.now()))
+                shown = json.dumps(summary.structured(), indent=2) if as_json else summary.render()
+                print(redact.text(shown))
                 return _exit_status(run.status, finished=run.lifecycle.is_terminal)
             outcome = await _wait_with_bar(client, run_id, timeout_s, clock, bar, redact)
     except RetabError as error:
@@ -251,10 +353,14 @@ async def _show(
         return EXIT_CALL_FAILED
     bar.close()
     result = wait_view(outcome, clock.wall_at(clock.now()))
-    if outcome.timed_out:
+    if as_json:
+        print(redact.text(json.dumps(result.structured(), indent=2)))
+    elif outcome.timed_out:
         print(redact.text(result.render(next_step="Not finished: run the same command again to keep waiting.")))
+    else:
+        print(redact.text(result.render()))
+    if outcome.timed_out:
         return EXIT_TIMED_OUT
-    print(redact.text(result.render()))
     return _exit_status(outcome.run.status, finished=True)
 
 

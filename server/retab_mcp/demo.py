@@ -18,6 +18,7 @@ from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult, TextContent
 
 from .console import ProgressBar
+from .simulator.app import DEMO_LOOP_EXPERIMENT
 from .simulator.scenario import opaque_id
 from .tools import names
 
@@ -33,7 +34,8 @@ async def _walkthrough() -> int:
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "retab_mcp", "--demo"],
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONUNBUFFERED": "1"},
+        # Writes on: the walkthrough starts a run, of the simulated API (nothing is billed).
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONUNBUFFERED": "1", "RETAB_MCP_ALLOW_WRITES": "1"},
     )
     _say("retab-mcp demo: the server runs as a host would start it (stdio subprocess, simulated Retab API).")
     _say(f"$ {sys.executable} -m retab_mcp --demo")
@@ -65,11 +67,40 @@ async def _walkthrough() -> int:
         bar.close()
         _show(result)
 
+        await _the_loop(client, bar)
+
         _section("a mistake the agent can fix")
         _show(await client.call_tool(names.GET_RUN, {"run_id": "exprun 2"}))
     _section(f"done in {time.monotonic() - started:.0f}s")
     _say("Add it to a host: see mcp.json (entries `retab` and `retab-demo`) and the README.")
     return 0
+
+
+async def _the_loop(client: Client, bar: ProgressBar) -> None:
+    """The experiment loop: the block was edited, so start a run, wait for it, and ask whether it helped."""
+    experiment = opaque_id("exp", DEMO_LOOP_EXPERIMENT)
+    _section(f"{names.GET_EXPERIMENT}(experiment_id={experiment!r})  the block was edited since the last run")
+    view = await client.call_tool(names.GET_EXPERIMENT, {"experiment_id": experiment})
+    _show(view)
+    previous = cast(dict[str, Any], view.structured_content or {}).get("latest_run_id")
+    _section(f"{names.START}(experiment_id={experiment!r})  a new run of the edited block")
+    started = await client.call_tool(names.START, {"experiment_id": experiment})
+    _show(started)
+    run_id = cast(dict[str, Any], started.structured_content or {}).get("run_id")
+    _section(f"{names.WAIT_RUN}(run_id={run_id!r})  until it ends")
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        bar.update(progress, total, message)
+
+    waited = await client.call_tool(names.WAIT_RUN, {"run_id": run_id, "timeout_s": 45}, progress_callback=on_progress)
+    bar.close()
+    _say("  │ " + _text(waited).splitlines()[0])
+    _section(f"{names.COMPARE}(base_run_id={previous!r}, candidate_run_id={run_id!r})  did the edit help?")
+    _show(await client.call_tool(names.COMPARE, {"base_run_id": previous, "candidate_run_id": run_id}))
+
+
+def _text(result: CallToolResult) -> str:
+    return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
 
 
 def _show(result: CallToolResult) -> None:

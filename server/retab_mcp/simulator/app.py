@@ -64,6 +64,9 @@ class Fault:
     media_type: str = "application/json"
 
 
+DEMO_LOOP_EXPERIMENT = "invoices-tuned"  # the demo's experiment for the loop: start, wait, compare
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     method: str
@@ -92,6 +95,8 @@ class SimulatedRetab:
 
     def __post_init__(self) -> None:
         self.world = seed_world(self.clock, demo=self.demo)
+        if self.demo:
+            self._seed_the_loop()
         self.app = Starlette(
             routes=[
                 Route("/v1/workflows/experiments", self._list_experiments, methods=["GET"]),
@@ -144,6 +149,16 @@ class SimulatedRetab:
         # "cut": an answer that declares more than it sends; over a real socket the connection ends mid-body
         await send({"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"500")]})
         await send({"type": "http.response.body", "body": b'{"id": "exprun_', "more_body": False})
+
+    def _seed_the_loop(self) -> None:
+        """For the walkthrough: an experiment whose block was edited since its last run (so its metrics are
+        stale), the edit making documents agree more; a run started now is short."""
+        self.created_run_s = 6.0
+        experiment_id = self.add_experiment(DEMO_LOOP_EXPERIMENT, documents=12)
+        before = self.world.run(self.add_consensus_run(experiment_id, duration_s=240))
+        assert before is not None
+        before.created_t -= 3_600  # an hour ago
+        self.edit_block(experiment_id, everywhere=0.05, fields={"invoice.total": 0.06})
 
     # Controls
 

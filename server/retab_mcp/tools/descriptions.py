@@ -154,3 +154,20 @@ passes over each document, not accuracy: a low score means the passes disagree.
    noise), the main causes with the documents they hit, and the one change most likely to make the passes
    agree (for an unstable field: what in its schema description or the prompt is ambiguous).
 """)
+
+ITERATE_PROMPT = flow("""
+Iterate on the Retab experiment {experiment_id}: find out whether the latest change to its block made the
+consensus passes agree more, and what to change next. Scores are agreement between passes, not accuracy.
+1. Call get_experiment(experiment_id="{experiment_id}").
+2. Start a run with start_experiment_run(experiment_id="{experiment_id}") only if the user asked for one
+   or the experiment's metrics are stale (the block or documents changed since its last run); it costs
+   money. If a run is already going, use that one.
+3. Wait for the latest run with wait_for_run until it is finished (stop after ~15 min, or when two calls
+   bring no new documents, and say so).
+4. Call compare_experiment_runs(base_run_id=<the run before>, candidate_run_id=<the latest run>) and read
+   its verdict: "no detectable change" means the difference is within run-to-run noise.
+5. Call triage_experiment_run(run_id=<the latest run>) for failures and the least stable fields.
+6. Report in a few lines: what changed (score, documents and fields that moved), whether it is real (the
+   verdict with n and the interval), and the one edit most likely to help (for an unstable field: what in
+   its schema description or the prompt is ambiguous).
+""")

@@ -20,11 +20,12 @@ from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..api.client import RetabClient, check_id
-from ..api.errors import RetabError, outcome_unknown
+from ..api.errors import InvalidIdError, RetabError, outcome_unknown
 from ..api.models import Run
 from ..views.experiments import (
     ExperimentList,
@@ -189,6 +190,25 @@ def register(server: RetabServer) -> None:
         description=descriptions.GET_EXPERIMENT,
         annotations=READ_ONLY,
     )
+
+
+def iterate_prompt(
+    experiment_id: Annotated[str, Field(description="The experiment to iterate on.")],
+) -> str:
+    try:
+        check_id(experiment_id, "experiment id")
+    except InvalidIdError as error:
+        raise MCPError(INVALID_PARAMS, explain(error, "")) from None
+    return descriptions.ITERATE_PROMPT.format(experiment_id=experiment_id)
+
+
+def register_prompt(server: RetabServer) -> None:
+    server.prompt(
+        name="iterate-on-experiment",
+        title="Iterate on an experiment",
+        description="Read an experiment, run it if asked or stale, wait, compare with the previous run, triage, "
+        "and say what changed, whether it is real, and the edit most likely to help.",
+    )(iterate_prompt)
 
 
 def register_writes(server: RetabServer) -> None:

@@ -156,5 +156,6 @@ def build_server(
         experiments.register_writes(server)
     runs.register_resource(server)
     triage.register_prompt(server)
+    experiments.register_prompt(server)
     sdk_compat.accept_log_level(server)
     return server
