@@ -22,7 +22,8 @@ NOT_RETAB = ("expected values", "scored against", "is wrong", "ground truth", "c
 async def everything_a_model_reads(client: Client) -> dict[str, str]:
     texts = {f"tool {t.name}": t.description or "" for t in (await client.list_tools()).tools}
     for prompt in (await client.list_prompts()).prompts:
-        got = await client.get_prompt(prompt.name, {"run_id": "exprun_2"})
+        arguments = {argument.name: "exprun_2" for argument in prompt.arguments or []}
+        got = await client.get_prompt(prompt.name, arguments)
         texts[f"prompt {prompt.name}"] = "\n".join(getattr(m.content, "text", "") for m in got.messages)
     return texts
 

@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 }
                 sys.exit(anyio.run(_tool, settings, transport, names.COMPARE, arguments, args.json))
             if args.command == "start":
-                experiment = args.experiment_id
+                experiment = str(args.experiment_id)
                 if sim is not None:  # in demo mode, an experiment may be named as the scenario names it
                     experiment = {e.name: e.id for e in sim.world.experiments}.get(experiment, experiment)
                 sys.exit(anyio.run(_start, settings, transport, experiment, args.wait, args.timeout, args.json))

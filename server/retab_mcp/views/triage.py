@@ -22,6 +22,7 @@ from ..api.client import RetabClient
 from ..api.errors import RetabError
 from ..tools import names
 from .metrics import ScoredItem, delta, lowest, metrics_warning, score_text, scored_items
+from .paired import paired_test
 from .run import ID_KEYS, RunSummary, compact, documents_text, summarize, trace_tail
 from .text import clip, duration_text
 
@@ -53,6 +54,17 @@ class FailureGroup(BaseModel):
     documents: list[str] = Field(description="Up to 2 of them, by filename (or id).")
 
 
+class Change(BaseModel):
+    """The run against its prior run, document by document: the paired test of compare_experiment_runs."""
+
+    verdict: str = Field(description="'improved', 'regressed' or 'no detectable change' (views/paired.py's rule).")
+    paired_documents: int
+    mean_delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+
 class TriageReport(BaseModel):
     """Why a run ended as it did: the verdict, what failed, where the score is lowest, what to call next."""
 
@@ -63,6 +75,7 @@ class TriageReport(BaseModel):
     prior_score: float | None = None
     delta: float | None = Field(default=None, description="score - prior_score; negative means worse.")
     prior_run_id: str | None = None
+    change: Change | None = Field(default=None, description="Whether the change from the prior run is beyond noise.")
     scored_documents: int | None = None
     failed_documents: int = Field(description="Documents whose result is an error.")
     failures: list[FailureGroup] = Field(description="Failed documents grouped by error message, largest first.")
@@ -193,6 +206,7 @@ def build_report(evidence: Evidence, now: datetime) -> TriageReport:
         prior_score=prior,
         delta=delta(score, prior),
         prior_run_id=prior_run_id,
+        change=change_against_prior(usable),
         scored_documents=usable.scored_document_count if usable else None,
         failed_documents=failed,
         failures=groups,
@@ -203,6 +217,24 @@ def build_report(evidence: Evidence, now: datetime) -> TriageReport:
         next_calls=[],
     )
     return report.model_copy(update={"verdict": verdict(report), "next_calls": next_calls(report)})
+
+
+def change_against_prior(metrics: Metrics | None) -> Change | None:
+    """The paired test over the documents scored in both this run and its prior run."""
+    if metrics is None:
+        return None
+    deltas = [d.score - d.prior_score for d in metrics.documents if d.score is not None and d.prior_score is not None]
+    if not deltas:
+        return None
+    test = paired_test(deltas)
+    return Change(
+        verdict=test.verdict,
+        paired_documents=test.n,
+        mean_delta=round(test.mean_delta, 4),
+        ci_low=round(test.ci_low, 4),
+        ci_high=round(test.ci_high, 4),
+        p_value=round(test.p_value, 4),
+    )
 
 
 def verdict(report: TriageReport) -> str:
@@ -307,6 +339,12 @@ def _size(text: str, data: dict[str, object]) -> int:
 
 def render_report(report: TriageReport, run: Run, *, trace_lines: int = TRIAGE_TRACE_LINES) -> str:
     lines = [f"Verdict: {report.verdict}"]
+    if report.change is not None:
+        change = report.change
+        lines.append(
+            f"Against the prior run: {change.verdict} (n={change.paired_documents}, mean per-document delta "
+            f"{change.mean_delta:+.3f}, 95% CI [{change.ci_low:+.3f}, {change.ci_high:+.3f}], p={change.p_value:.3g})."
+        )
     run_text = report.run.render(trace=False).splitlines()
     lines.extend(line for line in run_text if not line.startswith(("Next:", "Error", "Cancel reason")))
     trace = run.lifecycle.details.stack_trace if run.lifecycle.details else None
