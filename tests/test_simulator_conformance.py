@@ -150,3 +150,87 @@ async def test_every_answer_has_a_request_id(http: httpx2.AsyncClient, sim: Simu
     assert [r.status_code for r in (ok, missing, unauthenticated)] == [200, 404, 401]
     ids = {r.headers["x-request-id"] for r in (ok, missing, unauthenticated)}
     assert len(ids) == 3
+
+
+async def test_experiment_create_update_delete_conform(http: httpx2.AsyncClient, sim: SimulatedRetab) -> None:
+    workflow_id = sim.world.experiments[0].workflow_id
+    created = await http.post(
+        "/v1/workflows/experiments", json={"workflow_id": workflow_id, "name": "new", "n_consensus": 3}
+    )
+    assert created.status_code == 201
+    validate("POST", "/v1/workflows/experiments", created)
+    experiment_id = created.json()["id"]
+    updated = await http.patch(f"/v1/workflows/experiments/{experiment_id}", json={"n_consensus": 7})
+    validate("PATCH", "/v1/workflows/experiments/{experiment_id}", updated)
+    assert updated.json()["n_consensus"] == 7
+    deleted = await http.delete(f"/v1/workflows/experiments/{experiment_id}")
+    assert deleted.status_code == 204
+    assert (await http.get(f"/v1/workflows/experiments/{experiment_id}")).status_code == 404
+    bad = await http.post("/v1/workflows/experiments", json={"name": "no workflow"})
+    assert bad.status_code == 422
+    validate("POST", "/v1/workflows/experiments", bad)
+
+
+async def test_a_run_started_after_a_block_edit_follows_the_new_configuration(
+    http: httpx2.AsyncClient, sim: SimulatedRetab, clock: VirtualClock
+) -> None:
+    experiment_id = sim.add_experiment("edited", documents=12)
+    first = (await http.post("/v1/workflows/experiments/runs", json={"experiment_id": experiment_id})).json()
+    sim.edit_block(experiment_id, everywhere=0.05)
+    second = await http.post("/v1/workflows/experiments/runs", json={"experiment_id": experiment_id})
+    validate("POST", "/v1/workflows/experiments/runs", second)
+    assert first["block_execution_fingerprint"] != second.json()["block_execution_fingerprint"]
+    assert first["documents_fingerprint"] == second.json()["documents_fingerprint"]
+    stale = (await http.get(f"/v1/workflows/experiments/{experiment_id}")).json()
+    assert stale["last_run_id"] == second.json()["id"] and stale["is_stale"] is False
+    clock.advance(60)
+    scores = []
+    for run in (first, second.json()):
+        metrics = await http.get("/v1/workflows/experiments/metrics", params={"run_id": run["id"]})
+        validate("GET", "/v1/workflows/experiments/metrics", metrics)
+        scores.append(metrics.json()["score"])
+    assert scores[1] > scores[0]
+
+
+async def test_a_workflow_that_does_not_match_the_experiment_is_404(
+    http: httpx2.AsyncClient, sim: SimulatedRetab
+) -> None:
+    experiment_id = sim.world.experiments[0].id
+    answer = await http.post(
+        "/v1/workflows/experiments/runs", json={"experiment_id": experiment_id, "workflow_id": "workflow_other"}
+    )
+    assert answer.status_code == 404 and "not found" in answer.text
+
+
+async def test_one_result_by_id_conforms(http: httpx2.AsyncClient, sim: SimulatedRetab) -> None:
+    rows = (await http.get("/v1/workflows/experiments/results", params={"run_id": sim.run_ids["latest"]})).json()
+    result_id = rows["data"][0]["id"]
+    one = await http.get(f"/v1/workflows/experiments/results/{result_id}")
+    validate("GET", "/v1/workflows/experiments/results/{result_id}", one)
+    assert one.json() == rows["data"][0]
+    assert (await http.get("/v1/workflows/experiments/results/expres_nope")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/v1/workflows/experiments/runs", {}),
+        ("/v1/workflows/experiments/results", {"run_id": "latest"}),
+        ("/v1/workflows/experiments", {"workflow_id": "latest"}),
+    ],
+)
+async def test_the_before_cursor_pages_back_on_every_list(
+    http: httpx2.AsyncClient, sim: SimulatedRetab, path: str, query: dict[str, str]
+) -> None:
+    for _ in range(3):
+        sim.add_experiment(f"paged-{len(sim.world.experiments)}")
+    run = (await http.get(f"/v1/workflows/experiments/runs/{sim.run_ids['latest']}")).json()
+    params = {k: run["workflow_id"] if k == "workflow_id" else sim.run_ids["latest"] for k in query}
+    sim.world.experiments[-1].workflow_id = run["workflow_id"]
+    whole = (await http.get(path, params={**params, "limit": "100"})).json()["data"]
+    assert len(whole) >= 3
+    second = (await http.get(path, params={**params, "limit": "1", "after": whole[0]["id"]})).json()
+    assert second["data"] == whole[1:2] and second["list_metadata"]["before"] == whole[1]["id"]
+    back = await http.get(path, params={**params, "limit": "1", "before": second["list_metadata"]["before"]})
+    validate("GET", path, back)
+    assert back.json()["data"] == whole[:1] and back.json()["list_metadata"]["after"] == whole[0]["id"]

@@ -104,9 +104,13 @@ class SimulatedRetab:
                 Route("/v1/workflows/experiments/runs", self._create_run, methods=["POST"]),
                 Route("/v1/workflows/experiments/runs/{run_id}", self._get_run, methods=["GET"]),
                 Route("/v1/workflows/experiments/runs/{run_id}/cancel", self._cancel_run, methods=["POST"]),
+                Route("/v1/workflows/experiments", self._create_experiment, methods=["POST"]),
                 Route("/v1/workflows/experiments/results", self._list_results, methods=["GET"]),
+                Route("/v1/workflows/experiments/results/{result_id}", self._get_result, methods=["GET"]),
                 Route("/v1/workflows/experiments/metrics", self._metrics, methods=["GET"]),
                 Route("/v1/workflows/experiments/{experiment_id}", self._get_experiment, methods=["GET"]),
+                Route("/v1/workflows/experiments/{experiment_id}", self._update_experiment, methods=["PATCH"]),
+                Route("/v1/workflows/experiments/{experiment_id}", self._delete_experiment, methods=["DELETE"]),
             ]
         )
 
@@ -611,6 +615,61 @@ class SimulatedRetab:
             bodies = [b for b in bodies if b["block_id"] == q["block_id"]]
         return _page(bodies, q, default_limit=50)
 
+    async def _create_experiment(self, request: Request) -> Response:
+        body = await _json_object(request)
+        workflow_id = body.get("workflow_id")
+        if not isinstance(workflow_id, str):
+            return _validation_error(["body", "workflow_id"], "Field required", "missing")
+        n_consensus = body.get("n_consensus", 5)
+        if n_consensus not in (3, 5, 7):
+            return _validation_error(["body", "n_consensus"], "Input should be 3, 5 or 7", "enum")
+        documents = body.get("documents")
+        name = str(body.get("name") or f"experiment-{len(self.world.experiments)}")
+        experiment = make_experiment(
+            name,
+            documents=len(cast(list[object], documents)) if isinstance(documents, list) else 12,
+            n_consensus=int(cast(int, n_consensus)),
+            workflow_id=workflow_id,
+            epoch=self.world.wall(self.clock.now()),
+        )
+        self.world.experiments.append(experiment)
+        return JSONResponse(self._experiment_body(experiment.id), status_code=201)
+
+    async def _update_experiment(self, request: Request) -> Response:
+        experiment = self.world.experiment(request.path_params["experiment_id"])
+        if experiment is None:
+            return _http_exception(404, f"Experiment not found: {request.path_params['experiment_id']}")
+        body = await _json_object(request)
+        if body.get("n_consensus") is not None:
+            if body["n_consensus"] not in (3, 5, 7):
+                return _validation_error(["body", "n_consensus"], "Input should be 3, 5 or 7", "enum")
+            experiment.n_consensus = int(cast(int, body["n_consensus"]))
+            # A new consensus count is a new block configuration: the last run's metrics go stale.
+            experiment.edits.append(BlockEdit())
+            experiment.config = len(experiment.edits)
+        if isinstance(body.get("name"), str):
+            experiment.name = str(body["name"])
+        return JSONResponse(self._experiment_body(experiment.id))
+
+    async def _delete_experiment(self, request: Request) -> Response:
+        experiment = self.world.experiment(request.path_params["experiment_id"])
+        if experiment is None:
+            return _http_exception(404, f"Experiment not found: {request.path_params['experiment_id']}")
+        self.world.experiments.remove(experiment)
+        self.world.runs = [run for run in self.world.runs if run.experiment is not experiment]
+        return Response(status_code=204)
+
+    async def _get_result(self, request: Request) -> Response:
+        result_id = request.path_params["result_id"]
+        now = self.clock.now()
+        for run in self.world.runs:
+            status, completed = run.state_at(now)
+            for index in range(run.total):
+                body = result_body(self.world, run, index, status, completed)
+                if body["id"] == result_id:
+                    return JSONResponse(body)
+        return _http_exception(404, f"Experiment result not found: {result_id}")
+
     async def _get_experiment(self, request: Request) -> Response:
         experiment_id = request.path_params["experiment_id"]
         if self.world.experiment(experiment_id) is None:
@@ -659,6 +718,14 @@ class SimulatedRetab:
         }
 
 
+async def _json_object(request: Request) -> dict[str, object]:
+    try:
+        payload: Any = json.loads(await request.body())
+    except ValueError:
+        payload = None
+    return cast(dict[str, object], payload) if isinstance(payload, dict) else {}
+
+
 def _http_exception(status: int, error: str) -> JSONResponse:
     return JSONResponse(
         {
@@ -705,25 +772,28 @@ def _check_limit(q: Any, maximum: int) -> JSONResponse | None:
 
 
 def _page(items: list[dict[str, Any]], q: Any, *, default_limit: int) -> Response:
-    """Keyset pagination: `after` is the id of the last item of the previous page."""
-    start = 0
-    after = q.get("after")
-    if after:
-        ids = [item["id"] for item in items]
-        if after not in ids:
-            return _validation_error(
-                ["query", "after"], "Cursor is stale or does not belong to this list", "value_error"
-            )
-        start = ids.index(after) + 1
+    """Keyset pagination: `after` is the id of the last item of the previous page; `before`, of the first
+    item of the next page (the page before it is answered)."""
     limit = int(q.get("limit") or default_limit)
-    page = items[start : start + limit]
-    has_more = start + limit < len(items)
+    ids = [item["id"] for item in items]
+    after, before = q.get("after"), q.get("before")
+    for name, cursor in (("after", after), ("before", before)):
+        if cursor and cursor not in ids:
+            return _validation_error(["query", name], "Cursor is stale or does not belong to this list", "value_error")
+    if after:
+        start = ids.index(after) + 1
+    elif before:
+        start = max(0, ids.index(before) - limit)
+    else:
+        start = 0
+    end = min(start + limit, ids.index(before) if before and not after else len(items))
+    page = items[start:end]
     return JSONResponse(
         {
             "data": page,
             "list_metadata": {
                 "before": page[0]["id"] if page and start > 0 else None,
-                "after": page[-1]["id"] if page and has_more else None,
+                "after": page[-1]["id"] if page and end < len(items) else None,
             },
         }
     )
