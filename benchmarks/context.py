@@ -23,6 +23,41 @@ def worst_world(sim: SimulatedRetab) -> dict[str, str]:
     return {"failing": failing, **{f"run{i}": r for i, r in enumerate(many)}}
 
 
+LONG_NAME = "Supplier invoices, EU and UK, multi-currency, scanned and native PDFs, with line items " * 3
+
+
+def compare_paths(base: str, candidate: str) -> list[str]:
+    return [f"/runs/{base}", f"/runs/{candidate}", f"/metrics?run_id={base}", f"/metrics?run_id={candidate}"]
+
+
+def loop_world(sim: SimulatedRetab) -> dict[str, str]:
+    """Experiments for the loop's tools: a typical pair of runs around a block edit, a worst-case pair on 100
+    documents (the candidate unfinished), a workflow of two experiments and one of 25 with long names."""
+    experiment = sim.add_experiment("bench-loop", documents=12)
+    base = sim.add_consensus_run(experiment)
+    sim.edit_block(experiment, everywhere=0.05, fields={"invoice.total": 0.08})
+    candidate = sim.add_consensus_run(experiment)
+    sim.edit_block(experiment, everywhere=0.01)  # stale again: what get_experiment shows
+    workflow = sim.world.experiments[-1].workflow_id
+    sim.add_experiment("bench-loop-other", documents=40, workflow_id=workflow)
+    wide = sim.add_experiment(LONG_NAME, documents=100)
+    wide_base = sim.add_consensus_run(wide)
+    sim.edit_block(wide, documents={i: (-0.1 if i % 2 else 0.1) for i in range(100)})
+    wide_candidate = sim.add_consensus_run(wide, duration_s=100, finished=False)
+    crowded = "workflow_bench_crowded"
+    for i in range(25):
+        sim.add_experiment(f"{LONG_NAME} #{i}", documents=10 + i, workflow_id=crowded)
+    return {
+        "experiment": experiment,
+        "base": base,
+        "candidate": candidate,
+        "workflow": workflow,
+        "wide_base": wide_base,
+        "wide_candidate": wide_candidate,
+        "crowded": crowded,
+    }
+
+
 async def measure() -> Section:
     section = Section(
         "Context cost",
@@ -32,7 +67,9 @@ async def measure() -> Section:
         "through would send for the same data. Budgets are the ones the tests hold each tool to. Every "
         "result that shows a run carries every published key of interface.json, null or not: that raised "
         "wait_for_runs' budget from 200 + 250 B a run to 200 + 320 B (5 runs: 1,800 B; the worst 20 runs, "
-        "long errors: 7,500 B) and the unfinished wait_for_run's from 200 B to 700 B.",
+        "long errors: 7,500 B) and the unfinished wait_for_run's from 200 B to 700 B. The loop's tools: "
+        "compare_experiment_runs 4 KB (cut to fit), get_experiment and start_experiment_run 1,200 B, "
+        "list_experiments 1,500 B for a workflow's few experiments and 10,000 B for 25 rows with long names.",
     )
     clock = VirtualClock(1_000.0)
     sim = SimulatedRetab(clock=clock)
@@ -116,12 +153,69 @@ async def measure() -> Section:
                 [f"/runs/{failing}"],
             ),
         ]
+        loop = loop_world(sim)
+        clock.advance(50)  # the 100-document candidate half done; every other run keeps its state
+        loop_cases: list[tuple[str, str, dict[str, object], int, list[str]]] = [
+            (
+                "compare_experiment_runs",
+                "12 documents, improved",
+                {"base_run_id": loop["base"], "candidate_run_id": loop["candidate"]},
+                4096,
+                compare_paths(loop["base"], loop["candidate"]),
+            ),
+            (
+                "compare_experiment_runs",
+                "worst: 100 documents, long names, unfinished",
+                {"base_run_id": loop["wide_base"], "candidate_run_id": loop["wide_candidate"]},
+                4096,
+                compare_paths(loop["wide_base"], loop["wide_candidate"]),
+            ),
+            (
+                "list_experiments",
+                "a workflow's 2 experiments",
+                {"workflow_id": loop["workflow"]},
+                1500,
+                [f"?workflow_id={loop['workflow']}&limit=10"],
+            ),
+            (
+                "list_experiments",
+                "worst: 25 rows, long names",
+                {"workflow_id": loop["crowded"], "limit": 25},
+                10000,
+                [f"?workflow_id={loop['crowded']}&limit=25"],
+            ),
+            (
+                "get_experiment",
+                "stale, with runs",
+                {"experiment_id": loop["experiment"]},
+                1200,
+                [f"/{loop['experiment']}", f"/runs?experiment_id={loop['experiment']}&limit=2"],
+            ),
+        ]
+        cases += loop_cases
+        starts: list[tuple[str, str, dict[str, object], int, list[str]]] = [
+            (
+                "start_experiment_run",
+                "started",
+                {"experiment_id": loop["experiment"]},
+                1200,
+                [f"/runs?experiment_id={loop['experiment']}&limit=1"],
+            ),
+            (
+                "start_experiment_run",
+                "worst: one already going",
+                {"experiment_id": loop["experiment"]},
+                1200,
+                [f"/runs?experiment_id={loop['experiment']}&limit=1"],
+            ),
+        ]
+        cancels += starts
         writer = build_server(
             SETTINGS.with_overrides(allow_writes=True), transport=httpx2.ASGITransport(app=sim), clock=clock
         )
         async with Client(writer) as writes:  # after the read tools: cancelling changes the runs they read
             for tool, case, arguments, budget, raw_paths in cases + cancels:
-                caller = writes if tool == "cancel_experiment_run" else client
+                caller = writes if tool in ("cancel_experiment_run", "start_experiment_run") else client
                 result = await caller.call_tool(tool, arguments)
                 assert not result.is_error, (tool, text_of(result))
                 text, data = text_of(result), json_of(result)

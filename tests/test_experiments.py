@@ -217,8 +217,10 @@ async def test_the_loop_over_stdio_lists_starts_and_compares() -> None:
             run = data_of(await client.call_tool("get_experiment_run", {"run_id": runs[0]["run_id"]}))
             experiment, workflow = run["experiment_id"], run["workflow_id"]
             listed = data_of(await client.call_tool("list_experiments", {"workflow_id": workflow}))
+            one = data_of(await client.call_tool("get_experiment", {"experiment_id": experiment}))
             started = data_of(await client.call_tool("start_experiment_run", {"experiment_id": experiment}))
     assert any(row["experiment_id"] == experiment for row in listed["experiments"])
+    assert one["experiment_id"] == experiment and one["next_call"]
     assert started["outcome"] in ("started", "already_running") and started["run_id"]
 
 
@@ -246,3 +248,21 @@ async def test_over_a_real_socket_a_lost_answer_still_makes_exactly_one_run(how:
     (data,) = answers
     assert posts(sim) == 1 and runs_of(sim, experiment) == [data["run_id"]]
     assert data["outcome"] == "found_after_lost_answer"
+
+
+async def test_the_loop_tools_stay_within_their_budgets(
+    mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock, mode: str
+) -> None:
+    from .helpers import size_of
+
+    long_name = "Supplier invoices, EU and UK, multi-currency, scanned and native PDFs " * 4
+    for i in range(25):
+        sim.add_experiment(f"{long_name}{i}", documents=10 + i, workflow_id="workflow_crowded")
+    listing = await mcp_client.call_tool("list_experiments", {"workflow_id": "workflow_crowded", "limit": 25})
+    assert len(data_of(listing)["experiments"]) == 25 and size_of(listing) <= 10_000
+    experiment = sim.world.experiments[-1].id
+    sim.add_consensus_run(experiment)
+    assert size_of(await mcp_client.call_tool("get_experiment", {"experiment_id": experiment})) <= 1_200
+    async with writer(sim, clock, mode) as client:
+        assert size_of(await start(client, experiment_id=experiment)) <= 1_200
+        assert size_of(await start(client, experiment_id=experiment)) <= 1_200  # one already going

@@ -272,9 +272,15 @@ class SimulatedRetab:
             run.created_t -= run.queue_s + duration_s + 1.0
         return run.id
 
-    def add_experiment(self, name: str, *, documents: int = 12, n_consensus: int = 5) -> str:
+    def add_experiment(
+        self, name: str, *, documents: int = 12, n_consensus: int = 5, workflow_id: str | None = None
+    ) -> str:
         exp = make_experiment(
-            name, documents=documents, n_consensus=n_consensus, epoch=self.world.wall(self.clock.now())
+            name,
+            documents=documents,
+            n_consensus=n_consensus,
+            workflow_id=workflow_id,
+            epoch=self.world.wall(self.clock.now()),
         )
         self.world.experiments.append(exp)
         return exp.id

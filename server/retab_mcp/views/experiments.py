@@ -15,7 +15,7 @@ from .text import clip
 if TYPE_CHECKING:
     from ..api.models import Experiment, Page, Run
 
-NAME_MAX = 80
+NAME_MAX = 48  # an experiment name: 25 rows of them come in one page
 REASON_MAX = 120
 
 StartOutcome = Literal["started", "found_after_lost_answer", "already_running", "declined"]
