@@ -73,7 +73,10 @@ async def test_every_tool_resource_and_prompt_over_stdio() -> None:
     ]
     with anyio.fail_after(60):
         async with Client(params) as client:
-            assert {t.name for t in (await client.list_tools()).tools} == READ_TOOLS | {"cancel_experiment_run"}
+            assert {t.name for t in (await client.list_tools()).tools} == READ_TOOLS | {
+                "cancel_experiment_run",
+                "start_experiment_run",
+            }
             for tool, arguments, key in calls:
                 result = await client.call_tool(tool, arguments)
                 assert not result.is_error and key in (result.structured_content or {}), tool
@@ -129,6 +132,10 @@ PARITY_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("list_experiment_run_results", {"run_id": FINISHED, "status": "error"}),
     ("get_experiment_run_metrics", {"run_id": FINISHED, "view": "summary"}),
     ("triage_experiment_run", {"run_id": opaque_id("exprun", "failed")}),
+    ("compare_experiment_runs", {"base_run_id": opaque_id("exprun", "older"), "candidate_run_id": FINISHED}),
+    ("list_experiments", {"workflow_id": opaque_id("workflow", "wf-invoices-tuned")}),
+    ("get_experiment", {"experiment_id": opaque_id("exp", "invoices-tuned")}),
+    ("start_experiment_run", {"experiment_id": opaque_id("exp", "invoices-tuned")}),
     ("cancel_experiment_run", {"run_id": FINISHED}),
 ]
 WALL_CLOCK_KEYS = {"started_at", "created_at"}  # demo runs are dated from when each process started
