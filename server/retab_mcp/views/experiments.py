@@ -69,7 +69,7 @@ class StartResult(BaseModel):
     error: RunError | None
     cancel_reason: str | None
     n_consensus: int | None = None
-    wait_call: str | None = Field(description="The exact wait_for_run call for this run.")
+    wait_call: str | None = Field(description=f"The exact {names.WAIT_RUN} call for this run.")
     hint: str
 
 

@@ -55,7 +55,7 @@ class FailureGroup(BaseModel):
 
 
 class Change(BaseModel):
-    """The run against its prior run, document by document: the paired test of compare_experiment_runs."""
+    """The run against its prior run, document by document: the paired test the comparison tool makes."""
 
     verdict: str = Field(description="'improved', 'regressed' or 'no detectable change' (views/paired.py's rule).")
     paired_documents: int
