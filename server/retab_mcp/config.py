@@ -54,7 +54,7 @@ class Settings:
     retry_budget_s: float = 30.0
     max_wait_s: float = 50.0
     call_deadline_s: float = 45.0  # every other tool call, resource read and completion ends by then
-    allow_writes: bool = False  # offer the cancel tool, the one tool that changes anything
+    allow_writes: bool = False  # offer the tools that change something: start a run, cancel one
     auth_token: str | None = field(default=None, repr=False)  # required of HTTP/SSE callers when set
     allowed_hosts: tuple[str, ...] = ()  # Host headers accepted besides loopback ones, e.g. "mcp.example.com"
     allowed_origins: tuple[str, ...] = ()  # browser Origins accepted besides loopback ones
