@@ -265,3 +265,45 @@ async def test_start_needs_writes_allowed_then_starts_and_waits() -> None:
     status, out, _ = await cli("start", "invoices-tuned", "--demo", "--wait", "--json", env=writes)
     data = json.loads(out)
     assert status == EXIT_COMPLETED and data["status"] == "completed" and data["finished"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("command", "tool", "arguments"),
+    [
+        (["triage", "latest"], "triage_experiment_run", {}),
+        (["metrics", "latest", "--view", "by_document"], "get_experiment_run_metrics", {"view": "by_document"}),
+        (["results", "latest", "--status", "error"], "list_experiment_run_results", {"status": "error"}),
+    ],
+)
+async def test_read_commands_print_the_tools_structured_content_as_json(
+    command: list[str], tool: str, arguments: dict[str, str]
+) -> None:
+    import json
+
+    import httpx2
+
+    from retab_mcp.clock import RealClock
+    from retab_mcp.simulator import SimulatedRetab
+    from retab_mcp.simulator.scenario import opaque_id
+
+    status, out, err = await cli(*command, "--demo", "--json")
+    assert status == EXIT_COMPLETED, err
+    printed = json.loads(out)  # one JSON document on stdout, nothing else
+    sim = SimulatedRetab(clock=RealClock(), demo=True)
+    settings = Settings(api_key="sk_demo_simulated", base_url="http://retab.simulated")
+    server = build_server(settings, transport=httpx2.ASGITransport(app=sim))
+    async with Client(server) as client:
+        direct = await client.call_tool(tool, {"run_id": opaque_id("exprun", "latest"), **arguments})
+    assert printed == direct.structured_content
+
+
+@pytest.mark.slow
+async def test_list_prints_a_page_and_a_tool_error_is_one_line_with_exit_1() -> None:
+    import json
+
+    status, out, _ = await cli("list", "--demo", "--limit", "2", "--json")
+    assert status == EXIT_COMPLETED and len(json.loads(out)["runs"]) == 2
+    status, out, err = await cli("triage", "exprun_nope", "--demo")
+    assert status == EXIT_CALL_FAILED and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("retab-mcp: No experiment run 'exprun_nope' was found")

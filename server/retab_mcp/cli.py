@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="streamable HTTP without sessions (2025-era clients cannot cancel a running wait)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{demo,get,wait,compare,start}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,get,wait,list,results,metrics,triage,compare,start}")
     sub.add_parser("demo", help="walk through what an agent sees, against the simulated API (no key)")
     common = _common_options(top_level=False)
     raw = argparse.RawDescriptionHelpFormatter
@@ -110,6 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wait.add_argument("run_id")
     wait.add_argument("--timeout", type=float, default=600.0, help="seconds to wait at most (default 600)")
+    listing = sub.add_parser(
+        "list", help="list runs, newest first (exit 0 with a page, 1 on failure)", parents=[common]
+    )
+    listing.add_argument("--experiment-id", dest="experiment_id")
+    listing.add_argument("--workflow-id", dest="workflow_id")
+    listing.add_argument("--status", choices=["pending", "queued", "running", "completed", "error", "cancelled"])
+    listing.add_argument("--limit", type=int, default=10)
+    listing.add_argument("--cursor")
+    results = sub.add_parser("results", help="one row per document of a run", parents=[common])
+    results.add_argument("run_id")
+    results.add_argument("--status", choices=["pending", "queued", "running", "completed", "error", "cancelled"])
+    results.add_argument("--limit", type=int, default=20)
+    results.add_argument("--cursor")
+    metrics = sub.add_parser("metrics", help="a run's agreement scores", parents=[common])
+    metrics.add_argument("run_id")
+    metrics.add_argument("--view", choices=["summary", "by_document", "by_target", "votes"], default="summary")
+    metrics.add_argument("--document-id", dest="document_id")
+    metrics.add_argument("--target-path", dest="target_path")
+    triage = sub.add_parser("triage", help="why a run ended as it did, in one report", parents=[common])
+    triage.add_argument("run_id")
     compare = sub.add_parser(
         "compare",
         help="did a change help? compare two runs document by document (exit 0 with a verdict, 1 on failure)",
@@ -128,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--wait", action="store_true", help="then wait for the run, with a progress bar")
     start.add_argument("--timeout", type=float, default=600.0, help="with --wait: seconds at most (default 600)")
     return parser
+
+
+def _given(args: argparse.Namespace, *names_: str) -> dict[str, object]:
+    return {name: getattr(args, name) for name in names_ if getattr(args, name, None) is not None}
+
+
+# Subcommands that call one read tool and print what it says (its structuredContent with --json).
+READ_COMMANDS: dict[str, Callable[[argparse.Namespace], tuple[str, dict[str, object]]]] = {
+    "list": lambda a: (names.LIST_RUNS, _given(a, "experiment_id", "workflow_id", "status", "limit", "cursor")),
+    "results": lambda a: (names.LIST_RESULTS, _given(a, "run_id", "status", "limit", "cursor")),
+    "metrics": lambda a: (names.GET_METRICS, _given(a, "run_id", "view", "document_id", "target_path")),
+    "triage": lambda a: (names.TRIAGE, _given(a, "run_id")),
+}
 
 
 def _common_options(*, top_level: bool) -> argparse.ArgumentParser:
@@ -189,6 +222,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     def run_named(run_id: str) -> str:
         return str(sim.run_ids.get(run_id, run_id) if sim is not None else run_id)
 
+    if args.command in READ_COMMANDS:
+        tool, arguments = READ_COMMANDS[args.command](args)
+        if "run_id" in arguments:
+            arguments["run_id"] = run_named(str(arguments["run_id"]))
+        sys.exit(anyio.run(_tool, settings, transport, tool, arguments, args.json))
     if args.command in ("get", "wait", "compare", "start"):
         try:
             if args.command == "compare":
@@ -279,10 +317,14 @@ async def _tool(
     result = await _call(settings, transport, tool, arguments)
     text = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
     if result.is_error:
-        print(f"retab-mcp: {text}", file=sys.stderr)
+        print(f"retab-mcp: {_tool_error_text(tool, text)}", file=sys.stderr)
         return EXIT_CALL_FAILED
     print(json.dumps(result.structured_content, indent=2) if as_json else text)
     return EXIT_COMPLETED
+
+
+def _tool_error_text(tool: str, text: str) -> str:
+    return text.removeprefix(f"Error executing tool {tool}: ")  # the SDK's prefix: the command is named already
 
 
 async def _call(
@@ -312,7 +354,7 @@ async def _start(
     result = await _call(settings, transport, names.START, {"experiment_id": experiment_id})
     text = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
     if result.is_error:
-        print(f"retab-mcp: {text}", file=sys.stderr)
+        print(f"retab-mcp: {_tool_error_text(names.START, text)}", file=sys.stderr)
         return EXIT_CALL_FAILED
     data: dict[str, object] = result.structured_content or {}
     if not wait or not data.get("run_id"):
