@@ -1,0 +1,67 @@
+"""The packages as a user installs them: built with `uv build`, the wheel installed with pip into a fresh
+venv (no uv), its console script run as a host would run it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from retab_mcp import __version__
+
+from .helpers import READ_TOOLS
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+ROOT = Path(__file__).parents[1]
+NOT_THE_PRODUCT = re.compile(r"(^|/)(tests|benchmarks|interop|\.hypothesis|\.venv|__pycache__)/|\.pyc$")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("dist")
+    uv = shutil.which("uv")
+    assert uv is not None, "uv builds the packages (the README's set-up installs it)"
+    subprocess.run([uv, "build", "--quiet", "--out-dir", str(out)], cwd=ROOT, check=True)
+    (wheel,) = out.glob("*.whl")
+    (sdist,) = out.glob("*.tar.gz")
+    return wheel, sdist
+
+
+def test_the_packages_hold_the_product_and_nothing_else(built: tuple[Path, Path]) -> None:
+    wheel, sdist = built
+    with tarfile.open(sdist) as archive:
+        in_sdist = [name.split("/", 1)[1] for name in archive.getnames() if "/" in name]
+    with zipfile.ZipFile(wheel) as archive:
+        in_wheel = archive.namelist()
+        metadata = archive.read(f"retab_mcp-{__version__}.dist-info/METADATA").decode()
+    assert not [name for name in in_sdist + in_wheel if NOT_THE_PRODUCT.search(name)]
+    assert {"LICENSE", "README.md", "pyproject.toml", "server/retab_mcp/cli.py"} <= set(in_sdist)
+    assert "retab_mcp/py.typed" in in_wheel and "retab_mcp/simulator/app.py" in in_wheel
+    assert any(name.endswith("licenses/LICENSE") for name in in_wheel)
+    assert "License-Expression: MIT" in metadata and "Classifier: " in metadata and "Keywords: " in metadata
+
+
+async def test_the_wheel_installed_with_pip_in_a_fresh_venv_runs(built: tuple[Path, Path], tmp_path: Path) -> None:
+    wheel, _ = built
+    venv = tmp_path / "venv"
+    with anyio.fail_after(300):
+        await anyio.run_process([sys.executable, "-m", "venv", str(venv)])
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        await anyio.run_process([*pip, str(wheel)])
+        script = str(venv / "bin" / "retab-mcp")
+        version = await anyio.run_process([script, "--version"])
+        demo = await anyio.run_process([script, "demo"], check=False)
+        async with Client(StdioServerParameters(command=script, args=["--demo"])) as client:
+            tools = {tool.name for tool in (await client.list_tools()).tools}
+    assert version.stdout.decode().strip() == f"retab-mcp {__version__}"
+    assert demo.returncode == 0 and "Verdict: improved" in demo.stdout.decode(), demo.stderr.decode()[-2000:]
+    assert tools == READ_TOOLS
