@@ -95,8 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="streamable HTTP without sessions (2025-era clients cannot cancel a running wait)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{demo,get,wait,list,results,metrics,triage,compare,start}")
+    sub = parser.add_subparsers(
+        dest="command", metavar="{demo,doctor,get,wait,list,results,metrics,triage,compare,start}"
+    )
     sub.add_parser("demo", help="walk through what an agent sees, against the simulated API (no key)")
+    sub.add_parser(
+        "doctor",
+        help="check the key, the base URL, the wait cap and writes; print the host config (exit 0 if a call works)",
+        parents=[_common_options(top_level=False)],
+    )
     common = _common_options(top_level=False)
     raw = argparse.RawDescriptionHelpFormatter
     get = sub.add_parser("get", help="show one run's summary", parents=[common], epilog=EXIT_CODES, formatter_class=raw)
@@ -222,6 +229,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     def run_named(run_id: str) -> str:
         return str(sim.run_ids.get(run_id, run_id) if sim is not None else run_id)
 
+    if args.command == "doctor":
+        from .doctor import run_doctor
+
+        sys.exit(anyio.run(run_doctor, settings, transport, args.demo))
     if args.command in READ_COMMANDS:
         tool, arguments = READ_COMMANDS[args.command](args)
         if "run_id" in arguments:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -20,6 +21,20 @@ MISSING_KEY_MESSAGE = (
     'e.g. "env": {"RETAB_API_KEY": "sk_live_..."}, then restart the server. '
     "To try the server without a key, launch it with --demo."
 )
+
+
+PLACEHOLDER_KEY_MESSAGE = (
+    "RETAB_API_KEY holds a placeholder (like sk_live_REPLACE_ME), not a key. Put your Retab API key (sk_live_... or "
+    "sk_test_..., from the Retab dashboard) in the `env` block of this server's entry in your MCP host "
+    "config, then restart the server."
+)
+# What a key copied from an example looks like: a word asking to replace it, an ellipsis, angle brackets.
+_PLACEHOLDER = re.compile(r"replace|your[_-]?(api[_-]?)?key|change[_-]?me|example|xxx|\.\.\.|<|>|\*{3}", re.I)
+
+
+def placeholder_key(key: str | None) -> bool:
+    """Whether `key` is an example left in a config (`sk_live_REPLACE_ME`, `sk_live_...`, `<your key>`)."""
+    return bool(key) and bool(_PLACEHOLDER.search(key or ""))
 
 
 class SettingsError(ValueError):

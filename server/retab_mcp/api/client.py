@@ -24,7 +24,7 @@ import anyio
 from pydantic import BaseModel, ValidationError
 
 from .. import __version__
-from ..config import MISSING_KEY_MESSAGE, Settings
+from ..config import MISSING_KEY_MESSAGE, PLACEHOLDER_KEY_MESSAGE, Settings, placeholder_key
 from ..redaction import Redactor
 from .errors import (
     APIConnectionError,
@@ -286,6 +286,9 @@ class RetabClient:
     ) -> httpx2.Response:
         if not self.settings.api_key:
             raise MissingAPIKeyError(MISSING_KEY_MESSAGE)
+        if placeholder_key(self.settings.api_key):
+            # Said at once: a placeholder would only earn a 401 after a network round trip.
+            raise MissingAPIKeyError(PLACEHOLDER_KEY_MESSAGE)
         policy = retry or self.retry
         query = {k: v for k, v in (params or {}).items() if v is not None}
         deadline = _DEADLINE.get()
