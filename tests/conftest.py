@@ -12,7 +12,8 @@ from retab_mcp.api.retry import RetryPolicy
 from retab_mcp.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.clock import VirtualClock
-from retab_mcp.tools.server import AppState, build_server
+from retab_mcp.tools.common import AppState
+from retab_mcp.tools.server import build_server
 
 from .helpers import SIM_URL, TEST_KEY
 

@@ -17,7 +17,8 @@ from retab_mcp.clock import RealClock
 from retab_mcp.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.clock import VirtualClock
-from retab_mcp.tools.server import AppState, build_server
+from retab_mcp.tools.common import AppState
+from retab_mcp.tools.server import build_server
 from retab_mcp.views.run import RUN_KEYS, WAIT_KEYS
 from retab_mcp.watch.schedule import FixedSchedule, Schedule
 
