@@ -179,10 +179,14 @@ async def test_different_documents_and_an_unfinished_run_are_warned_of(
     assert "documents differ" in warnings and "candidate run is running" in warnings
 
 
-async def test_an_unknown_run_is_a_clear_error(world: tuple[SimulatedRetab, VirtualClock], mode: str) -> None:
+async def test_an_unknown_run_is_a_clear_error_that_names_it(
+    world: tuple[SimulatedRetab, VirtualClock], mode: str
+) -> None:
     sim, clock = world
-    result = await compare(sim, clock, mode, opaque_id("exprun", "latest"), "exprun_nope")
-    assert result.is_error and "No experiment run 'exprun_nope' was found" in text_of(result)
+    latest = opaque_id("exprun", "latest")
+    for base, candidate in ((latest, "exprun_nope"), ("exprun_nope", latest)):
+        result = await compare(sim, clock, mode, base, candidate)
+        assert result.is_error and "No experiment run 'exprun_nope' was found" in text_of(result)
 
 
 async def test_the_tool_is_published_with_its_arguments(mcp_client: Client) -> None:

@@ -5,11 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
 
 from ..api.client import check_id
-from ..views.compare import ComparisonReport, build_comparison, comparison_result, gather_comparison
+from ..views.compare import (
+    ComparisonReport,
+    UnreadableRun,
+    build_comparison,
+    comparison_result,
+    gather_comparison,
+)
+from ..views.messages import explain
 from . import descriptions, names
 from .common import READ_ONLY, AppState, state_of, tool_result
 from .errors import tool_errors
@@ -25,11 +33,13 @@ async def compare_experiment_runs(
     base_run_id: BaseRunId, candidate_run_id: CandidateRunId, ctx: Context[AppState]
 ) -> Annotated[CallToolResult, ComparisonReport]:
     state = state_of(ctx)
-    with tool_errors(base_run_id):
-        check_id(base_run_id)
-    with tool_errors(candidate_run_id):
-        check_id(candidate_run_id)
+    for run_id in (base_run_id, candidate_run_id):
+        with tool_errors(run_id):
+            check_id(run_id)
+    try:
         found = await gather_comparison(state.client, base_run_id, candidate_run_id)
+    except UnreadableRun as unreadable:
+        raise ToolError(explain(unreadable.error, unreadable.run_id)) from None
     return tool_result(*comparison_result(build_comparison(found)))
 
 

@@ -98,6 +98,14 @@ class ComparisonReport(BaseModel):
     hint: str
 
 
+class UnreadableRun(Exception):
+    """One of the two runs could not be read: which one, and why."""
+
+    def __init__(self, run_id: str, error: RetabError) -> None:
+        super().__init__(str(error))
+        self.run_id, self.error = run_id, error
+
+
 @dataclass
 class Comparison:
     """What was read for a comparison."""
@@ -114,17 +122,17 @@ class Comparison:
 
 async def gather_comparison(client: RetabClient, base_id: str, candidate_id: str) -> Comparison:
     """Read both runs and their per-document scores, then the fields of the documents that moved most.
-    Raises only if a run itself cannot be read."""
+    Raises UnreadableRun only if a run itself cannot be read."""
     runs: dict[str, Run] = {}
     metrics: dict[str, Metrics] = {}
     warnings: list[str] = []
-    failure: list[RetabError] = []
+    failure: list[UnreadableRun] = []
 
     async def read_run(run_id: str) -> None:
         try:
             runs[run_id] = await client.get_run(run_id)
         except RetabError as error:
-            failure.append(error)
+            failure.append(UnreadableRun(run_id, error))
             group.cancel_scope.cancel()
 
     async def read_metrics(run_id: str) -> None:
