@@ -77,3 +77,13 @@ async def test_doctor_over_an_unreachable_url_is_one_failing_line_and_no_traceba
     assert done.returncode == 1 and "Traceback" not in out + done.stderr.decode()
     assert "FAIL base URL: Could not reach the Retab API at http://127.0.0.1:9" in out
     assert "0123456789abcdef" not in out
+
+
+def test_no_random_key_is_taken_for_a_placeholder() -> None:
+    import random
+    import string
+
+    rng = random.Random(0)
+    alphabet = string.ascii_letters + string.digits + "_-"
+    keys = [f"sk_{rng.choice(['live', 'test'])}_" + "".join(rng.choices(alphabet, k=32)) for _ in range(20_000)]
+    assert not [key for key in keys if placeholder_key(key)]

@@ -29,7 +29,9 @@ PLACEHOLDER_KEY_MESSAGE = (
     "config, then restart the server."
 )
 # What a key copied from an example looks like: a word asking to replace it, an ellipsis, angle brackets.
-_PLACEHOLDER = re.compile(r"replace|your[_-]?(api[_-]?)?key|change[_-]?me|example|xxx|\.\.\.|<|>|\*{3}", re.I)
+_PLACEHOLDER = re.compile(
+    r"replace|your[_-]?(api[_-]?)?key|change[_-]?me|example|\.\.\.|[<>]|\*{3}|^sk_(live|test)_x{4,}$", re.I
+)  # words of 6+ letters and runs of symbols: a real key (random characters) matches none by chance
 
 
 def placeholder_key(key: str | None) -> bool:
