@@ -11,22 +11,16 @@ import argparse
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import anyio
 import httpx2
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "flood", "version": "0"}},
-}
-ACCEPT = {"Accept": "application/json, text/event-stream"}
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
+from benchmarks.support import INITIALIZE, rss_kib
+from benchmarks.support import MCP_ACCEPT as ACCEPT
 
 
 async def flood(bound: int, sessions: int) -> None:

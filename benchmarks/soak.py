@@ -38,7 +38,7 @@ from mcp.client.streamable_http import streamable_http_client
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.support import table
+from benchmarks.support import INITIALIZE, MCP_ACCEPT, rss_kib, table
 from retab_mcp.simulator.app import SimulatedRetab
 from retab_mcp.simulator.loopback import Loopback
 
@@ -49,12 +49,6 @@ CALL_DEADLINE_S = 20
 WAIT_TIMEOUT_S = 15
 WARM_UP_S = 120
 OUTAGE_EVERY_S, OUTAGE_FOR_S = 60, 10
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "soak", "version": "0"}},
-}
 
 
 @dataclass
@@ -88,11 +82,6 @@ async def call(client: Client, tally: Tally, tool: str, arguments: dict[str, Any
     tally.slowest[tool] = max(tally.slowest.get(tool, 0.0), took)
     tally.errors[tool] += bool(result.is_error)
     tally.seen(json.dumps(result.model_dump(mode="json", by_alias=True)))
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
 
 
 async def soak(minutes: float) -> tuple[Tally, str, float]:
@@ -189,9 +178,7 @@ async def soak(minutes: float) -> tuple[Tally, str, float]:
                         async with client("legacy") as agent:
                             await call(agent, tally, "list_experiment_runs", {"limit": 1}, CALL_DEADLINE_S + 2)
                         for _ in range(20):  # opened and abandoned: closed by the server after 20 s idle
-                            answer = await http.post(
-                                url, json=INITIALIZE, headers={"Accept": "application/json, text/event-stream"}
-                            )
+                            answer = await http.post(url, json=INITIALIZE, headers=MCP_ACCEPT)
                             tally.calls[f"abandoned session ({answer.status_code})"] += 1
                         await anyio.sleep(0.5)  # the pace of this task's traffic
 

@@ -27,6 +27,22 @@ SETTINGS = Settings(api_key=KEY, base_url="http://retab.bench")
 CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
 
 
+# An `initialize` a raw HTTP client sends to open a session (the 2025 handshake), and what it accepts.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}},
+}
+MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
+
+
+def rss_kib(pid: int) -> int:
+    """The resident memory of process `pid` (Linux)."""
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
+
+
 def text_of(result: CallToolResult) -> str:
     return "\n".join(c.text for c in result.content if isinstance(c, TextContent))
 

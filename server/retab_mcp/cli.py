@@ -26,7 +26,7 @@ from mcp.types import CallToolResult, TextContent
 from . import __version__
 from .api.client import RetabClient, call_deadline
 from .api.errors import RetabError
-from .api.statuses import CANCELLED, COMPLETED, ERROR
+from .api.statuses import CANCELLED, COMPLETED, ERROR, KNOWN_STATUSES
 from .clock import RealClock
 from .config import Settings, SettingsError
 from .console import ProgressBar
@@ -122,12 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--experiment-id", dest="experiment_id")
     listing.add_argument("--workflow-id", dest="workflow_id")
-    listing.add_argument("--status", choices=["pending", "queued", "running", "completed", "error", "cancelled"])
+    listing.add_argument("--status", choices=KNOWN_STATUSES)
     listing.add_argument("--limit", type=int, default=10)
     listing.add_argument("--cursor")
     results = sub.add_parser("results", help="one row per document of a run", parents=[common])
     results.add_argument("run_id")
-    results.add_argument("--status", choices=["pending", "queued", "running", "completed", "error", "cancelled"])
+    results.add_argument("--status", choices=KNOWN_STATUSES)
     results.add_argument("--limit", type=int, default=20)
     results.add_argument("--cursor")
     metrics = sub.add_parser("metrics", help="a run's agreement scores", parents=[common])
@@ -326,16 +326,21 @@ async def _tool(
     """Call one of the server's own tools in-process and print its text (or JSON): the command line says
     what an agent would be told. Exit 0 with a result, 1 with an error (on stderr)."""
     result = await _call(settings, transport, tool, arguments)
-    text = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
-    if result.is_error:
-        print(f"retab-mcp: {_tool_error_text(tool, text)}", file=sys.stderr)
+    text = _said(tool, result)
+    if text is None:
         return EXIT_CALL_FAILED
     print(json.dumps(result.structured_content, indent=2) if as_json else text)
     return EXIT_COMPLETED
 
 
-def _tool_error_text(tool: str, text: str) -> str:
-    return text.removeprefix(f"Error executing tool {tool}: ")  # the SDK's prefix: the command is named already
+def _said(tool: str, result: CallToolResult) -> str | None:
+    """The result's text; or None, when it is an error, said on stderr (the SDK's prefix left out: the
+    command names the tool already)."""
+    text = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+    if not result.is_error:
+        return text
+    print(f"retab-mcp: {text.removeprefix(f'Error executing tool {tool}: ')}", file=sys.stderr)
+    return None
 
 
 async def _call(
@@ -363,9 +368,8 @@ async def _start(
         )
         return EXIT_USAGE
     result = await _call(settings, transport, names.START, {"experiment_id": experiment_id})
-    text = "\n".join(block.text for block in result.content if isinstance(block, TextContent))
-    if result.is_error:
-        print(f"retab-mcp: {_tool_error_text(names.START, text)}", file=sys.stderr)
+    text = _said(names.START, result)
+    if text is None:
         return EXIT_CALL_FAILED
     data: dict[str, object] = result.structured_content or {}
     if not wait or not data.get("run_id"):

@@ -126,7 +126,7 @@ async def start_experiment_run(
     with tool_errors("", subject=subject):
         check_id(experiment_id, "experiment id")
         before = (await state.client.list_runs(experiment_id=experiment_id, limit=ACTIVE_SCANNED)).data
-        active = next((run for run in before if not run.lifecycle.is_terminal), None)
+        active = _going(before)
         if active is not None and not allow_concurrent:
             note = f"{active.id} is {active.status}; wait for it, or pass allow_concurrent=true to start another."
             result = start_result(experiment_id, active, state.now(), outcome="already_running", note=note)
@@ -147,7 +147,11 @@ async def start_experiment_run(
 
 
 async def _active_run(client: RetabClient, experiment_id: str) -> Run | None:
-    runs = (await client.list_runs(experiment_id=experiment_id, limit=ACTIVE_SCANNED)).data
+    return _going((await client.list_runs(experiment_id=experiment_id, limit=ACTIVE_SCANNED)).data)
+
+
+def _going(runs: list[Run]) -> Run | None:
+    """The newest run still pending, queued or running (lists are newest first)."""
     return next((run for run in runs if not run.lifecycle.is_terminal), None)
 
 

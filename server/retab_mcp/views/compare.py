@@ -248,7 +248,7 @@ def build_comparison(found: Comparison) -> ComparisonReport:
         only_in_candidate=only_candidate[:IDS_SHOWN],
         regressed=[pair for pair in by_delta if pair.delta < 0][:MOVERS_SHOWN],
         improved=[pair for pair in reversed(by_delta) if pair.delta > 0][:MOVERS_SHOWN],
-        fields_moved=_fields_moved(found),
+        fields_moved=_fields_moved(found, pairs),
         method=(
             f"paired over {test.n} documents: percentile bootstrap ({RESAMPLES:,} resamples, fixed seed); "
             + ("exact sign-flip test" if test.n <= EXACT_MAX_N else "sign-flip test (20,000 random flips)")
@@ -285,8 +285,8 @@ def _run_warnings(found: Comparison) -> list[str]:
     return warnings
 
 
-def _fields_moved(found: Comparison) -> list[FieldDelta]:
-    names_of = {pair.document_id: pair.filename for pair in _pairs(found)}
+def _fields_moved(found: Comparison, pairs: list[DocumentDelta]) -> list[FieldDelta]:
+    names_of = {pair.document_id: pair.filename for pair in pairs}
     moved: list[FieldDelta] = []
     for document_id, (base, candidate) in found.fields.items():
         if base is None or candidate is None:

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from ..tools import names
-from .run import RunError, summarize
+from .run import RUN_KEYS, RunError, summarize
 from .text import clip
 
 if TYPE_CHECKING:
@@ -129,16 +129,11 @@ def start_result(
     experiment_id: str, run: Run | None, now: datetime, *, outcome: StartOutcome, note: str = ""
 ) -> StartResult:
     if run is None:
-        keys: dict[str, Any] = dict.fromkeys(
-            ("run_id", "status", "finished", "score", "completed_documents", "total_documents", "error_count"),
-        )
         return StartResult(
             started=False,
             outcome=outcome,
             experiment_id=experiment_id,
-            **keys,
-            error=None,
-            cancel_reason=None,
+            **dict.fromkeys(RUN_KEYS),
             wait_call=None,
             hint=note or "Nothing was started.",
         )
@@ -148,16 +143,7 @@ def start_result(
         started=outcome in ("started", "found_after_lost_answer"),
         outcome=outcome,
         experiment_id=experiment_id,
-        run_id=summary.run_id,
-        status=summary.status,
-        finished=summary.finished,
-        score=summary.score,
-        completed_documents=summary.completed_documents,
-        total_documents=summary.total_documents,
-        error_count=summary.error_count,
-        error=summary.error,
-        cancel_reason=summary.cancel_reason,
-        n_consensus=summary.n_consensus,
+        **summary.model_dump(include=set(RUN_KEYS | {"n_consensus"})),
         wait_call=wait_call,
         hint=f"{note} Next: {wait_call}.".strip(),
     )
