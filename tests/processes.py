@@ -36,9 +36,10 @@ async def listening_port(stream: ByteReceiveStream | None) -> tuple[int, bytes]:
 
 
 @asynccontextmanager
-async def serve(*flags: str, env: dict[str, str] | None = None) -> AsyncIterator[int]:
-    """A `--demo` server process with `flags`; yields the port it listens on, and ends it on exit."""
-    command = [sys.executable, "-m", "retab_mcp", "--demo", "--port", "0", *flags]
+async def serve(*flags: str, env: dict[str, str] | None = None, demo: bool = True) -> AsyncIterator[int]:
+    """A `--demo` server process (without `demo`: the API `env` names) with `flags`; yields the port it
+    listens on, and ends it on exit."""
+    command = [sys.executable, "-m", "retab_mcp", *(["--demo"] if demo else []), "--port", "0", *flags]
     full_env = {**os.environ, **env} if env else None
     async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=full_env) as process:
         with anyio.fail_after(30):  # the server says when it listens, and on which port; no guessing

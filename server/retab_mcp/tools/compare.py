@@ -19,6 +19,7 @@ from ..views.compare import (
 )
 from ..views.messages import explain
 from . import descriptions, names
+from .apps import SHOWN_BY_VIEW
 from .common import READ_ONLY, AppState, state_of, tool_result
 from .errors import tool_errors
 
@@ -50,4 +51,5 @@ def register(server: RetabServer) -> None:
         title="Compare experiment runs",
         description=descriptions.COMPARE,
         annotations=READ_ONLY,
+        meta=SHOWN_BY_VIEW,
     )

@@ -171,3 +171,8 @@ consensus passes agree more, and what to change next. Scores are agreement betwe
    verdict with n and the interval), and the one edit most likely to help (for an unstable field: what in
    its schema description or the prompt is ambiguous).
 """)
+
+DOCUMENT_SCORES = flow("""
+Every scored document of a run with its agreement and the prior run's, lowest first: the run view's
+chart. Only hosts that render the view list this tool.
+""")

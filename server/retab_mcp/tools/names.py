@@ -16,5 +16,6 @@ COMPARE = "compare_experiment_runs"
 START = "start_experiment_run"
 LIST_EXPERIMENTS = "list_experiments"
 GET_EXPERIMENT = "get_experiment"
+DOCUMENT_SCORES = "get_run_document_scores"  # for the run view alone: listed only to hosts that render it
 
 WAITS = frozenset({WAIT_RUN, WAIT_RUNS})  # bounded by their own timeout_s, not the call deadline

@@ -22,6 +22,7 @@ from ..api.errors import InvalidIdError, NotFoundError, RetabError
 from ..views.messages import explain
 from ..views.run import RunSummary, summarize
 from . import descriptions, names
+from .apps import SHOWN_BY_VIEW
 from .common import DESTRUCTIVE, READ_ONLY, AppState, RunId, state_of, tool_result
 from .errors import tool_errors
 
@@ -72,6 +73,7 @@ def register(server: RetabServer) -> None:
         title="Get experiment run",
         description=descriptions.GET_RUN,
         annotations=READ_ONLY,
+        meta=SHOWN_BY_VIEW,
     )
 
 

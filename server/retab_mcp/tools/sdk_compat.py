@@ -1,4 +1,4 @@
-"""The two places this server needs the SDK's low-level server, which `MCPServer` keeps private.
+"""The three places this server needs the SDK's low-level server, which `MCPServer` keeps private.
 
 Each use says why no public API does it; if a release of the SDK moves or renames `_lowlevel_server`, this
 module is the one to change.
@@ -6,11 +6,13 @@ module is the one to change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer
-from mcp.types import EmptyResult, SetLevelRequestParams
+from mcp.types import EmptyResult, ListToolsResult, PaginatedRequestParams, SetLevelRequestParams, Tool
 
 
 def lowlevel(server: MCPServer[Any]) -> Server[Any]:
@@ -31,3 +33,20 @@ def accept_log_level(server: MCPServer[Any]) -> None:
 
 async def _accept(_ctx: object, _params: SetLevelRequestParams) -> EmptyResult:
     return EmptyResult()
+
+
+ToolChoice = Callable[[ServerRequestContext[Any, Any], list[Tool]], list[Tool]]
+
+
+def list_tools_per_caller(server: MCPServer[Any], choose: ToolChoice) -> None:
+    """Answer `tools/list` with the tools `choose` keeps for the caller.
+
+    The run view's tool, and the `_meta.ui` that points at the view, are for hosts that render MCP Apps; a
+    host that does not gets the listing it always had. `MCPServer.list_tools` takes no context, so only
+    the low-level handler can see whom it answers.
+    """
+
+    async def handle(ctx: ServerRequestContext[Any, Any], _params: PaginatedRequestParams) -> ListToolsResult:
+        return ListToolsResult(tools=choose(ctx, await server.list_tools()))
+
+    lowlevel(server).add_request_handler("tools/list", PaginatedRequestParams, handle)

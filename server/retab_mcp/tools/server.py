@@ -26,7 +26,7 @@ from ..config import Settings
 from ..redaction import Redactor
 from ..watch.schedule import Schedule
 from ..watch.watcher import running_watcher
-from . import compare, descriptions, experiments, lists, metrics, names, runs, sdk_compat, triage, waiting
+from . import apps, compare, descriptions, experiments, lists, metrics, names, runs, sdk_compat, triage, waiting
 from .common import AppState
 from .errors import invalid_arguments
 
@@ -147,9 +147,10 @@ def build_server(
         version=__version__,
         lifespan=lifespan,
         log_level="WARNING",
+        extensions=[apps.extension()],
     )
     # The order of registration is the order of tools/list.
-    for family in (runs, waiting, lists, metrics, triage, compare, experiments):
+    for family in (runs, waiting, lists, metrics, triage, compare, experiments, apps):
         family.register(server)
     if settings.allow_writes:
         runs.register_writes(server)
@@ -158,4 +159,5 @@ def build_server(
     triage.register_prompt(server)
     experiments.register_prompt(server)
     sdk_compat.accept_log_level(server)
+    sdk_compat.list_tools_per_caller(server, apps.tools_for_caller)
     return server

@@ -14,6 +14,7 @@ from ..api.errors import InvalidIdError
 from ..views.messages import explain
 from ..views.triage import TriageReport, build_report, fit_to_budget, gather_evidence
 from . import descriptions, names
+from .apps import SHOWN_BY_VIEW
 from .common import READ_ONLY, AppState, RunId, state_of, tool_result
 from .errors import tool_errors
 
@@ -43,6 +44,7 @@ def register(server: RetabServer) -> None:
         title="Triage experiment run",
         description=descriptions.TRIAGE,
         annotations=READ_ONLY,
+        meta=SHOWN_BY_VIEW,
     )
 
 

@@ -13,6 +13,7 @@ from ..views.many import RunsWaitResult, render_runs_wait, runs_wait_result, str
 from ..views.run import WaitResult, wait_view
 from ..watch.many import MAX_RUNS, WaitMode, wait_many
 from . import descriptions, names
+from .apps import SHOWN_BY_VIEW
 from .common import READ_ONLY, AppState, RunId, WaitSeconds, redacted_progress, state_of, tool_result
 from .errors import tool_errors
 
@@ -63,6 +64,7 @@ def register(server: RetabServer) -> None:
         title="Wait for run",
         description=descriptions.WAIT_RUN,
         annotations=READ_ONLY,
+        meta=SHOWN_BY_VIEW,
     )
     server.add_tool(
         wait_for_runs,

@@ -1,0 +1,78 @@
+"""The live run view for hosts that render MCP Apps (the `io.modelcontextprotocol/ui` extension).
+
+The tools that show a run point at `ui://retab/run` through `_meta.ui.resourceUri`; such a host renders
+the view beside the result and the view calls the read tools itself, through the host, to stay current
+and to say why the run scored as it did. The one tool only the view needs, every document's score for
+its chart, is app-only. A host that did not negotiate the extension gets the listing and the results it
+always had: no `_meta.ui`, no app-only tool (`tools_for_caller`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from mcp.server.apps import Apps, client_supports_apps
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, Tool
+
+from ..ui import RUN_VIEW_URI, run_view_html
+from ..views.metrics import MetricsReport, report_metrics
+from . import descriptions, names
+from .common import READ_ONLY, AppState, RunId, dump, state_of, tool_result
+from .errors import tool_errors
+
+if TYPE_CHECKING:
+    from .server import RetabServer
+
+SHOWN_BY_VIEW = {"ui": {"resourceUri": RUN_VIEW_URI}}  # _meta of the tools whose results the view shows
+APP_ONLY = {"ui": {"resourceUri": RUN_VIEW_URI, "visibility": ["app"]}}
+DOCUMENTS_MAX = 500  # bars in the chart; Retab's experiments hold a few hundred documents at most
+
+
+def extension() -> Apps:
+    """The Apps extension with the view: advertises the capability and serves the HTML."""
+    apps = Apps()
+    apps.add_html_resource(
+        RUN_VIEW_URI,
+        run_view_html(),
+        name="run-view",
+        title="Experiment run",
+        description="A run's progress, its score against the prior run, and where its passes disagree.",
+        prefers_border=True,
+    )
+    return apps
+
+
+async def get_run_document_scores(run_id: RunId, ctx: Context[AppState]) -> Annotated[CallToolResult, MetricsReport]:
+    state = state_of(ctx)
+    with tool_errors(run_id):
+        metrics = await state.client.get_metrics(run_id, "summary")
+    report = report_metrics(metrics, run_id, "summary", k=DOCUMENTS_MAX)
+    text = f"{len(report.lowest)} document scores of {run_id}, lowest first (for the run view)."
+    return tool_result(text, dump(report))
+
+
+def register(server: RetabServer) -> None:
+    server.add_tool(
+        get_run_document_scores,
+        name=names.DOCUMENT_SCORES,
+        title="Run document scores (view)",
+        description=descriptions.DOCUMENT_SCORES,
+        annotations=READ_ONLY,
+        meta=APP_ONLY,
+    )
+
+
+def tools_for_caller(ctx: ServerRequestContext[Any, Any], tools: list[Tool]) -> list[Tool]:
+    """All the tools for a host that renders the view; for any other, the listing without the view."""
+    if client_supports_apps(ctx):
+        return tools
+    return [_without_view(tool) for tool in tools if (tool.meta or {}).get("ui") != APP_ONLY["ui"]]
+
+
+def _without_view(tool: Tool) -> Tool:
+    if not tool.meta or "ui" not in tool.meta:
+        return tool
+    meta = {key: value for key, value in tool.meta.items() if key != "ui"}
+    return tool.model_copy(update={"meta": meta or None})
