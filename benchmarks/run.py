@@ -1,6 +1,7 @@
 """The benchmarks, in one command: `uv run python benchmarks/run.py` (about 3 minutes).
 
-The 15-minute soak runs on its own (`benchmarks/soak.py`); BENCHMARKS.md includes its last report.
+The 15-minute soak (`benchmarks/soak.py`) and the run view over a 10-minute run (`benchmarks/view.py`) run
+on their own; BENCHMARKS.md includes their last reports.
 
 Prints each table and writes BENCHMARKS.md: the machine, the versions, every measure with its baseline
 from the same run, and whether each goal holds. `--only startup,overhead,...` runs a subset (and does
@@ -66,11 +67,11 @@ def _machine() -> str:
     )
 
 
-def _soak() -> list[str]:
-    """The soak's last report: it takes 15 minutes, so it runs on its own (benchmarks/soak.py)."""
-    report = ROOT / "benchmarks" / "soak.md"
+def _kept(name: str, title: str, minutes: int) -> list[str]:
+    """The last report of a benchmark that runs on its own for `minutes` (benchmarks/NAME.py)."""
+    report = ROOT / "benchmarks" / f"{name}.md"
     if not report.exists():
-        return ["## Soak", "", "Not run yet: `uv run python benchmarks/soak.py` (15 minutes).", ""]
+        return [f"## {title}", "", f"Not run yet: `uv run python benchmarks/{name}.py` ({minutes} minutes).", ""]
     return [report.read_text()]
 
 
@@ -103,7 +104,8 @@ async def main(only: list[str]) -> None:
             *summary,
             "",
             *(section.markdown() for section in sections),
-            *_soak(),
+            *_kept("soak", "Soak", 15),
+            *_kept("view", "The run view over a 10-minute run", 11),
         ]
     )
     (ROOT / "BENCHMARKS.md").write_text(report)

@@ -31,14 +31,13 @@ from typing import Any
 
 import anyio
 import httpx2
-from anyio.abc import ByteReceiveStream
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.support import INITIALIZE, MCP_ACCEPT, rss_kib, table
+from benchmarks.support import INITIALIZE, MCP_ACCEPT, drain, rss_kib, serving_port, table
 from retab_mcp.simulator.app import SimulatedRetab
 from retab_mcp.simulator.loopback import Loopback
 
@@ -103,8 +102,8 @@ async def soak(minutes: float) -> tuple[Tally, str, float]:
         }
         command = [sys.executable, "-m", "retab_mcp", "--transport", "http", "--port", "0"]
         async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=env) as process:
-            port = await _ready_port(process.stderr, stderr)
-            outer.start_soon(_drain, process.stderr, stderr)
+            port = await serving_port(process.stderr, stderr)
+            outer.start_soon(drain, process.stderr, stderr)
             url = f"http://127.0.0.1:{port}/mcp"
             auth = {"Authorization": f"Bearer {TOKEN}"}
             started = time.monotonic()
@@ -212,20 +211,6 @@ async def soak(minutes: float) -> tuple[Tally, str, float]:
     log = stderr.decode(errors="replace")
     tally.seen(log)
     return tally, log, time.monotonic() - started
-
-
-async def _ready_port(stream: ByteReceiveStream | None, into: bytearray) -> int:
-    assert stream is not None
-    while b"serving on http://" not in into or b"\n" not in into[into.find(b"serving on") :]:
-        into += await stream.receive()
-    line = into[into.find(b"serving on http://") :].split(b"\n")[0]
-    return int(line.split(b"/mcp")[0].rsplit(b":", 1)[1])
-
-
-async def _drain(stream: ByteReceiveStream | None, into: bytearray) -> None:
-    assert stream is not None
-    async for chunk in stream:
-        into += chunk
 
 
 def report(tally: Tally, log: str, elapsed_s: float, minutes: float) -> str:

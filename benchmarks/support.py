@@ -37,6 +37,22 @@ INITIALIZE = {
 MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
 
 
+async def serving_port(stream: ByteReceiveStream | None, into: bytearray) -> int:
+    """Read a server's stderr, keeping all of it in `into`, until it says where it serves; return the port."""
+    assert stream is not None
+    while b"serving on http://" not in into or b"\n" not in into[into.find(b"serving on") :]:
+        into += await stream.receive()
+    line = into[into.find(b"serving on http://") :].split(b"\n")[0]
+    return int(line.split(b"/mcp")[0].rsplit(b":", 1)[1])
+
+
+async def drain(stream: ByteReceiveStream | None, into: bytearray) -> None:
+    """Keep reading a server's stderr into `into`, so that it never blocks on a full pipe."""
+    assert stream is not None
+    async for chunk in stream:
+        into += chunk
+
+
 def rss_kib(pid: int) -> int:
     """The resident memory of process `pid` (Linux)."""
     with open(f"/proc/{pid}/status") as status:
