@@ -28,7 +28,7 @@ from .api.client import RetabClient, call_deadline
 from .api.errors import RetabError
 from .api.statuses import CANCELLED, COMPLETED, ERROR, KNOWN_STATUSES
 from .clock import RealClock
-from .config import Settings, SettingsError
+from .config import KEY_HEADER, Settings, SettingsError
 from .console import ProgressBar
 from .logs import configure_logging
 from .redaction import Redactor
@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth-handled-by-proxy",
         action="store_true",
         help="allow a non-loopback --host without RETAB_MCP_AUTH_TOKEN: a proxy in front authenticates callers",
+    )
+    parser.add_argument(
+        "--per-user-keys",
+        action="store_true",
+        default=None,
+        help=f"http/sse: each caller sends its own Retab key in the {KEY_HEADER} header; the server has none "
+        "(env RETAB_MCP_PER_USER_KEYS)",
     )
     parser.add_argument(
         "--stateless",
@@ -212,9 +219,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         sys.exit(run_demo())
     try:
-        settings = Settings.load(base_url=args.base_url, max_wait_s=args.max_wait_s)
+        settings = Settings.load(
+            base_url=args.base_url, max_wait_s=args.max_wait_s, per_user_keys=getattr(args, "per_user_keys", None)
+        )
     except SettingsError as error:
         sys.exit(f"retab-mcp: {error}")
+    if settings.per_user_keys and (args.command is not None or args.transport == "stdio"):
+        sys.exit(
+            f"retab-mcp: per-user keys are for serving over HTTP or SSE, where each request carries its {KEY_HEADER}; "
+            "add --transport http, or unset RETAB_MCP_PER_USER_KEYS for stdio and the commands."
+        )
     sim: SimulatedRetab | None = None
     transport: httpx2.AsyncBaseTransport | None = None
     if args.demo:
@@ -223,7 +237,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from . import simulator  # the demo's API; a real server never loads it
 
         sim = simulator.SimulatedRetab(clock=RealClock(), demo=True)
-        settings = settings.with_overrides(api_key=DEMO_KEY, base_url=DEMO_URL)
+        # With per-user keys the simulated API takes any caller's key, and the server still has none.
+        key = None if settings.per_user_keys else DEMO_KEY
+        settings = settings.with_overrides(api_key=key, base_url=DEMO_URL)
         transport = httpx2.ASGITransport(app=sim)
 
     def run_named(run_id: str) -> str:

@@ -53,6 +53,9 @@ def normalise_base_url(url: str) -> str:
     return url
 
 
+KEY_HEADER = "X-Retab-Api-Key"  # with per-user keys, where each HTTP request carries its caller's Retab key
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the server and client can be tuned with.
@@ -84,6 +87,11 @@ class Settings:
     # most this many connections are open at once (default: the process's file limit less a reserve)
     request_read_timeout_s: float = 10.0
     max_connections: int | None = None
+    # HTTP and SSE: each caller sends its own Retab key (KEY_HEADER) and the server has none of its own; what
+    # the server keeps per caller (tools/callers.py) is keyed by a keyed hash of that key
+    per_user_keys: bool = False
+    max_callers: int = 1000  # callers' partitions kept at once; one more closes the least recently used
+    caller_idle_s: float = 900.0  # a partition with no call for this long is closed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
@@ -96,12 +104,18 @@ class Settings:
             "unused_session_idle_s",
             "session_idle_s",
             "request_read_timeout_s",
+            "caller_idle_s",
         ):
             if not 0 < getattr(self, name) < math.inf:
                 raise SettingsError(f"{name} must be a positive, finite number of seconds.")
         if self.max_retries < 0:
             raise SettingsError("max_retries must be 0 or more.")
-        for name in ("max_sessions", "max_sessions_per_client", "max_connections"):
+        if self.per_user_keys and self.api_key:
+            raise SettingsError(
+                "RETAB_API_KEY is set, but with per-user keys (RETAB_MCP_PER_USER_KEYS=1) every caller sends its own "
+                f"key in the {KEY_HEADER} header and the server uses none of its own: unset RETAB_API_KEY."
+            )
+        for name in ("max_sessions", "max_sessions_per_client", "max_connections", "max_callers"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SettingsError(f"{name} must be 1 or more.")
@@ -171,4 +185,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "session_idle_s": ("RETAB_MCP_SESSION_IDLE_S", float),
     "request_read_timeout_s": ("RETAB_MCP_REQUEST_READ_TIMEOUT_S", float),
     "max_connections": ("RETAB_MCP_MAX_CONNECTIONS", int),
+    "per_user_keys": ("RETAB_MCP_PER_USER_KEYS", boolean),
+    "max_callers": ("RETAB_MCP_MAX_CALLERS", int),
+    "caller_idle_s": ("RETAB_MCP_CALLER_IDLE_S", float),
 }

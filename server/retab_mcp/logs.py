@@ -18,13 +18,26 @@ from .redaction import Redactor
 
 CLIENT_MISTAKES = ("Unknown prompt",)
 
+# Secrets learnt while serving (with per-user keys, each caller's key): redacted from every record too.
+_learnt: set[str] = set()
+
+
+def redact_in_logs(secret: str) -> None:
+    """Add a secret to what no log record may carry, from now on."""
+    _learnt.add(secret)
+
 
 class RedactSecrets(logging.Filter):
     def __init__(self, secrets: Iterable[str | None]) -> None:
         super().__init__()
-        self._redact = Redactor(secrets)
+        self._given = [s for s in secrets if s]
+        self._known = 0
+        self._redact = Redactor(self._given)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if len(_learnt) != self._known:  # secrets are only ever added, so a new count is a new secret
+            self._known = len(_learnt)
+            self._redact = Redactor([*self._given, *sorted(_learnt)])
         if not self._redact:
             return True
         text = record.getMessage()

@@ -91,6 +91,9 @@ class SimulatedRetab:
     added_runs: list[str] = field(default_factory=list[str])
     created_run_s: float = 30.0  # how long a run started by POST /runs lasts
     dropped: list[tuple[str, str, str]] = field(default_factory=list[tuple[str, str, str]])  # method, path, how
+    # Organisations: a run listed here belongs to the key given, and is "not found" to any other key, as
+    # another organisation's run is on Retab; unlisted runs are everyone's.
+    owners: dict[str, str] = field(default_factory=dict[str, str])
     _request_counter: int = 0
 
     def __post_init__(self) -> None:
@@ -341,6 +344,14 @@ class SimulatedRetab:
             return _http_exception(401, f"Invalid API key{quoted}")
         if key in self.forbidden_keys:
             return _http_exception(403, f"This API key{quoted} may not read workflow experiments")
+        path = request.url.path
+        run_id = (
+            path[len(RUNS_PREFIX) :].split("/")[0]
+            if path.startswith(RUNS_PREFIX)
+            else request.query_params.get("run_id")
+        )
+        if run_id and self.owners.get(run_id, key) != key:
+            return _not_found(run_id)
         for fault in self.faults:
             if fault.times > 0 and fault.path_contains in request.url.path:
                 fault.times -= 1
@@ -397,7 +408,9 @@ class SimulatedRetab:
         if problem:
             return problem
         now = self.clock.now()
-        bodies = [run_body(self.world, r, now) for r in self.world.runs if r.created_t <= now]
+        caller = request.headers.get("authorization", "")[7:].strip()
+        seen = [r for r in self.world.runs if r.created_t <= now and self.owners.get(r.id, caller) == caller]
+        bodies = [run_body(self.world, r, now) for r in seen]
         for name in ("workflow_id", "experiment_id", "block_id"):
             if q.get(name):
                 bodies = [b for b in bodies if b[name] == q[name]]

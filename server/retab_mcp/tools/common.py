@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..api.client import RetabClient
 from ..clock import Clock
-from ..config import Settings
+from ..config import KEY_HEADER, Settings
 from ..redaction import Redactor
 from ..watch.watcher import ProgressCallback, RunWatcher
+
+if TYPE_CHECKING:
+    from .callers import Callers
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
@@ -44,6 +48,7 @@ class AppState:
     settings: Settings
     watcher: RunWatcher
     redact: Redactor
+    callers: Callers | None = None  # with per-user keys: each caller's own state (tools/callers.py)
 
     def now(self) -> datetime:
         """The current wall time by this server's clock (virtual in tests)."""
@@ -54,7 +59,16 @@ class AppState:
 
 
 def state_of(ctx: Context[AppState, Any]) -> AppState:
-    return ctx.request_context.lifespan_context
+    """The state a call uses: the server's, or with per-user keys, the caller's own partition."""
+    served = ctx.request_context.lifespan_context
+    if served.callers is None:
+        return served
+    request = ctx.request_context.request
+    headers = getattr(request, "headers", None)
+    key = headers.get(KEY_HEADER) if headers is not None else None
+    if not key:
+        raise ToolError(f"This server uses each caller's own Retab key: send it in the {KEY_HEADER} header.")
+    return served.callers.state_for(key)
 
 
 def redacted_progress(ctx: Context[AppState, Any]) -> ProgressCallback:

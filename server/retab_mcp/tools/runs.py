@@ -113,8 +113,8 @@ def register_resource(server: RetabServer) -> None:
         """Suggest recent run ids for the prompt's and the resource template's `run_id`."""
         del ref, context  # both take a run id, and nothing else is completed
         state = server.state
-        if argument.name != "run_id" or state is None:
-            return None
+        if argument.name != "run_id" or state is None or state.callers is not None:
+            return None  # with per-user keys, a completion carries no caller's key to list runs with
         try:
             with call_deadline(min(state.settings.call_deadline_s, COMPLETION_DEADLINE_S)):
                 page = await state.client.list_runs(limit=RUN_ID_SUGGESTIONS)

@@ -27,7 +27,8 @@ from ..redaction import Redactor
 from ..watch.schedule import Schedule
 from ..watch.watcher import running_watcher
 from . import apps, compare, descriptions, experiments, lists, metrics, names, runs, sdk_compat, triage, waiting
-from .common import AppState
+from .callers import Callers
+from .common import AppState, state_of
 from .errors import invalid_arguments
 
 if TYPE_CHECKING:
@@ -72,23 +73,31 @@ class RetabServer(MCPServer[AppState]):
     async def _redacted_call(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None
     ) -> CallToolResult | InputRequiredResult:
+        redact = self._redactor_for(context)
         try:
             result = await self._call_within_deadline(name, arguments, context)
         except UnexpectedToolError:
             raise  # the SDK shows only "Error executing tool NAME" for these
         except ToolError as error:
-            raise ToolError(self.redact.text(str(error))) from error.__cause__
+            raise ToolError(redact.text(str(error))) from error.__cause__
         if isinstance(result, CallToolResult):
             content = [
-                block.model_copy(update={"text": self.redact.text(block.text)})
-                if isinstance(block, TextContent)
-                else block
+                block.model_copy(update={"text": redact.text(block.text)}) if isinstance(block, TextContent) else block
                 for block in result.content
             ]
             result = result.model_copy(
-                update={"content": content, "structured_content": self.redact.deep(result.structured_content)}
+                update={"content": content, "structured_content": redact.deep(result.structured_content)}
             )
         return result
+
+    def _redactor_for(self, context: Context[AppState, Any] | None) -> Redactor:
+        """The server's redaction; with per-user keys, the caller's (its key and the token)."""
+        if context is None or self.state is None or self.state.callers is None:
+            return self.redact
+        try:
+            return state_of(context).redact
+        except ToolError:
+            return self.redact  # no key: the call fails with that, and there is no caller's key to hide
 
     async def _call_within_deadline(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None
@@ -130,14 +139,23 @@ def build_server(
         async with (
             RetabClient(settings, transport=transport, retry=retry) as client,
             running_watcher(client, the_clock, schedule=schedule, stop=stop) as watcher,
+            anyio.create_task_group() as group,
         ):
-            state = AppState(client, the_clock, settings, watcher, Redactor([settings.api_key, settings.auth_token]))
+            callers = None
+            if settings.per_user_keys:
+                callers = Callers(settings, the_clock, group, transport=transport, schedule=schedule, stop=stop)
+                group.start_soon(callers.sweep)
+            redact = Redactor([settings.api_key, settings.auth_token])
+            state = AppState(client, the_clock, settings, watcher, redact, callers)
             assert isinstance(server, RetabServer)
             server.state = state
             try:
                 yield state
             finally:
                 server.state = None
+                if callers is not None:
+                    await callers.aclose()
+                group.cancel_scope.cancel()
 
     server = RetabServer(
         settings,

@@ -8,6 +8,8 @@ The rules, in the order a request meets them:
   browser's Origin must be loopback or listed in RETAB_MCP_ALLOWED_ORIGINS, host and port compared exactly.
 - Authentication: with a token, every request needs `Authorization: Bearer <token>` (the scheme in any
   case), the token compared in constant time; anything else gets 401 before the MCP app sees it.
+- Per-user keys (RETAB_MCP_PER_USER_KEYS): every request must carry its caller's Retab key in
+  X-Retab-Api-Key, or it gets 401 (caller_keys.py); the tools then act with that key alone.
 - Timeouts: an idle keep-alive connection outlives the longest wait, and shutdown gives in-flight
   calls a short grace before cancelling them.
 - Bounds: a request must be read whole within a time bound and connections stay below the file limit
@@ -32,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..config import Settings
+from .caller_keys import CallerKeyGate
 from .connections import default_max_connections, guarded_protocol
 from .origins import HostAndOriginGate
 from .sessions import SessionLimits, SessionTable, SseSessions, StreamableHttpSessions
@@ -195,6 +198,8 @@ def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) 
         streams = OpenStreams(sse_app)
         assert table is not None
         app = SseSessions(sse_app, table, streams)
+    if settings.per_user_keys:
+        app = CallerKeyGate(app)
     if settings.auth_token:
         app = BearerTokenGate(app, settings.auth_token)
     gate = HostAndOriginGate(

@@ -117,6 +117,11 @@ class RunWatcher:
         self._waited = WaitLedger()
         self._api_failing = False  # for the operator's log: one line when the API starts failing, one when back
 
+    @property
+    def waiting(self) -> int:
+        """Callers waiting on some run right now."""
+        return sum(watch.waiters for watch in self._watches.values())
+
     async def get(self, run_id: str) -> Run:
         """Read the run now (with the client's retries); later waits start from this state."""
         return self.remember(await self.client.get_run(run_id))

@@ -1,0 +1,134 @@
+"""Per-user keys: what the server keeps for each caller, kept apart by a keyed hash of the caller's key.
+
+With RETAB_MCP_PER_USER_KEYS=1 every HTTP request carries its caller's Retab key (`KEY_HEADER`; the
+transport refuses a request without one) and the server has no key of its own. Each distinct key gets a
+partition: its own API client, its own watcher (poll loops, the ledger of time waited, coalesced polls,
+remembered states) and its own redaction. Nothing is shared between partitions, so a run read with key A
+is never shown to a caller with key B: B's call goes to the API with B's key and gets B's answer.
+
+A partition is named by HMAC-SHA256 of the key under a secret drawn at start, so the name says nothing
+about the key, even to someone who knows the key's format; the key itself lives only in its client's
+headers and its redactor. Partitions with nobody waiting close after RETAB_MCP_CALLER_IDLE_S without a
+call; past RETAB_MCP_MAX_CALLERS the least recently used idle one closes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+
+from ..api.client import RetabClient
+from ..api.retry import RetryPolicy
+from ..clock import Clock
+from ..config import Settings
+from ..logs import redact_in_logs
+from ..redaction import Redactor
+from ..watch.schedule import Schedule
+from ..watch.watcher import RunWatcher
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from .common import AppState
+
+logger = logging.getLogger(__name__)
+
+
+class NoCallerKeyError(Exception):
+    """A call reached a tool without a caller's key (only a transport that carries no headers can do that)."""
+
+
+@dataclass
+class Partition:
+    state: AppState
+    last_used_t: float
+
+
+class Callers:
+    """The partitions of one server; their poll loops run in `group`, the lifespan's."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        group: anyio.abc.TaskGroup,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        schedule: Schedule | None = None,
+        stop: anyio.Event | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._group = group
+        self._transport = transport
+        self._schedule = schedule
+        self._stop = stop
+        self._secret = secrets.token_bytes(32)
+        self._partitions: OrderedDict[str, Partition] = OrderedDict()
+
+    def partition_of(self, key: str) -> str:
+        return hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def __len__(self) -> int:
+        return len(self._partitions)
+
+    def state_for(self, key: str) -> AppState:
+        """The caller's partition, made on its first call."""
+        name = self.partition_of(key)
+        now = self._clock.now()
+        partition = self._partitions.get(name)
+        if partition is None:
+            partition = self._partitions[name] = Partition(self._open(key), now)
+            self._make_room()
+        partition.last_used_t = now
+        self._partitions.move_to_end(name)
+        return partition.state
+
+    def _open(self, key: str) -> AppState:
+        from .common import AppState
+
+        settings = replace(self._settings, api_key=key, per_user_keys=False)
+        retry = RetryPolicy.from_settings(settings, sleep=self._clock.sleep)
+        client = RetabClient(settings, transport=self._transport, retry=retry)
+        watcher = RunWatcher(client, self._clock, self._group, schedule=self._schedule, stop=self._stop)
+        redact = Redactor([key, self._settings.auth_token])
+        redact_in_logs(key)
+        return AppState(client, self._clock, settings, watcher, redact)
+
+    def _make_room(self) -> None:
+        while len(self._partitions) > self._settings.max_callers:
+            idle = next((n for n, p in self._partitions.items() if not p.state.watcher.waiting), None)
+            if idle is None:
+                return  # everyone is waiting: none is closed under them
+            self._close(idle)
+
+    async def close_idle(self) -> None:
+        """Close the partitions nobody has called for caller_idle_s and nobody waits in."""
+        cutoff = self._clock.now() - self._settings.caller_idle_s
+        for name in [n for n, p in self._partitions.items() if p.last_used_t < cutoff and not p.state.watcher.waiting]:
+            self._close(name)
+        await anyio.lowlevel.checkpoint()
+
+    async def sweep(self) -> None:
+        """Close idle partitions, every quarter of the idle time (at most every minute), until cancelled."""
+        every = min(60.0, self._settings.caller_idle_s / 4)
+        while True:
+            await self._clock.sleep(every)
+            await self.close_idle()
+
+    def _close(self, name: str) -> None:
+        partition = self._partitions.pop(name)
+        self._group.start_soon(partition.state.client.aclose)
+
+    async def aclose(self) -> None:
+        for partition in self._partitions.values():
+            await partition.state.client.aclose()
+        self._partitions.clear()

@@ -1,0 +1,52 @@
+"""With per-user keys, an HTTP request that carries no caller's Retab key is answered 401 here.
+
+The key travels in `KEY_HEADER`; the server has none of its own to fall back on, so a request without
+one could do nothing but fail later, less clearly. What is checked is only that a key is there and could
+be one (printable, not absurdly long, not an example's placeholder); Retab itself says whether it is valid.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..config import KEY_HEADER, placeholder_key
+
+KEY_MAX = 512
+_HEADER = KEY_HEADER.lower().encode()
+
+
+class CallerKeyGate:
+    """ASGI middleware: HTTP requests without a usable caller key get 401; lifespan passes through."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            problem = self._problem(scope)
+            if problem is not None:
+                await _refuse(send, problem)
+                return
+        await self._app(scope, receive, send)
+
+    @staticmethod
+    def _problem(scope: dict[str, Any]) -> str | None:
+        values = [value for name, value in scope.get("headers", []) if name == _HEADER]
+        if not values:
+            return f"This server uses each caller's own Retab key: send it in the {KEY_HEADER} header."
+        if len(values) > 1:
+            return f"Send one {KEY_HEADER} header, not {len(values)}."
+        raw = values[0].strip()
+        if not raw or len(raw) > KEY_MAX or not raw.isascii() or not raw.decode().isprintable():
+            return f"The {KEY_HEADER} header does not hold a Retab API key (printable ASCII, at most {KEY_MAX})."
+        if placeholder_key(raw.decode()):
+            return f"The {KEY_HEADER} header holds a placeholder, not a key: put your Retab API key there."
+        return None
+
+
+async def _refuse(send: Any, message: str) -> None:
+    body = json.dumps({"error": "missing_retab_key", "message": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 401, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
