@@ -30,7 +30,7 @@ from .api.statuses import CANCELLED, COMPLETED, ERROR, KNOWN_STATUSES
 from .clock import RealClock
 from .config import KEY_HEADER, Settings, SettingsError
 from .console import ProgressBar
-from .logs import configure_logging
+from .logs import configure_call_log, configure_logging
 from .redaction import Redactor
 from .tools import names
 from .tools.server import build_server
@@ -224,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     except SettingsError as error:
         sys.exit(f"retab-mcp: {error}")
+    configure_call_log(settings.call_log, [settings.api_key, settings.auth_token])
     if settings.per_user_keys and (args.command is not None or args.transport == "stdio"):
         sys.exit(
             f"retab-mcp: per-user keys are for serving over HTTP or SSE, where each request carries its {KEY_HEADER}; "

@@ -92,6 +92,7 @@ class Settings:
     per_user_keys: bool = False
     max_callers: int = 1000  # callers' partitions kept at once; one more closes the least recently used
     caller_idle_s: float = 900.0  # a partition with no call for this long is closed
+    call_log: bool = False  # one JSON line per tool call on stderr (tool, outcome, duration, Retab request id)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
@@ -188,4 +189,5 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "per_user_keys": ("RETAB_MCP_PER_USER_KEYS", boolean),
     "max_callers": ("RETAB_MCP_MAX_CALLERS", int),
     "caller_idle_s": ("RETAB_MCP_CALLER_IDLE_S", float),
+    "call_log": ("RETAB_MCP_CALL_LOG", boolean),
 }

@@ -121,3 +121,19 @@ def configure_logging(level: str, secrets: Iterable[str | None]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def configure_call_log(enabled: bool, secrets: Iterable[str | None]) -> None:
+    """With `enabled`, one JSON object per line on stderr for every tool call (the logger
+    `retab_mcp.calls`), through the same redaction; otherwise those records are not made."""
+    calls = logging.getLogger("retab_mcp.calls")
+    calls.propagate = False
+    calls.handlers.clear()
+    if not enabled:
+        calls.setLevel(logging.WARNING)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(RedactSecrets(secrets))
+    calls.addHandler(handler)
+    calls.setLevel(logging.INFO)

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import anyio
 from pydantic import BaseModel, ValidationError
 
-from .. import __version__
+from .. import __version__, telemetry
 from ..config import MISSING_KEY_MESSAGE, PLACEHOLDER_KEY_MESSAGE, Settings, placeholder_key
 from ..redaction import Redactor
+from ..text import clip
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -120,6 +121,19 @@ class RetabClient:
                 follow_redirects=False,
             )
         return self._client
+
+    async def unreachable(self) -> str | None:
+        """None if the API answers at all (any status below 500: a 401 is an answer); else why not.
+        For readiness probes: one request, no retry, within the connect and read timeouts."""
+        try:
+            response = await self._send_once("GET", f"{EXPERIMENTS}/runs", {"limit": 1}, None)
+        except RetabError as error:
+            status = getattr(error, "status_code", None)
+            if status is not None and status < 500:
+                return None
+            return clip(self._redact.text(str(error)), 200)
+        del response
+        return None
 
     async def __aenter__(self) -> RetabClient:
         return self
@@ -335,20 +349,24 @@ class RetabClient:
             with anyio.fail_after(None if deadline is None else max(0.0, deadline.remaining())):
                 response = await self._http.request(method, path, params=query, json=json)
         except TimeoutError:
+            telemetry.api_answered(None, None)
             raise APITimeoutError(
                 f"The Retab API at {self.settings.base_url} did not answer before the call's deadline.",
                 url=self.settings.base_url,
             ) from None
         except httpx2.TimeoutException as exc:
+            telemetry.api_answered(None, None)
             raise APITimeoutError(
                 f"The Retab API at {self.settings.base_url} did not answer in time ({type(exc).__name__}).",
                 url=self.settings.base_url,
             ) from None
         except httpx2.TransportError as exc:
+            telemetry.api_answered(None, None)
             raise APIConnectionError(
                 f"Could not reach the Retab API at {self.settings.base_url} ({type(exc).__name__}).",
                 url=self.settings.base_url,
             ) from None
+        telemetry.api_answered(response.status_code, response.headers.get("x-request-id"))
         if response.is_success:
             return response
         raise status_error(

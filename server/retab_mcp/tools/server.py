@@ -8,6 +8,9 @@ lives in `watch/`, what a model reads in `views/`, the words it reads before cal
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -18,7 +21,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import ValidationError
 
-from .. import __version__
+from .. import __version__, telemetry
 from ..api.client import RetabClient, call_deadline
 from ..api.retry import RetryPolicy
 from ..clock import Clock, RealClock
@@ -34,7 +37,27 @@ from .errors import invalid_arguments
 if TYPE_CHECKING:
     import httpx2
 
+CALL_LOG = logging.getLogger("retab_mcp.calls")  # one JSON line per tool call (logs.configure_call_log)
 BACKSTOP_S = 0.5  # past the deadline, a call that is still running is ended here, whatever it waits on
+
+
+class CallDeadlineError(ToolError):
+    """A call that did not finish within its deadline."""
+
+
+def log_call(tool: str, outcome: str, seconds: float, request_ids: list[str]) -> None:
+    telemetry.TOOL_CALLS.labels(tool, outcome).inc()
+    telemetry.TOOL_SECONDS.labels(tool).observe(seconds)
+    if CALL_LOG.isEnabledFor(logging.INFO):
+        line = {
+            "event": "tool_call",
+            "tool": tool,
+            "outcome": outcome,
+            "duration_ms": round(seconds * 1000, 1),
+            "retab_request_id": request_ids[-1] if request_ids else None,
+            "retab_requests": len(request_ids),
+        }
+        CALL_LOG.info(json.dumps(line))
 
 
 class RetabServer(MCPServer[AppState]):
@@ -59,16 +82,32 @@ class RetabServer(MCPServer[AppState]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        """Call the tool within its deadline; what comes back, result or error, goes through the redaction."""
+        """Call the tool within its deadline; what comes back, result or error, goes through the redaction.
+        Each call is counted in the metrics and, with RETAB_MCP_CALL_LOG, logged as one JSON line."""
         if not self._calls_in_flight:
             self._no_calls = anyio.Event()
         self._calls_in_flight += 1
+        started = time.perf_counter()
+        request_ids = telemetry.collect_request_ids()
+        outcome = "crash"
         try:
-            return await self._redacted_call(name, arguments, context)
+            result = await self._redacted_call(name, arguments, context)
+            outcome = "error" if isinstance(result, CallToolResult) and result.is_error else "ok"
+            return result
+        except CallDeadlineError:
+            outcome = "deadline"
+            raise
+        except UnexpectedToolError:
+            raise
+        except ToolError:
+            outcome = "error"
+            raise
         finally:
             self._calls_in_flight -= 1
             if not self._calls_in_flight:
                 self._no_calls.set()
+            tool = name if self._tool_input_schema(name) is not None else "unknown"  # a label from a closed set
+            log_call(tool, outcome, time.perf_counter() - started, request_ids)
 
     async def _redacted_call(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None
@@ -79,7 +118,7 @@ class RetabServer(MCPServer[AppState]):
         except UnexpectedToolError:
             raise  # the SDK shows only "Error executing tool NAME" for these
         except ToolError as error:
-            raise ToolError(redact.text(str(error))) from error.__cause__
+            raise type(error)(redact.text(str(error))) from error.__cause__
         if isinstance(result, CallToolResult):
             content = [
                 block.model_copy(update={"text": redact.text(block.text)}) if isinstance(block, TextContent) else block
@@ -110,7 +149,7 @@ class RetabServer(MCPServer[AppState]):
             ):
                 return await super().call_tool(name, arguments, context)
         except TimeoutError:
-            raise ToolError(
+            raise CallDeadlineError(
                 f"{name} did not finish within its {deadline:g} s deadline (RETAB_MCP_CALL_DEADLINE_S). "
                 "Call again in about a minute."
             ) from None

@@ -36,6 +36,7 @@ from .. import __version__
 from ..config import Settings
 from .caller_keys import CallerKeyGate
 from .connections import default_max_connections, guarded_protocol
+from .operations import OperationsRoutes, ReadyCheck, metrics_endpoint
 from .origins import HostAndOriginGate
 from .sessions import SessionLimits, SessionTable, SseSessions, StreamableHttpSessions
 from .sockets import listening_socket
@@ -205,7 +206,19 @@ def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) 
     gate = HostAndOriginGate(
         app, allowed_hosts=allowed_hosts(options, settings), allowed_origins=settings.allowed_origins
     )
-    return HttpApp(gate, streams, table)
+    metrics = BearerTokenGate(metrics_endpoint, settings.auth_token) if settings.auth_token else None
+    operations = OperationsRoutes(gate, [("retab_api", _api_reachable(server))], metrics_app=metrics)
+    return HttpApp(operations, streams, table)
+
+
+def _api_reachable(server: MCPServer[Any]) -> ReadyCheck:
+    async def check() -> str | None:
+        state = getattr(server, "state", None)
+        if state is None:
+            return "not started"
+        return await state.client.unreachable()
+
+    return check
 
 
 def _url_host(host: str) -> str:

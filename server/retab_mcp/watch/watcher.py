@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.abc
 
+from .. import telemetry
 from ..api.client import RetabClient, call_deadline
 from ..api.errors import APITimeoutError, Disposition, RateLimitError, RetabError, ServerStoppingError, disposition
 from ..clock import Clock
@@ -157,6 +158,7 @@ class RunWatcher:
             watch.fatal, watch.last_error, watch.not_found_streak = None, None, 0
             watch.next_poll_t = float("-inf")
         watch.waiters += 1
+        telemetry.ACTIVE_WAITS.inc()
         progress_sent = -1.0
         done = False
         try:
@@ -185,6 +187,7 @@ class RunWatcher:
                 await self._until_changed(watch, remaining)
         finally:
             watch.waiters -= 1
+            telemetry.ACTIVE_WAITS.dec()
             # Nobody waits any more. A caller that gave up (a cancel) stops the loop and any request in
             # flight at once; after a timeout, a request in flight may finish, so the next call starts
             # from its answer, and the loop then ends by itself.
@@ -259,6 +262,8 @@ class RunWatcher:
                     watch.fatal = error
         else:
             self._api_answered()
+            if watch.waiters > 1:
+                telemetry.POLLS_SAVED.inc(watch.waiters - 1)  # one poll, and every waiter has its answer
             watch.run, watch.read_t, watch.last_error, watch.not_found_streak = run, now, None, 0
             self._schedule_next(watch, run, read_t=now)
         finally:
