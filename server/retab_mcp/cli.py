@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp.types import CallToolResult, TextContent
@@ -293,7 +293,15 @@ async def _serve(settings: Settings, transport: httpx2.AsyncBaseTransport | None
     A second signal ends everything at once.
     """
     stop = anyio.Event()
-    server = build_server(settings, transport=transport, stop=stop)
+    oauth: dict[str, Any] = {}
+    if settings.oauth_issuer and settings.oauth_resource and options is not None:
+        from .transports.oauth import JwtVerifier, OAuthSettings
+
+        resource_server = OAuthSettings(
+            settings.oauth_issuer, settings.oauth_resource, settings.oauth_read_scope, settings.oauth_write_scope
+        )
+        oauth = {"auth": resource_server.auth_settings(), "token_verifier": JwtVerifier(resource_server)}
+    server = build_server(settings, transport=transport, stop=stop, **oauth)
     async with anyio.create_task_group() as group:
 
         async def stop_on_signals() -> None:

@@ -93,6 +93,11 @@ class Settings:
     max_callers: int = 1000  # callers' partitions kept at once; one more closes the least recently used
     caller_idle_s: float = 900.0  # a partition with no call for this long is closed
     call_log: bool = False  # one JSON line per tool call on stderr (tool, outcome, duration, Retab request id)
+    # HTTP and SSE: OAuth 2.1 resource server (transports/oauth.py): tokens from this issuer, for this resource
+    oauth_issuer: str | None = None
+    oauth_resource: str | None = None  # this server's canonical URL, e.g. https://mcp.example.com/mcp
+    oauth_read_scope: str = "retab:read"
+    oauth_write_scope: str = "retab:write"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
@@ -115,6 +120,15 @@ class Settings:
             raise SettingsError(
                 "RETAB_API_KEY is set, but with per-user keys (RETAB_MCP_PER_USER_KEYS=1) every caller sends its own "
                 f"key in the {KEY_HEADER} header and the server uses none of its own: unset RETAB_API_KEY."
+            )
+        if bool(self.oauth_issuer) != bool(self.oauth_resource):
+            raise SettingsError(
+                "OAuth needs both RETAB_MCP_OAUTH_ISSUER (the authorization server) and RETAB_MCP_OAUTH_RESOURCE "
+                "(this server's canonical URL, the audience of its tokens)."
+            )
+        if self.oauth_issuer and self.auth_token:
+            raise SettingsError(
+                "Both RETAB_MCP_AUTH_TOKEN and RETAB_MCP_OAUTH_ISSUER are set: choose one way to authenticate callers."
             )
         for name in ("max_sessions", "max_sessions_per_client", "max_connections", "max_callers"):
             value = getattr(self, name)
@@ -190,4 +204,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "max_callers": ("RETAB_MCP_MAX_CALLERS", int),
     "caller_idle_s": ("RETAB_MCP_CALLER_IDLE_S", float),
     "call_log": ("RETAB_MCP_CALL_LOG", boolean),
+    "oauth_issuer": ("RETAB_MCP_OAUTH_ISSUER", str),
+    "oauth_resource": ("RETAB_MCP_OAUTH_RESOURCE", str),
+    "oauth_read_scope": ("RETAB_MCP_OAUTH_READ_SCOPE", str),
+    "oauth_write_scope": ("RETAB_MCP_OAUTH_WRITE_SCOPE", str),
 }

@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent
@@ -70,6 +72,7 @@ class RetabServer(MCPServer[AppState]):
         self.retab_settings = settings  # `settings` is the SDK's own
         self.redact = Redactor([settings.api_key, settings.auth_token])
         self.state: AppState | None = None  # the lifespan's, for handlers the SDK gives no context (completion)
+        self.token_verifier: TokenVerifier | None = None  # with OAuth, for the HTTP layer's write-scope check
         self._calls_in_flight = 0
         self._no_calls = anyio.Event()
         self._no_calls.set()
@@ -167,6 +170,8 @@ def build_server(
     clock: Clock | None = None,
     schedule: Schedule | None = None,
     stop: anyio.Event | None = None,
+    auth: AuthSettings | None = None,
+    token_verifier: TokenVerifier | None = None,
 ) -> RetabServer:
     """The retab MCP server. `transport` and `clock` let the demo and tests put the simulated API behind it;
     setting `stop` makes every wait in progress return at once (for a prompt, clean shutdown)."""
@@ -205,7 +210,10 @@ def build_server(
         lifespan=lifespan,
         log_level="WARNING",
         extensions=[apps.extension()],
+        auth=auth,
+        token_verifier=token_verifier,
     )
+    server.token_verifier = token_verifier
     # The order of registration is the order of tools/list.
     for family in (runs, waiting, lists, metrics, triage, compare, experiments, apps):
         family.register(server)

@@ -36,6 +36,7 @@ from .. import __version__
 from ..config import Settings
 from .caller_keys import CallerKeyGate
 from .connections import default_max_connections, guarded_protocol
+from .oauth import JwtVerifier, WriteScopeGate
 from .operations import OperationsRoutes, ReadyCheck, metrics_endpoint
 from .origins import HostAndOriginGate
 from .sessions import SessionLimits, SessionTable, SseSessions, StreamableHttpSessions
@@ -82,7 +83,7 @@ def is_loopback(host: str) -> bool:
 
 def check_binding(options: HttpOptions, settings: Settings) -> None:
     """Refuse to expose an unauthenticated server beyond this machine."""
-    if is_loopback(options.host) or settings.auth_token or options.auth_handled_by_proxy:
+    if is_loopback(options.host) or settings.auth_token or settings.oauth_issuer or options.auth_handled_by_proxy:
         return
     raise ServingError(
         f"refusing to serve on {options.host} without authentication: anyone who can reach that address "
@@ -192,7 +193,7 @@ def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) 
             session_idle_timeout=settings.session_idle_s + SDK_BACKSTOP_MARGIN_S,
             max_sessions=settings.max_sessions + SDK_BACKSTOP_MARGIN_SESSIONS,
         )
-        streams = OpenStreams(sdk_app)
+        streams = OpenStreams(_with_write_scope(sdk_app, server, settings))
         app: Any = streams if table is None else StreamableHttpSessions(streams, table)
     else:
         sse_app = ClosedSessionGuard(server.sse_app(host=options.host, transport_security=sdk_checks))
@@ -219,6 +220,14 @@ def _api_reachable(server: MCPServer[Any]) -> ReadyCheck:
         return await state.client.unreachable()
 
     return check
+
+
+def _with_write_scope(app: Any, server: MCPServer[Any], settings: Settings) -> Any:
+    """With OAuth and the write tools on, their calls need the write scope too (oauth.py)."""
+    verifier = getattr(server, "token_verifier", None)
+    if not isinstance(verifier, JwtVerifier) or not settings.allow_writes:
+        return app
+    return WriteScopeGate(app, verifier, frozenset({"start_experiment_run", "cancel_experiment_run"}))
 
 
 def _url_host(host: str) -> str:
