@@ -30,7 +30,7 @@ from .api.statuses import CANCELLED, COMPLETED, ERROR, KNOWN_STATUSES
 from .clock import RealClock
 from .config import KEY_HEADER, Settings, SettingsError
 from .console import ProgressBar
-from .logs import configure_call_log, configure_logging
+from .logs import configure_call_log, configure_logging, redact_in_logs
 from .redaction import Redactor
 from .tools import names
 from .tools.server import build_server
@@ -213,7 +213,8 @@ def _common_options(*, top_level: bool) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    configure_logging(args.log_level, [os.environ.get("RETAB_API_KEY"), os.environ.get("RETAB_MCP_AUTH_TOKEN")])
+    secrets_in_env = ("RETAB_API_KEY", "RETAB_MCP_AUTH_TOKEN", "RETAB_MCP_PARTITION_SECRET")
+    configure_logging(args.log_level, [os.environ.get(name) for name in secrets_in_env])
     if args.command == "demo":
         from .demo import run_demo
 
@@ -224,7 +225,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     except SettingsError as error:
         sys.exit(f"retab-mcp: {error}")
-    configure_call_log(settings.call_log, [settings.api_key, settings.auth_token])
+    configure_call_log(settings.call_log, settings.secrets)
+    for secret in settings.secrets:
+        redact_in_logs(secret)  # a Redis password, too
     if settings.per_user_keys and (args.command is not None or args.transport == "stdio"):
         sys.exit(
             f"retab-mcp: per-user keys are for serving over HTTP or SSE, where each request carries its {KEY_HEADER}; "
@@ -416,7 +419,7 @@ async def _show(
     """Print a run's summary (after waiting for it, with `wait`); return the exit status for its state."""
     clock = RealClock()
     bar = ProgressBar()
-    redact = Redactor([settings.api_key, settings.auth_token])
+    redact = Redactor(settings.secrets)
     try:
         async with RetabClient(settings, transport=transport) as client:
             # One read first, within the call deadline: a wrong id, key or URL is said at once rather

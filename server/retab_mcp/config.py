@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_BASE_URL = "https://api.retab.com"
 
@@ -98,6 +99,10 @@ class Settings:
     oauth_resource: str | None = None  # this server's canonical URL, e.g. https://mcp.example.com/mcp
     oauth_read_scope: str = "retab:read"
     oauth_write_scope: str = "retab:write"
+    # Replicas (watch/sharing.py): one poller per run through Redis; partitions named by HMAC under this secret
+    redis_url: str | None = field(default=None, repr=False)  # it may hold a password
+    partition_secret: str | None = field(default=None, repr=False)  # the same on every replica
+    replica_id: str | None = None  # default: host name and process id
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
@@ -130,6 +135,12 @@ class Settings:
             raise SettingsError(
                 "Both RETAB_MCP_AUTH_TOKEN and RETAB_MCP_OAUTH_ISSUER are set: choose one way to authenticate callers."
             )
+        if self.redis_url and not (self.partition_secret and len(self.partition_secret) >= 16):
+            raise SettingsError(
+                "RETAB_MCP_REDIS_URL is set: replicas share polls per Retab key under a keyed hash, so they need the "
+                'same RETAB_MCP_PARTITION_SECRET, 16 characters or more (e.g. `python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"`).'
+            )
         for name in ("max_sessions", "max_sessions_per_client", "max_connections", "max_callers"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -161,6 +172,15 @@ class Settings:
                     raise SettingsError(f"{variable}={raw!r}: expected {expected}.") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    @property
+    def secrets(self) -> list[str]:
+        """What no output may show: the key, the token, the partition secret and a Redis password."""
+        found = [self.api_key, self.auth_token, self.partition_secret]
+        if self.redis_url:
+            password = urlsplit(self.redis_url).password
+            found.append(password)
+        return [s for s in found if s]
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -208,4 +228,7 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "oauth_resource": ("RETAB_MCP_OAUTH_RESOURCE", str),
     "oauth_read_scope": ("RETAB_MCP_OAUTH_READ_SCOPE", str),
     "oauth_write_scope": ("RETAB_MCP_OAUTH_WRITE_SCOPE", str),
+    "redis_url": ("RETAB_MCP_REDIS_URL", str),
+    "partition_secret": ("RETAB_MCP_PARTITION_SECRET", str),
+    "replica_id": ("RETAB_MCP_REPLICA_ID", str),
 }

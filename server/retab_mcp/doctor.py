@@ -23,7 +23,7 @@ PROBE_DEADLINE_S = 15
 
 
 async def run_doctor(settings: Settings, transport: httpx2.AsyncBaseTransport | None = None, demo: bool = False) -> int:
-    redact = Redactor([settings.api_key, settings.auth_token])
+    redact = Redactor(settings.secrets)
     lines: list[tuple[bool | None, str]] = []  # (ok, or None for "for information"), line
     works = False
     key = settings.api_key

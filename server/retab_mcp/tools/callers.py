@@ -32,6 +32,7 @@ from ..config import Settings
 from ..logs import redact_in_logs
 from ..redaction import Redactor
 from ..watch.schedule import Schedule
+from ..watch.sharing import RedisHub
 from ..watch.watcher import RunWatcher
 
 if TYPE_CHECKING:
@@ -42,8 +43,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class NoCallerKeyError(Exception):
-    """A call reached a tool without a caller's key (only a transport that carries no headers can do that)."""
+def partition_name(secret: bytes | None, key: str) -> str:
+    """The name of a key's partition: HMAC-SHA256 under `secret` (a fresh random one when None)."""
+    return hmac.new(secret or secrets.token_bytes(32), key.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass
@@ -64,18 +66,22 @@ class Callers:
         transport: httpx2.AsyncBaseTransport | None = None,
         schedule: Schedule | None = None,
         stop: anyio.Event | None = None,
+        hub: RedisHub | None = None,
     ) -> None:
         self._settings = settings
+        self._hub = hub
         self._clock = clock
         self._group = group
         self._transport = transport
         self._schedule = schedule
         self._stop = stop
-        self._secret = secrets.token_bytes(32)
+        # Replicas share a secret, so that one key names one partition on all of them; alone, any will do.
+        shared = settings.partition_secret
+        self._secret = shared.encode() if shared else secrets.token_bytes(32)
         self._partitions: OrderedDict[str, Partition] = OrderedDict()
 
     def partition_of(self, key: str) -> str:
-        return hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()[:32]
+        return partition_name(self._secret, key)
 
     def __len__(self) -> int:
         return len(self._partitions)
@@ -98,8 +104,11 @@ class Callers:
         settings = replace(self._settings, api_key=key, per_user_keys=False)
         retry = RetryPolicy.from_settings(settings, sleep=self._clock.sleep)
         client = RetabClient(settings, transport=self._transport, retry=retry)
-        watcher = RunWatcher(client, self._clock, self._group, schedule=self._schedule, stop=self._stop)
-        redact = Redactor([key, self._settings.auth_token])
+        sharing = self._hub.partition(self.partition_of(key)) if self._hub is not None else None
+        watcher = RunWatcher(
+            client, self._clock, self._group, schedule=self._schedule, stop=self._stop, sharing=sharing
+        )
+        redact = Redactor([key, *self._settings.secrets])
         redact_in_logs(key)
         return AppState(client, self._clock, settings, watcher, redact)
 

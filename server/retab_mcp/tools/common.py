@@ -18,6 +18,7 @@ from ..redaction import Redactor
 from ..watch.watcher import ProgressCallback, RunWatcher
 
 if TYPE_CHECKING:
+    from ..watch.sharing import RedisHub
     from .callers import Callers
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
@@ -49,6 +50,7 @@ class AppState:
     watcher: RunWatcher
     redact: Redactor
     callers: Callers | None = None  # with per-user keys: each caller's own state (tools/callers.py)
+    hub: RedisHub | None = None  # with replicas: the link to Redis that shares polls (watch/sharing.py)
 
     def now(self) -> datetime:
         """The current wall time by this server's clock (virtual in tests)."""

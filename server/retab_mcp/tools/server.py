@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
@@ -30,9 +33,10 @@ from ..clock import Clock, RealClock
 from ..config import Settings
 from ..redaction import Redactor
 from ..watch.schedule import Schedule
+from ..watch.sharing import RedisHub
 from ..watch.watcher import running_watcher
 from . import apps, compare, descriptions, experiments, lists, metrics, names, runs, sdk_compat, triage, waiting
-from .callers import Callers
+from .callers import Callers, partition_name
 from .common import AppState, state_of
 from .errors import invalid_arguments
 
@@ -70,7 +74,7 @@ class RetabServer(MCPServer[AppState]):
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.retab_settings = settings  # `settings` is the SDK's own
-        self.redact = Redactor([settings.api_key, settings.auth_token])
+        self.redact = Redactor(settings.secrets)
         self.state: AppState | None = None  # the lifespan's, for handlers the SDK gives no context (completion)
         self.token_verifier: TokenVerifier | None = None  # with OAuth, for the HTTP layer's write-scope check
         self._calls_in_flight = 0
@@ -163,6 +167,17 @@ class RetabServer(MCPServer[AppState]):
             raise
 
 
+async def start_sharing(settings: Settings, group: anyio.abc.TaskGroup) -> RedisHub | None:
+    """With RETAB_MCP_REDIS_URL, this replica's link to Redis, listening in `group`."""
+    if not settings.redis_url:
+        return None
+    replica = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
+    hub = RedisHub(settings.redis_url, replica)
+    hub.connect()
+    await group.start(hub.run)
+    return hub
+
+
 def build_server(
     settings: Settings,
     *,
@@ -180,26 +195,32 @@ def build_server(
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncGenerator[AppState]:
         retry = RetryPolicy.from_settings(settings, sleep=the_clock.sleep)
-        async with (
-            RetabClient(settings, transport=transport, retry=retry) as client,
-            running_watcher(client, the_clock, schedule=schedule, stop=stop) as watcher,
-            anyio.create_task_group() as group,
-        ):
-            callers = None
-            if settings.per_user_keys:
-                callers = Callers(settings, the_clock, group, transport=transport, schedule=schedule, stop=stop)
-                group.start_soon(callers.sweep)
-            redact = Redactor([settings.api_key, settings.auth_token])
-            state = AppState(client, the_clock, settings, watcher, redact, callers)
-            assert isinstance(server, RetabServer)
-            server.state = state
-            try:
-                yield state
-            finally:
-                server.state = None
-                if callers is not None:
-                    await callers.aclose()
-                group.cancel_scope.cancel()
+        async with anyio.create_task_group() as group:
+            hub = await start_sharing(settings, group)
+            secret = settings.partition_secret.encode() if settings.partition_secret else None
+            own = hub.partition(partition_name(secret, settings.api_key or "")) if hub is not None else None
+            async with (
+                RetabClient(settings, transport=transport, retry=retry) as client,
+                running_watcher(client, the_clock, schedule=schedule, stop=stop, sharing=own) as watcher,
+            ):
+                callers = None
+                if settings.per_user_keys:
+                    callers = Callers(
+                        settings, the_clock, group, transport=transport, schedule=schedule, stop=stop, hub=hub
+                    )
+                    group.start_soon(callers.sweep)
+                state = AppState(client, the_clock, settings, watcher, Redactor(settings.secrets), callers, hub)
+                assert isinstance(server, RetabServer)
+                server.state = state
+                try:
+                    yield state
+                finally:
+                    server.state = None
+                    if callers is not None:
+                        await callers.aclose()
+                    if hub is not None:
+                        await hub.aclose()
+                    group.cancel_scope.cancel()
 
     server = RetabServer(
         settings,

@@ -208,7 +208,10 @@ def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) 
         app, allowed_hosts=allowed_hosts(options, settings), allowed_origins=settings.allowed_origins
     )
     metrics = BearerTokenGate(metrics_endpoint, settings.auth_token) if settings.auth_token else None
-    operations = OperationsRoutes(gate, [("retab_api", _api_reachable(server))], metrics_app=metrics)
+    checks = [("retab_api", _api_reachable(server))]
+    if settings.redis_url:
+        checks.append(("redis", _redis_reachable(server)))
+    operations = OperationsRoutes(gate, checks, metrics_app=metrics)
     return HttpApp(operations, streams, table)
 
 
@@ -218,6 +221,16 @@ def _api_reachable(server: MCPServer[Any]) -> ReadyCheck:
         if state is None:
             return "not started"
         return await state.client.unreachable()
+
+    return check
+
+
+def _redis_reachable(server: MCPServer[Any]) -> ReadyCheck:
+    async def check() -> str | None:
+        state = getattr(server, "state", None)
+        if state is None or state.hub is None:
+            return "not started"
+        return await state.hub.ping()
 
     return check
 

@@ -20,7 +20,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -28,11 +27,10 @@ import anyio.abc
 from .. import telemetry
 from ..api.client import RetabClient, call_deadline
 from ..api.errors import APITimeoutError, Disposition, RateLimitError, RetabError, ServerStoppingError, disposition
+from ..api.models import Run
 from ..clock import Clock
 from .schedule import Pace, PollSchedule, Schedule
-
-if TYPE_CHECKING:
-    from ..api.models import Run
+from .sharing import LEASE_MARGIN_S, PollSharing
 
 logger = logging.getLogger(__name__)
 
@@ -108,11 +106,13 @@ class RunWatcher:
         *,
         schedule: Schedule | None = None,
         stop: anyio.Event | None = None,
+        sharing: PollSharing | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
         self.schedule: Schedule = schedule or PollSchedule()
         self.stop = stop
+        self.sharing = sharing  # with replicas: which of them polls each run, and what it read (sharing.py)
         self._group = group
         self._watches: OrderedDict[str, Watch] = OrderedDict()
         self._waited = WaitLedger()
@@ -231,13 +231,68 @@ class RunWatcher:
             try:
                 while watch.waiters > 0 and not watch.finished and watch.fatal is None:
                     delay = watch.next_poll_t - self.clock.now()
-                    if delay > 0:
-                        await self.clock.sleep(delay)
+                    if delay > 0 and await self._rest(watch, delay):
+                        watch.notify()  # another replica's poll brought news
+                        continue
+                    if self.sharing is not None and await self._polled_elsewhere(watch, self.sharing):
+                        watch.notify()
+                        continue
                     await self._poll(watch)
+                    if self.sharing is not None and watch.run is not None and watch.last_error is None:
+                        await self.sharing.publish(watch.run_id, self._shared_state(watch.run))
                     watch.notify()
             finally:
                 if watch.loop is scope:  # not yet replaced by a newer loop
                     watch.loop = None
+
+    async def _rest(self, watch: Watch, delay: float) -> bool:
+        """Sleep until the next poll is due; with sharing, wake early for a state another replica read.
+        True if one was adopted."""
+        if self.sharing is None:
+            await self.clock.sleep(delay)
+            return False
+        published = self.sharing.published(watch.run_id)
+        with anyio.move_on_after(delay):
+            await published.wait()
+        return published.is_set() and await self._adopt(watch, self.sharing)
+
+    async def _polled_elsewhere(self, watch: Watch, sharing: PollSharing) -> bool:
+        """Whether another replica holds the run's poll: then its last state is adopted (if newer), and
+        this loop tries to take the poll over when that replica's lease ends."""
+        interval = self.schedule.error_delay_s
+        if watch.run is not None:
+            interval = self.schedule.delay_after(watch.run, self.clock.wall_at(self.clock.now()), watch.pace)
+        lease_left = await sharing.claim(watch.run_id, interval + LEASE_MARGIN_S)
+        if lease_left is None:
+            return False
+        await self._adopt(watch, sharing)
+        watch.next_poll_t = self.clock.now() + lease_left + 0.05
+        return True
+
+    async def _adopt(self, watch: Watch, sharing: PollSharing) -> bool:
+        """Take the last state published for the run, if it is newer than the one held."""
+        shared = await sharing.latest(watch.run_id)
+        if shared is None:
+            return False
+        try:
+            run = Run.model_validate(shared["run"])
+            read_wall = float(shared["read_wall_t"])
+        except (KeyError, TypeError, ValueError):
+            return False
+        now = self.clock.now()
+        read_t = now - max(0.0, self.clock.wall_at(now).timestamp() - read_wall)  # as this replica's clock has it
+        if watch.read_t is not None and read_t <= watch.read_t:
+            return False
+        if watch.waiters:
+            telemetry.POLLS_SAVED.inc(watch.waiters)  # every waiter here has an answer no poll of ours made
+        watch.run, watch.read_t, watch.last_error, watch.not_found_streak = run, read_t, None, 0
+        self._schedule_next(watch, run, read_t=read_t)
+        return True
+
+    def _shared_state(self, run: Run) -> dict[str, object]:
+        read_t = self._watches[run.id].read_t if run.id in self._watches else None
+        wall = self.clock.wall_at(read_t if read_t is not None else self.clock.now())
+        return {"run": run.model_dump(mode="json", by_alias=True), "read_wall_t": wall.timestamp()}
 
     async def _poll(self, watch: Watch) -> None:
         now = self.clock.now()
@@ -313,13 +368,18 @@ class RunWatcher:
 
 @asynccontextmanager
 async def running_watcher(
-    client: RetabClient, clock: Clock, *, schedule: Schedule | None = None, stop: anyio.Event | None = None
+    client: RetabClient,
+    clock: Clock,
+    *,
+    schedule: Schedule | None = None,
+    stop: anyio.Event | None = None,
+    sharing: PollSharing | None = None,
 ) -> AsyncGenerator[RunWatcher]:
     """A watcher whose poll loops live as long as the `async with` block."""
     failure: Exception | None = None
     async with anyio.create_task_group() as group:
         try:
-            yield RunWatcher(client, clock, group, schedule=schedule, stop=stop)
+            yield RunWatcher(client, clock, group, schedule=schedule, stop=stop, sharing=sharing)
         except Exception as error:  # raised again below, outside the group, so not in an ExceptionGroup
             failure = error
         group.cancel_scope.cancel()

@@ -1,0 +1,182 @@
+"""Replicas behind nginx that share one poller per run through Redis (tests/deployment.py starts the real
+redis-server, nginx and `--stateless` replicas): sharing, a lease holder that dies, and Redis that goes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import CallToolResult
+
+from retab_mcp.clock import RealClock
+from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.app import RecordedRequest
+from retab_mcp.tools.callers import partition_name
+from retab_mcp.watch.sharing import LEASE_MARGIN_S
+
+from .deployment import PARTITION_SECRET, Deployment, deployment, missing_parts
+from .helpers import TEST_KEY, LoopbackAPI
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+RUN_PATH = "/v1/workflows/experiments/runs/"
+
+
+@pytest.fixture(autouse=True)
+def the_parts_are_here() -> None:
+    missing = missing_parts()
+    if missing and os.environ.get("CI"):
+        pytest.fail(missing)
+    if missing:
+        pytest.skip(missing)
+
+
+async def with_deployment(tmp_path: Path, body: Callable[[SimulatedRetab, Deployment], Awaitable[None]]) -> None:
+    sim = SimulatedRetab(clock=RealClock())
+    async with anyio.create_task_group() as group:
+        api = LoopbackAPI(sim, group)
+        api.start()
+        async with deployment(tmp_path, api.url, TEST_KEY) as deployed:
+            await body(sim, deployed)
+        await api.stop()
+        group.cancel_scope.cancel()
+
+
+def polls_of(sim: SimulatedRetab, run_id: str) -> list[float]:
+    return [r.t for r in sim.requests if r.method == "GET" and r.path == RUN_PATH + run_id]
+
+
+def polled(sim: SimulatedRetab, run_id: str, times: int) -> anyio.Event:
+    """Set once the API has been asked for the run `times` times."""
+    event = anyio.Event()
+
+    def count(request: RecordedRequest) -> None:
+        if request.method == "GET" and request.path == RUN_PATH + run_id and len(polls_of(sim, run_id)) >= times:
+            event.set()
+
+    sim.request_hook = count
+    return event
+
+
+def direct_agent(port: int, http: httpx2.AsyncClient) -> Client:
+    """An agent of one replica, past nginx."""
+    return Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http))  # type: ignore[arg-type]
+
+
+async def wait_until_finished(deployed: Deployment, run_id: str, timeout_s: float, log: list[dict[str, Any]]) -> None:
+    """One agent: wait_for_run until the run ends, each call retried once on a connection error, as hosts
+    do. Each attempt is logged with how long it took: one cut short by a dead replica too."""
+    async with deployed.http(timeout=timeout_s + 30) as http:
+        finished = False
+        while not finished:
+            result: CallToolResult | None = None
+            started = time.monotonic()
+            for _ in range(2):
+                started = time.monotonic()
+                try:
+                    async with deployed.agent(http) as agent:
+                        result = await agent.call_tool("wait_for_run", {"run_id": run_id, "timeout_s": timeout_s})
+                except Exception as error:  # a replica gone mid-call: the host tries once more
+                    log.append({"took": time.monotonic() - started, "retried": type(error).__name__})
+                    continue
+                break
+            assert result is not None, "the retry failed too"
+            data = result.structured_content or {}
+            log.append({"took": time.monotonic() - started, "error": result.is_error, "finished": data.get("finished")})
+            finished = bool(data.get("finished")) or result.is_error
+
+
+async def test_replicas_poll_each_run_about_as_often_as_one_replica_would(tmp_path: Path) -> None:
+    async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
+        shared = sim.add_run(duration_s=8, documents=4)
+        alone = sim.add_run(duration_s=8, documents=4)
+        log: list[dict[str, Any]] = []
+        one = deployed.replicas[0]
+        async with anyio.create_task_group() as agents:
+            for _ in range(9):  # through nginx: spread over the three replicas
+                agents.start_soon(wait_until_finished, deployed, shared, 20.0, log)
+
+            async def direct() -> None:  # the baseline: every session on one replica, nobody else waiting
+                async with httpx2.AsyncClient(timeout=60) as http:
+                    for _ in range(3):
+                        async with direct_agent(one.port, http) as agent:
+                            await agent.call_tool("wait_for_run", {"run_id": alone, "timeout_s": 20})
+
+            for _ in range(3):
+                agents.start_soon(direct)
+        assert not any(entry.get("error") for entry in log)
+        shared_polls, alone_polls = len(polls_of(sim, shared)), len(polls_of(sim, alone))
+        assert 0 < shared_polls <= 1.2 * alone_polls + 1, (shared_polls, alone_polls)
+        texts = [await r.metrics() for r in deployed.replicas]
+        saved = sum(r.counter(t, "retab_mcp_polls_saved_total") for r, t in zip(deployed.replicas, texts, strict=True))
+        leases = sum(
+            r.counter(t, "retab_mcp_lease_changes_total") for r, t in zip(deployed.replicas, texts, strict=True)
+        )
+        assert saved > 0 and leases >= 1
+
+    await with_deployment(tmp_path, body)
+
+
+async def test_a_lease_holder_that_dies_is_replaced_and_every_wait_still_returns(tmp_path: Path) -> None:
+    async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
+        run_id = sim.add_run(duration_s=16, documents=8)
+        log: list[dict[str, Any]] = []
+        lease_key = f"retab-mcp:lease:{partition_name(PARTITION_SECRET.encode(), TEST_KEY)}:{run_id}"
+        from redis.asyncio import Redis
+
+        redis: Any = Redis(unix_socket_path=str(deployed.directory / "redis.sock"), decode_responses=True)
+        killed_at: list[float] = []
+        going = polled(sim, run_id, 3)
+        async with anyio.create_task_group() as agents:
+            for _ in range(6):
+                agents.start_soon(wait_until_finished, deployed, run_id, 6.0, log)
+            with anyio.fail_after(20):
+                await going.wait()  # the run is being polled, by its lease holder
+            holder = await redis.get(lease_key)
+            victim = next(r for r in deployed.replicas if f"replica-{r.index}" == holder)
+            killed_at.append(sim.clock.now())
+            deployed.kill(victim)
+        await redis.aclose()
+        assert all(entry["took"] <= 6.0 + 2.0 for entry in log), log  # none hangs on the dead replica
+        answered = [entry for entry in log if "retried" not in entry]
+        assert not any(entry["error"] for entry in answered)
+        assert sum(bool(entry["finished"]) for entry in answered) == 6  # every agent saw the run end
+        polls = polls_of(sim, run_id)
+        before = [t for t in polls if t < killed_at[0]]
+        after = [t for t in polls if t >= killed_at[0]]
+        widest = max(b - a for a, b in itertools.pairwise(before)) if len(before) > 1 else 2.0
+        assert after and after[0] - before[-1] <= widest + LEASE_MARGIN_S + 1.0, (before, after)
+
+    await with_deployment(tmp_path, body)
+
+
+async def test_without_redis_each_replica_polls_alone_and_agents_see_no_error(tmp_path: Path) -> None:
+    async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
+        run_id = sim.add_run(duration_s=12, documents=6)
+        log: list[dict[str, Any]] = []
+        going = polled(sim, run_id, 2)
+        async with anyio.create_task_group() as agents:
+            for _ in range(6):
+                agents.start_soon(wait_until_finished, deployed, run_id, 5.0, log)
+            with anyio.fail_after(20):
+                await going.wait()
+            await deployed.stop_redis()
+        assert not any(entry.get("error") for entry in log)
+        assert not any("retried" in entry for entry in log)
+        assert sum(bool(entry["finished"]) for entry in log) == 6
+        said = [r.stderr.decode() for r in deployed.replicas]
+        assert any("cannot be reached" in text for text in said)
+        async with httpx2.AsyncClient(timeout=10) as http:
+            ready = await http.get(f"http://127.0.0.1:{deployed.replicas[0].port}/readyz")
+        assert ready.status_code == 503 and "redis" in ready.json()
+
+    await with_deployment(tmp_path, body)
