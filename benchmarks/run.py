@@ -1,7 +1,8 @@
 """The benchmarks, in one command: `uv run python benchmarks/run.py` (about 3 minutes).
 
-The 15-minute soak (`benchmarks/soak.py`) and the run view over a 10-minute run (`benchmarks/view.py`) run
-on their own; BENCHMARKS.md includes their last reports.
+The 15-minute soak (`benchmarks/soak.py`), the run view over a 10-minute run (`benchmarks/view.py`) and
+the replicas behind nginx (`benchmarks/replicas.py`, 5 minutes) run on their own; BENCHMARKS.md includes
+their last reports.
 
 Prints each table and writes BENCHMARKS.md: the machine, the versions, every measure with its baseline
 from the same run, and whether each goal holds. `--only startup,overhead,...` runs a subset (and does
@@ -106,6 +107,7 @@ async def main(only: list[str]) -> None:
             *(section.markdown() for section in sections),
             *_kept("soak", "Soak", 15),
             *_kept("view", "The run view over a 10-minute run", 11),
+            *_kept("replicas", "Replicas behind nginx, sharing one poller per run", 5),
         ]
     )
     (ROOT / "BENCHMARKS.md").write_text(report)

@@ -6,6 +6,7 @@ port 0 and say which they got. Used by tests/test_replicas.py and benchmarks/rep
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -140,7 +141,8 @@ async def deployment(
         finally:
             for process in [*(r.process for r in started), *([nginx] if nginx else []), redis]:
                 if process.returncode is None:
-                    process.terminate()
+                    with contextlib.suppress(ProcessLookupError):  # killed by the test already
+                        process.terminate()
             for process in [*(r.process for r in started), *([nginx] if nginx else []), redis]:
                 await process.wait()
             group.cancel_scope.cancel()

@@ -65,3 +65,19 @@ def test_the_bundle_sets_only_variables_the_server_reads_from_its_user_config() 
     assert set(config["env"]) - {"PYTHONPATH"} <= READ_VARIABLES
     referenced = {m for value in config["env"].values() for m in re.findall(r"\$\{user_config\.(\w+)\}", value)}
     assert referenced == set(manifest["user_config"])
+
+
+def test_every_variable_the_server_reads_is_in_the_configuration_table() -> None:
+    table = README[README.index("## Configuration") : README.index("## Command line")]
+    assert {variable for variable in READ_VARIABLES if f"| `{variable}` |" not in table} == set()
+
+
+def test_the_team_host_configs_send_the_key_header_the_server_reads() -> None:
+    team = README[README.index("## Serving a team") : README.index("## How waiting works")]
+    blocks = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", team, re.DOTALL)]
+    assert len(blocks) == 2
+    for config in blocks:
+        (entry,) = (config.get("mcpServers") or config.get("servers")).values()
+        assert entry["url"].endswith("/mcp")
+        assert set(entry["headers"]) == {"X-Retab-Api-Key"}
+    assert '--header "X-Retab-Api-Key: ' in team

@@ -72,9 +72,20 @@ def direct_agent(port: int, http: httpx2.AsyncClient) -> Client:
     return Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http))  # type: ignore[arg-type]
 
 
-async def wait_until_finished(deployed: Deployment, run_id: str, timeout_s: float, log: list[dict[str, Any]]) -> None:
+async def wait_until_finished(
+    deployed: Deployment,
+    run_id: str,
+    timeout_s: float,
+    log: list[dict[str, Any]],
+    seen_progress: list[float] | None = None,
+) -> None:
     """One agent: wait_for_run until the run ends, each call retried once on a connection error, as hosts
     do. Each attempt is logged with how long it took: one cut short by a dead replica too."""
+
+    async def heard(progress: float, total: float | None, message: str | None) -> None:
+        if seen_progress is not None:
+            seen_progress.append(progress)
+
     async with deployed.http(timeout=timeout_s + 30) as http:
         finished = False
         while not finished:
@@ -84,7 +95,9 @@ async def wait_until_finished(deployed: Deployment, run_id: str, timeout_s: floa
                 started = time.monotonic()
                 try:
                     async with deployed.agent(http) as agent:
-                        result = await agent.call_tool("wait_for_run", {"run_id": run_id, "timeout_s": timeout_s})
+                        result = await agent.call_tool(
+                            "wait_for_run", {"run_id": run_id, "timeout_s": timeout_s}, progress_callback=heard
+                        )
                 except Exception as error:  # a replica gone mid-call: the host tries once more
                     log.append({"took": time.monotonic() - started, "retried": type(error).__name__})
                     continue
@@ -100,10 +113,11 @@ async def test_replicas_poll_each_run_about_as_often_as_one_replica_would(tmp_pa
         shared = sim.add_run(duration_s=8, documents=4)
         alone = sim.add_run(duration_s=8, documents=4)
         log: list[dict[str, Any]] = []
+        progress: list[float] = []
         one = deployed.replicas[0]
         async with anyio.create_task_group() as agents:
             for _ in range(9):  # through nginx: spread over the three replicas
-                agents.start_soon(wait_until_finished, deployed, shared, 20.0, log)
+                agents.start_soon(wait_until_finished, deployed, shared, 20.0, log, progress)
 
             async def direct() -> None:  # the baseline: every session on one replica, nobody else waiting
                 async with httpx2.AsyncClient(timeout=60) as http:
@@ -114,6 +128,7 @@ async def test_replicas_poll_each_run_about_as_often_as_one_replica_would(tmp_pa
             for _ in range(3):
                 agents.start_soon(direct)
         assert not any(entry.get("error") for entry in log)
+        assert progress and max(progress) == 4  # progress streams on each call's own answer, stateless too
         shared_polls, alone_polls = len(polls_of(sim, shared)), len(polls_of(sim, alone))
         assert 0 < shared_polls <= 1.2 * alone_polls + 1, (shared_polls, alone_polls)
         texts = [await r.metrics() for r in deployed.replicas]
