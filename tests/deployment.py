@@ -65,9 +65,10 @@ class Deployment:
     redis: anyio.abc.Process | None
     group: anyio.abc.TaskGroup
 
-    def http(self, **kwargs: Any) -> httpx2.AsyncClient:
-        """A client of nginx (its Unix socket), as an agent's host would be of the public address."""
-        transport = httpx2.AsyncHTTPTransport(uds=str(self.nginx_socket))
+    def http(self, limits: httpx2.Limits | None = None, **kwargs: Any) -> httpx2.AsyncClient:
+        """A client of nginx (its Unix socket), as an agent's host would be of the public address. The
+        limits go to the transport: a client given a transport of its own does not apply its own."""
+        transport = httpx2.AsyncHTTPTransport(uds=str(self.nginx_socket), limits=limits or httpx2.Limits())
         return httpx2.AsyncClient(transport=transport, base_url="http://localhost", **kwargs)
 
     @asynccontextmanager

@@ -92,6 +92,7 @@ async def test_a_caller_never_sees_another_organisation_s_run_even_while_its_own
     sim.request_hook = watch
     stderr = bytearray()
     results: dict[str, CallToolResult] = {}
+    metrics = ""
     async with anyio.create_task_group() as group:
         api = LoopbackAPI(sim, group)
         api.start()
@@ -115,6 +116,8 @@ async def test_a_caller_never_sees_another_organisation_s_run_even_while_its_own
                     results["b_get"] = await b.call_tool("get_experiment_run", {"run_id": run_a})
                     results["b_list"] = await b.call_tool("list_experiment_runs", {"limit": 25})
                     results["c_get"] = await c.call_tool("get_experiment_run", {"run_id": run_a})
+            async with httpx2.AsyncClient(timeout=10) as http:
+                metrics = (await http.get(url.removesuffix("/mcp") + "/metrics")).text
         await api.stop()
         group.cancel_scope.cancel()
 
@@ -126,7 +129,8 @@ async def test_a_caller_never_sees_another_organisation_s_run_even_while_its_own
     listed = [row["run_id"] for row in (results["b_list"].structured_content or {})["runs"]]
     assert run_a not in listed
     assert results["c_get"].is_error  # the API quoted C's key in its 401: the caller sees it redacted
-    everything = "".join(shown(r) for r in results.values()) + stderr.decode(errors="replace")
+    assert 'retab_mcp_tool_calls_total{outcome="error",tool="wait_for_run"} 1.0' in metrics
+    everything = "".join(shown(r) for r in results.values()) + stderr.decode(errors="replace") + metrics
     for key in (KEY_A, KEY_B, KEY_UNKNOWN):
         assert key not in everything
         assert key[-16:] not in everything

@@ -170,13 +170,26 @@ class SimulatedRetab:
     # Controls
 
     def stats(self) -> dict[str, Any]:
-        """Requests served so far, in all and per run (GET /runs/{id}), and the runs added by `add_run`."""
+        """Requests served so far, in all and per run (GET /runs/{id}), the runs added by `add_run` with the
+        times each was read, and the simulator's clock now."""
         per_run: dict[str, int] = {}
         for request in self.requests:
             if request.path.startswith(RUNS_PREFIX):
                 run_id = request.path[len(RUNS_PREFIX) :]
                 per_run[run_id] = per_run.get(run_id, 0) + 1
-        return {"requests": len(self.requests), "per_run": per_run, "added_runs": self.added_runs}
+        added = set(self.added_runs)
+        times: dict[str, list[float]] = {}
+        for request in self.requests:
+            run_id = request.path[len(RUNS_PREFIX) :] if request.path.startswith(RUNS_PREFIX) else ""
+            if run_id in added and request.method == "GET":
+                times.setdefault(run_id, []).append(request.t)
+        return {
+            "requests": len(self.requests),
+            "per_run": per_run,
+            "added_runs": self.added_runs,
+            "poll_times": times,  # of the added runs, by the simulator's clock
+            "now": self.clock.now(),
+        }
 
     @property
     def run_ids(self) -> dict[str, str]:

@@ -6,9 +6,10 @@ partition: its own API client, its own watcher (poll loops, the ledger of time w
 remembered states) and its own redaction. Nothing is shared between partitions, so a run read with key A
 is never shown to a caller with key B: B's call goes to the API with B's key and gets B's answer.
 
-A partition is named by HMAC-SHA256 of the key under a secret drawn at start, so the name says nothing
-about the key, even to someone who knows the key's format; the key itself lives only in its client's
-headers and its redactor. Partitions with nobody waiting close after RETAB_MCP_CALLER_IDLE_S without a
+A partition is named by HMAC-SHA256 of the key under a secret (drawn at start; for replicas, the
+RETAB_MCP_PARTITION_SECRET they share, so that a key names the same partition on each), so the name says
+nothing about the key, even to someone who knows the key's format; the key itself lives only in its
+client's headers and its redactor. Partitions with nobody waiting close after RETAB_MCP_CALLER_IDLE_S without a
 call; past RETAB_MCP_MAX_CALLERS the least recently used idle one closes.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -40,12 +40,10 @@ if TYPE_CHECKING:
 
     from .common import AppState
 
-logger = logging.getLogger(__name__)
 
-
-def partition_name(secret: bytes | None, key: str) -> str:
-    """The name of a key's partition: HMAC-SHA256 under `secret` (a fresh random one when None)."""
-    return hmac.new(secret or secrets.token_bytes(32), key.encode(), hashlib.sha256).hexdigest()[:32]
+def partition_name(secret: bytes, key: str) -> str:
+    """The name of a key's partition: HMAC-SHA256 under `secret`, cut to 128 bits."""
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """The MCP server: identity, lifespan, what every call goes through, and the tool families it registers.
 
-Each family of tools is a module of its own (runs, waiting, lists, metrics, triage), with module-level
-tool functions and a `register(server)`. A tool body fetches, makes its view and returns it: waiting
-lives in `watch/`, what a model reads in `views/`, the words it reads before calling in
-`descriptions.py`, and error messages in `views/messages.py`.
+Each family of tools is a module of its own (runs, waiting, lists, metrics, triage, compare,
+experiments, and apps for the run view), with module-level tool functions and a `register(server)`. A
+tool body fetches, makes its view and returns it: waiting lives in `watch/`, what a model reads in
+`views/`, the words it reads before calling in `descriptions.py`, and error messages in
+`views/messages.py`. The lifespan opens what calls share: the API client and watcher, each caller's
+partition with per-user keys (callers.py), and the link to Redis with replicas (watch/sharing.py).
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ class RetabServer(MCPServer[AppState]):
         except UnexpectedToolError:
             raise  # the SDK shows only "Error executing tool NAME" for these
         except ToolError as error:
-            raise type(error)(redact.text(str(error))) from error.__cause__
+            kind = CallDeadlineError if isinstance(error, CallDeadlineError) else ToolError  # kept, for the metrics
+            raise kind(redact.text(str(error))) from error.__cause__
         if isinstance(result, CallToolResult):
             content = [
                 block.model_copy(update={"text": redact.text(block.text)}) if isinstance(block, TextContent) else block
@@ -198,7 +201,7 @@ def build_server(
         async with anyio.create_task_group() as group:
             hub = await start_sharing(settings, group)
             secret = settings.partition_secret.encode() if settings.partition_secret else None
-            own = hub.partition(partition_name(secret, settings.api_key or "")) if hub is not None else None
+            own = hub.partition(partition_name(secret, settings.api_key or "")) if hub and secret else None
             async with (
                 RetabClient(settings, transport=transport, retry=retry) as client,
                 running_watcher(client, the_clock, schedule=schedule, stop=stop, sharing=own) as watcher,

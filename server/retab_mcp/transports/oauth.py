@@ -153,6 +153,9 @@ class WriteScopeGate:
                 break
             body += message.get("body", b"")
             more = message.get("more_body", False)
+        if len(body) > BODY_MAX:
+            await _answer(send, 413, {"error": "request_too_large", "error_description": "At most 1 MB a request."})
+            return
         if self._calls_a_write_tool(body) and not await self._may_write(scope):
             await self._refuse(send)
             return
@@ -210,3 +213,10 @@ class WriteScopeGate:
         ]
         await send({"type": "http.response.start", "status": 403, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _answer(send: Any, status: int, payload: dict[str, str]) -> None:
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

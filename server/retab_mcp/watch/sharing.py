@@ -123,9 +123,12 @@ class RedisHub:
 
     def _deliver(self, channel: str, data: str) -> None:
         try:
-            self._payloads[channel] = json.loads(data)
+            payload = json.loads(data)
         except ValueError:
             return
+        if not isinstance(payload, dict) or cast(dict[str, Any], payload).get("by") == self.replica_id:
+            return  # this replica's own poll: its waiters have it already
+        self._payloads[channel] = cast(dict[str, Any], payload)
         self._payloads.move_to_end(channel)
         while len(self._payloads) > PAYLOADS_KEPT:
             self._payloads.popitem(last=False)
@@ -206,7 +209,7 @@ class PartitionSharing:
     async def publish(self, run_id: str, state: dict[str, Any]) -> None:
         if not self.hub.available:
             return
-        payload = json.dumps(state, separators=(",", ":"))
+        payload = json.dumps({**state, "by": self.hub.replica_id}, separators=(",", ":"))
         try:
             keys = [self._key("state", run_id), self._key("run", run_id)]
             await self.hub.call(_PUBLISH, keys, [payload, STATE_TTL_S])
@@ -226,9 +229,12 @@ class PartitionSharing:
             self.hub.failed(error)
             return None
         try:
-            return json.loads(stored) if stored else None
+            found: Any = json.loads(stored) if stored else None
         except ValueError:
             return None
+        if not isinstance(found, dict) or cast(dict[str, Any], found).get("by") == self.hub.replica_id:
+            return None  # nothing, or what this replica read itself
+        return cast(dict[str, Any], found)
 
     def published(self, run_id: str) -> anyio.Event:
         return self.hub.event_for(self._key("run", run_id))

@@ -251,10 +251,14 @@ class RunWatcher:
         if self.sharing is None:
             await self.clock.sleep(delay)
             return False
-        published = self.sharing.published(watch.run_id)
-        with anyio.move_on_after(delay):
-            await published.wait()
-        return published.is_set() and await self._adopt(watch, self.sharing)
+        due = self.clock.now() + delay
+        while (remaining := due - self.clock.now()) > 0:
+            published = self.sharing.published(watch.run_id)
+            with anyio.move_on_after(remaining):
+                await published.wait()
+            if published.is_set() and await self._adopt(watch, self.sharing):
+                return True
+        return False
 
     async def _polled_elsewhere(self, watch: Watch, sharing: PollSharing) -> bool:
         """Whether another replica holds the run's poll: then its last state is adopted (if newer), and
@@ -286,7 +290,9 @@ class RunWatcher:
         if watch.waiters:
             telemetry.POLLS_SAVED.inc(watch.waiters)  # every waiter here has an answer no poll of ours made
         watch.run, watch.read_t, watch.last_error, watch.not_found_streak = run, read_t, None, 0
+        lease_ends_t = watch.next_poll_t
         self._schedule_next(watch, run, read_t=read_t)
+        watch.next_poll_t = max(watch.next_poll_t, lease_ends_t)  # no claim before the holder's lease can end
         return True
 
     def _shared_state(self, run: Run) -> dict[str, object]:
