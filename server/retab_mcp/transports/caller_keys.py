@@ -7,10 +7,10 @@ be one (printable, not absurdly long, not an example's placeholder); Retab itsel
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..config import KEY_HEADER, placeholder_key
+from .answers import send_json
 
 KEY_MAX = 512
 _HEADER = KEY_HEADER.lower().encode()
@@ -26,7 +26,7 @@ class CallerKeyGate:
         if scope["type"] == "http":
             problem = self._problem(scope)
             if problem is not None:
-                await _refuse(send, problem)
+                await send_json(send, 401, {"error": "missing_retab_key", "message": problem})
                 return
         await self._app(scope, receive, send)
 
@@ -43,10 +43,3 @@ class CallerKeyGate:
         if placeholder_key(raw.decode()):
             return f"The {KEY_HEADER} header holds a placeholder, not a key: put your Retab API key there."
         return None
-
-
-async def _refuse(send: Any, message: str) -> None:
-    body = json.dumps({"error": "missing_retab_key", "message": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 401, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import ipaddress
-import json
 import logging
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -32,8 +31,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
+from .. import __version__, telemetry
 from ..config import Settings
+from .answers import send_json
 from .caller_keys import CallerKeyGate
 from .connections import default_max_connections, guarded_protocol
 from .oauth import JwtVerifier, WriteScopeGate
@@ -110,21 +110,8 @@ class BearerTokenGate:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not self._authorized(scope):
-            body = json.dumps(
-                {"error": "unauthorized", "message": "Send Authorization: Bearer <RETAB_MCP_AUTH_TOKEN>."}
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"www-authenticate", b'Bearer realm="retab-mcp"'),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            payload = {"error": "unauthorized", "message": "Send Authorization: Bearer <RETAB_MCP_AUTH_TOKEN>."}
+            await send_json(send, 401, payload, [(b"www-authenticate", b'Bearer realm="retab-mcp"')])
             return
         await self._app(scope, receive, send)
 
@@ -211,6 +198,7 @@ def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) 
     checks = [("retab_api", _api_reachable(server))]
     if settings.redis_url:
         checks.append(("redis", _redis_reachable(server)))
+    telemetry.enable()  # this server has a /metrics to show: count from here on
     operations = OperationsRoutes(gate, checks, metrics_app=metrics)
     return HttpApp(operations, streams, table)
 

@@ -29,6 +29,8 @@ from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.auth.settings import AuthSettings
 from pydantic import AnyHttpUrl
 
+from .answers import send_json
+
 logger = logging.getLogger(__name__)
 
 JWKS_TTL_S = 600.0
@@ -154,7 +156,7 @@ class WriteScopeGate:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         if len(body) > BODY_MAX:
-            await _answer(send, 413, {"error": "request_too_large", "error_description": "At most 1 MB a request."})
+            await send_json(send, 413, {"error": "request_too_large", "error_description": "At most 1 MB a request."})
             return
         if self._calls_a_write_tool(body) and not await self._may_write(scope):
             await self._refuse(send)
@@ -196,27 +198,10 @@ class WriteScopeGate:
 
     async def _refuse(self, send: Any) -> None:
         write = self._verifier.settings.write_scope
-        body = json.dumps(
-            {
-                "error": "insufficient_scope",
-                "error_description": f"Starting or cancelling a run needs the {write} scope.",
-            }
-        ).encode()
+        said = f"Starting or cancelling a run needs the {write} scope."
         challenge = (
             f'Bearer error="insufficient_scope", scope="{write}", '
             f'resource_metadata="{self._verifier.settings.metadata_url}"'
         )
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", challenge.encode()),
-        ]
-        await send({"type": "http.response.start", "status": 403, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-async def _answer(send: Any, status: int, payload: dict[str, str]) -> None:
-    body = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        payload = {"error": "insufficient_scope", "error_description": said}
+        await send_json(send, 403, payload, [(b"www-authenticate", challenge.encode())])

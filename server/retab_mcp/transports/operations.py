@@ -8,14 +8,13 @@ for the bearer token when the server has one (Prometheus sends it with `authoriz
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import telemetry
+from .answers import send_json
 
 ReadyCheck = Callable[[], Awaitable[str | None]]  # None when ready; else what is wrong, in a few words
 READY_TIMEOUT_S = 3.0
@@ -33,11 +32,13 @@ class OperationsRoutes:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             path = scope["path"]
             if path == "/healthz":
-                await _json(send, 200, {"status": "ok"})
+                await send_json(send, 200, {"status": "ok"})
                 return
             if path == "/readyz":
                 problems = await self._problems()
-                await _json(send, 503 if problems else 200, {"status": "unready" if problems else "ready", **problems})
+                await send_json(
+                    send, 503 if problems else 200, {"status": "unready" if problems else "ready", **problems}
+                )
                 return
             if path == "/metrics":
                 await self._metrics(scope, receive, send)
@@ -47,25 +48,19 @@ class OperationsRoutes:
     async def _problems(self) -> dict[str, str]:
         problems: dict[str, str] = {}
         for name, check in self._checks:
+            problem: str | None = f"no answer within {READY_TIMEOUT_S:g} s"
             with anyio.move_on_after(READY_TIMEOUT_S):
                 problem = await check()
-                if problem is not None:
-                    problems[name] = problem
-                continue
-            problems[name] = f"no answer within {READY_TIMEOUT_S:g} s"
+            if problem is not None:
+                problems[name] = problem
         return problems
 
 
 async def metrics_endpoint(scope: dict[str, Any], receive: Any, send: Any) -> None:
     del scope, receive
-    body = generate_latest(telemetry.REGISTRY)
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    body = generate_latest(telemetry.enable())
     headers = [(b"content-type", CONTENT_TYPE_LATEST.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _json(send: Any, status: int, payload: dict[str, str]) -> None:
-    body = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
