@@ -33,6 +33,7 @@ from ..logs import redact_in_logs
 from ..redaction import Redactor
 from ..watch.schedule import Schedule
 from ..watch.sharing import RedisHub
+from ..watch.starts import StartGate
 from ..watch.watcher import RunWatcher
 
 if TYPE_CHECKING:
@@ -108,7 +109,8 @@ class Callers:
         )
         redact = Redactor([key, *self._settings.secrets])
         redact_in_logs(key)
-        return AppState(client, self._clock, settings, watcher, redact)
+        starts = StartGate(partition=self.partition_of(key), hub=self._hub)
+        return AppState(client, self._clock, settings, watcher, redact, starts)
 
     def _make_room(self) -> None:
         while len(self._partitions) > self._settings.max_callers:

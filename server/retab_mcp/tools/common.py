@@ -15,6 +15,7 @@ from ..api.client import RetabClient
 from ..clock import Clock
 from ..config import KEY_HEADER, Settings
 from ..redaction import Redactor
+from ..watch.starts import StartGate
 from ..watch.watcher import ProgressCallback, RunWatcher
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class AppState:
     settings: Settings
     watcher: RunWatcher
     redact: Redactor
+    starts: StartGate  # one start at a time per experiment (watch/starts.py)
     callers: Callers | None = None  # with per-user keys: each caller's own state (tools/callers.py)
     hub: RedisHub | None = None  # with replicas: the link to Redis that shares polls (watch/sharing.py)
 

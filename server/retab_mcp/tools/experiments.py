@@ -1,11 +1,13 @@
 """Experiments: find them, read one, and start a run of one (writes only) without ever starting two by
 accident.
 
-Starting a run costs the user money, so `start_experiment_run`:
+Starting a run costs the user money, so `start_experiment_run` (the procedure is watch/starts.py's):
+- holds the experiment's start lock while it lists, posts and reconciles: in this process, and across
+  replicas through Redis; a caller that waited on it sees the run the first one started;
 - sends `POST /runs` once. When its outcome is unknown (a timeout after sending, a cut connection, a 5xx),
-  it lists the experiment's runs to find out: a run that was not there before the call is the one it
-  started (returned, and said so); none means nothing was seen, and the answer says how to check before
-  trying again;
+  it lists the experiment's runs to find out: the one run that appeared since and no other start of ours
+  made is the one it started; none means nothing was seen (the answer says how to check before trying
+  again, and the next start checks first); several means someone else started one too, and all are named;
 - does not start a run while another of the experiment is pending, queued or running (it returns that
   one), unless `allow_concurrent` says to;
 - asks the person first where the client can ask (elicitation); a "no" is a normal answer. Without
@@ -25,7 +27,7 @@ from mcp.types import INVALID_PARAMS, CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..api.client import RetabClient, check_id
-from ..api.errors import InvalidIdError, RetabError, outcome_unknown
+from ..api.errors import InvalidIdError, RetabError
 from ..api.models import Run
 from ..views.experiments import (
     ExperimentList,
@@ -36,9 +38,11 @@ from ..views.experiments import (
     render_experiment,
     render_experiment_list,
     render_start,
+    start_data,
     start_result,
 )
 from ..views.messages import explain
+from ..watch.starts import StartCalls, StartUnknownError, start_once
 from . import descriptions, names
 from .common import READ_ONLY, AppState, Cursor, state_of, tool_result
 from .errors import tool_errors
@@ -48,9 +52,7 @@ if TYPE_CHECKING:
 
 STARTS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 ExperimentId = Annotated[str, Field(description="Retab experiment id, e.g. 'exp_abc'.")]
-ACTIVE_SCANNED = 20  # the experiment's latest runs looked at for one still going
-RECONCILE_READS = 3  # listings after an answer was lost: the new run may take a moment to be listed
-RECONCILE_PAUSE_S = 1.0
+RECENT_SCANNED = 20  # the experiment's latest runs looked at: for one still going, and for one just created
 
 
 class Consent(BaseModel):
@@ -122,61 +124,42 @@ async def start_experiment_run(
     subject = f"experiment {experiment_id!r}" + (f" in workflow {workflow_id!r}" if workflow_id else "")
     if not isinstance(consent, AcceptedElicitation) or not consent.data.start:
         result = start_result(experiment_id, None, state.now(), outcome="declined", note="The person said no.")
-        return tool_result(render_start(result), result.model_dump(mode="json"))
+        return tool_result(render_start(result), start_data(result))
     with tool_errors("", subject=subject):
         check_id(experiment_id, "experiment id")
-        before = (await state.client.list_runs(experiment_id=experiment_id, limit=ACTIVE_SCANNED)).data
-        active = _going(before)
-        if active is not None and not allow_concurrent:
-            note = f"{active.id} is {active.status}; wait for it, or pass allow_concurrent=true to start another."
-            result = start_result(experiment_id, active, state.now(), outcome="already_running", note=note)
-            return tool_result(render_start(result), result.model_dump(mode="json"))
+        calls = StartCalls[Run](
+            list_recent=lambda: _recent_runs(state.client, experiment_id),
+            get=state.client.get_run,
+            create=lambda: state.client.create_run(experiment_id, workflow_id),
+        )
+        # Waiting for a start in flight takes at most half the call's deadline: the rest is for this start.
+        wait_s = state.settings.call_deadline_s / 2
         try:
-            run = await state.client.create_run(experiment_id, workflow_id)
-            outcome, note = "started", "Started."
-        except RetabError as error:
-            if not outcome_unknown(error):
-                raise
-            run = await _find_new_run(state, experiment_id, {r.id for r in before})
-            if run is None:
-                raise ToolError(_nothing_seen(experiment_id, error)) from None
-            outcome, note = "found_after_lost_answer", "The API's answer was lost; this run appeared meanwhile."
-    state.watcher.remember(run)
-    result = start_result(experiment_id, run, state.now(), outcome=outcome, note=note)
-    return tool_result(render_start(result), result.model_dump(mode="json"))
+            async with state.starts.hold(f"experiment:{experiment_id}", wait_s=wait_s) as section:
+                outcome = await start_once(section, calls, clock=state.clock, allow_concurrent=allow_concurrent)
+        except StartUnknownError as error:
+            raise ToolError(_nothing_seen(experiment_id, error.cause)) from None
+    if outcome.run is not None:
+        state.watcher.remember(outcome.run)
+    result = start_result(experiment_id, outcome.run, state.now(), outcome=outcome.kind, appeared=outcome.appeared)
+    return tool_result(render_start(result), start_data(result))
 
 
-async def _active_run(client: RetabClient, experiment_id: str) -> Run | None:
-    return _going((await client.list_runs(experiment_id=experiment_id, limit=ACTIVE_SCANNED)).data)
-
-
-def _going(runs: list[Run]) -> Run | None:
-    """The newest run still pending, queued or running (lists are newest first)."""
-    return next((run for run in runs if not run.lifecycle.is_terminal), None)
-
-
-async def _find_new_run(state: AppState, experiment_id: str, known: set[str]) -> Run | None:
-    """The run the lost POST created: one listed now that was not before the call. Listed a few times, a
-    moment apart, since a run just created may not be listed at once; any read error counts as not seen."""
-    for attempt in range(RECONCILE_READS):
-        if attempt:
-            await state.clock.sleep(RECONCILE_PAUSE_S)
-        try:
-            runs = (await state.client.list_runs(experiment_id=experiment_id, limit=ACTIVE_SCANNED)).data
-        except RetabError:
-            continue
-        new = [run for run in runs if run.id not in known]
-        if new:
-            return new[0]  # newest first: with several, the most recent is this call's
-    return None
+async def _recent_runs(client: RetabClient, experiment_id: str) -> list[Run]:
+    return (await client.list_runs(experiment_id=experiment_id, limit=RECENT_SCANNED)).data
 
 
 def _nothing_seen(experiment_id: str, error: RetabError) -> str:
     return (
         f"The start of a run of experiment {experiment_id!r} may or may not have reached Retab "
         f"({explain(error, '').rstrip('.')}), and no new run was listed afterwards. Before trying again, check "
-        f"with {names.LIST_RUNS}(experiment_id='{experiment_id}'): start again only if no run appeared."
+        f"with {names.LIST_RUNS}(experiment_id='{experiment_id}'): start again only if no run appeared (a start "
+        "from this server looks for it first)."
     )
+
+
+async def _active_run(client: RetabClient, experiment_id: str) -> Run | None:
+    return next((run for run in await _recent_runs(client, experiment_id) if not run.lifecycle.is_terminal), None)
 
 
 def register(server: RetabServer) -> None:

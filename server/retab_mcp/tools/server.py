@@ -35,7 +35,8 @@ from ..clock import Clock, RealClock
 from ..config import Settings
 from ..redaction import Redactor
 from ..watch.schedule import Schedule
-from ..watch.sharing import RedisHub
+from ..watch.sharing import RedisHub, Signer
+from ..watch.starts import StartGate
 from ..watch.watcher import running_watcher
 from . import apps, compare, descriptions, experiments, lists, metrics, names, runs, sdk_compat, triage, waiting
 from .callers import Callers, partition_name
@@ -175,7 +176,8 @@ async def start_sharing(settings: Settings, group: anyio.abc.TaskGroup) -> Redis
     if not settings.redis_url:
         return None
     replica = settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
-    hub = RedisHub(settings.redis_url, replica)
+    assert settings.partition_secret is not None  # Settings requires it with Redis
+    hub = RedisHub(settings.redis_url, replica, Signer(settings.partition_secret.encode()))
     hub.connect()
     await group.start(hub.run)
     return hub
@@ -201,7 +203,8 @@ def build_server(
         async with anyio.create_task_group() as group:
             hub = await start_sharing(settings, group)
             secret = settings.partition_secret.encode() if settings.partition_secret else None
-            own = hub.partition(partition_name(secret, settings.api_key or "")) if hub and secret else None
+            own_partition = partition_name(secret, settings.api_key or "") if secret else "own"
+            own = hub.partition(own_partition) if hub else None
             async with (
                 RetabClient(settings, transport=transport, retry=retry) as client,
                 running_watcher(client, the_clock, schedule=schedule, stop=stop, sharing=own) as watcher,
@@ -212,7 +215,8 @@ def build_server(
                         settings, the_clock, group, transport=transport, schedule=schedule, stop=stop, hub=hub
                     )
                     group.start_soon(callers.sweep)
-                state = AppState(client, the_clock, settings, watcher, Redactor(settings.secrets), callers, hub)
+                starts = StartGate(partition=own_partition, hub=hub)
+                state = AppState(client, the_clock, settings, watcher, Redactor(settings.secrets), starts, callers, hub)
                 assert isinstance(server, RetabServer)
                 server.state = state
                 try:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 NAME_MAX = 48  # an experiment name: 25 rows of them come in one page
 REASON_MAX = 120
 
-StartOutcome = Literal["started", "found_after_lost_answer", "already_running", "declined"]
+StartOutcome = Literal["started", "found_after_lost_answer", "already_running", "ambiguous", "declined"]
 
 
 class ExperimentRow(BaseModel):
@@ -56,7 +57,8 @@ class StartResult(BaseModel):
     started: bool = Field(description="True when this call started a run.")
     outcome: StartOutcome = Field(
         description="started; found_after_lost_answer (the API's answer was lost, the run was found by listing); "
-        "already_running (another run of the experiment is going: none started); declined (the person said no)."
+        "already_running (another run of the experiment is going: none started); ambiguous (the answer was lost "
+        "and several runs appeared meanwhile, see appeared_run_ids: none is claimed); declined (the person said no)."
     )
     experiment_id: str
     run_id: str | None
@@ -70,6 +72,10 @@ class StartResult(BaseModel):
     cancel_reason: str | None
     n_consensus: int | None = None
     wait_call: str | None = Field(description=f"The exact {names.WAIT_RUN} call for this run.")
+    appeared_run_ids: list[str] | None = Field(
+        default=None,
+        description="When ambiguous: the runs that appeared while the answer was lost, one of them this start's.",
+    )
     hint: str
 
 
@@ -126,8 +132,27 @@ def experiment_view(experiment: Experiment, runs: list[Run]) -> ExperimentView:
 
 
 def start_result(
-    experiment_id: str, run: Run | None, now: datetime, *, outcome: StartOutcome, note: str = ""
+    experiment_id: str,
+    run: Run | None,
+    now: datetime,
+    *,
+    outcome: StartOutcome,
+    note: str = "",
+    appeared: Sequence[Run] = (),
 ) -> StartResult:
+    if outcome == "ambiguous":
+        ids = [r.id for r in appeared]
+        return StartResult(
+            started=False,
+            outcome=outcome,
+            experiment_id=experiment_id,
+            **dict.fromkeys(RUN_KEYS),
+            wait_call=None,
+            appeared_run_ids=ids,
+            hint=f"The API's answer was lost and {len(ids)} runs of the experiment appeared meanwhile: "
+            f"{', '.join(ids)}. One is this start's, the others someone else's (e.g. from the dashboard); none is "
+            f"claimed. Do not start again: look at them with {names.GET_RUN} and keep the one you need.",
+        )
     if run is None:
         return StartResult(
             started=False,
@@ -139,6 +164,7 @@ def start_result(
         )
     summary = summarize(run, now)
     wait_call = f"{names.WAIT_RUN}(run_id='{run.id}', timeout_s=45)"
+    note = note or _start_note(outcome, run)
     return StartResult(
         started=outcome in ("started", "found_after_lost_answer"),
         outcome=outcome,
@@ -149,7 +175,26 @@ def start_result(
     )
 
 
+def start_data(result: StartResult) -> dict[str, object]:
+    """The structured content: every published key; the runs that appeared only when there are some."""
+    return result.model_dump(mode="json", exclude={"appeared_run_ids"} if result.appeared_run_ids is None else None)
+
+
+def _start_note(outcome: StartOutcome, run: Run) -> str:
+    match outcome:
+        case "started":
+            return "Started."
+        case "found_after_lost_answer":
+            return "The API's answer was lost; this run appeared meanwhile."
+        case "already_running":
+            return f"{run.id} is {run.status}; wait for it, or pass allow_concurrent=true to start another."
+        case _:
+            return ""
+
+
 def render_start(result: StartResult) -> str:
+    if result.outcome == "ambiguous":
+        return f"Not claimed (ambiguous): {result.hint}"
     if result.run_id is None:
         return f"Not started ({result.outcome}): {result.hint}"
     head = {

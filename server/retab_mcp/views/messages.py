@@ -22,6 +22,7 @@ from ..api.errors import (
     RetabError,
     ServerStoppingError,
 )
+from ..watch.starts import StartRefusedError
 
 
 def explain(error: RetabError, run_id: str, subject: str | None = None) -> str:
@@ -30,6 +31,8 @@ def explain(error: RetabError, run_id: str, subject: str | None = None) -> str:
     match error:
         case MissingAPIKeyError() | ServerStoppingError():
             return str(error)
+        case StartRefusedError():
+            return f"Nothing was started: {error}. Call again in a moment."
         case InvalidIdError():
             return f"Invalid {error.kind}: {error} Check the id and call again."
         case NotFoundError() if subject is not None:

@@ -11,10 +11,18 @@ holder that dies is so replaced about `LEASE_MARGIN_S` after the poll it missed,
 When Redis cannot be reached each replica polls on its own (as a single server does), says so once in
 its log, counts it in `retab_mcp_redis_fallbacks`, and tries Redis again every `RETRY_S`: agents see no
 error, only more requests to the API.
+
+What is published is what the holder read: a state of the run, or the error that ended its watch (the run
+is not found, the key is refused), so that every replica answers a caller the same way. Redis is trusted to
+carry messages, not to write them: each one is sealed with an HMAC under RETAB_MCP_PARTITION_SECRET over the
+key or channel it belongs to (`Signer`), and a replica drops what fails the seal, what names another run or
+another partition than its channel (a replay), and a state read at a time still to come.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 from collections import OrderedDict
@@ -34,6 +42,7 @@ STATE_TTL_S = 3600
 RETRY_S = 5.0
 PAYLOADS_KEPT = 10_000  # the last state heard for each run, most recent first
 REDIS_TIMEOUT_S = 0.5  # a Redis slower than this is as good as down: polling alone is the safe side
+FUTURE_SKEW_S = 5.0  # a message read later than this from now (by this replica's clock) is a forgery
 
 # Renew the lease if this replica holds it, take it if nobody does; else say how long it has to run.
 # -1: renewed, -2: taken (a change of holder), n >= 0: another replica holds it for n more ms.
@@ -45,8 +54,45 @@ return math.max(redis.call('PTTL', KEYS[1]), 0)
 """
 _PUBLISH = """
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return redis.call('PUBLISH', KEYS[2], ARGV[1])
+return redis.call('PUBLISH', KEYS[2], ARGV[3])
 """
+
+
+class Signer:
+    """Seals what replicas leave in Redis with an HMAC-SHA256 under their shared secret, bound to where it is
+    left (a key or a channel), so that a message copied to another run or partition fails to open."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _mac(self, where: str, body: str) -> str:
+        return hmac.new(self._secret, f"{where}\n{body}".encode(), hashlib.sha256).hexdigest()
+
+    def seal(self, where: str, payload: dict[str, Any]) -> str:
+        body = json.dumps(payload, separators=(",", ":"))
+        return json.dumps({"body": body, "mac": self._mac(where, body)}, separators=(",", ":"))
+
+    def open(self, where: str, sealed: str) -> dict[str, Any] | None:
+        """The payload, or None for anything that is not a message sealed for `where`."""
+        try:
+            outer: Any = json.loads(sealed)
+            body, mac = outer["body"], outer["mac"]
+            if not isinstance(body, str) or not isinstance(mac, str):
+                return None
+            if not hmac.compare_digest(mac, self._mac(where, body)):
+                return None
+            payload: Any = json.loads(body)
+        except (ValueError, TypeError, KeyError):
+            return None
+        return cast(dict[str, Any], payload) if isinstance(payload, dict) else None
+
+
+def names_run(payload: dict[str, Any], run_id: str) -> bool:
+    """Whether an opened message is about `run_id` (a state of another run is a replay, dropped)."""
+    run: Any = payload.get("run")
+    if payload.get("run_id") != run_id:
+        return False
+    return run is None or (isinstance(run, dict) and cast(dict[str, Any], run).get("id") == run_id)
 
 
 class PollSharing(Protocol):
@@ -56,12 +102,17 @@ class PollSharing(Protocol):
         """None: this replica polls the run now. Else: seconds until the holder's lease ends."""
         ...
 
-    async def publish(self, run_id: str, state: dict[str, Any]) -> None: ...
+    async def publish(self, run_id: str, message: dict[str, Any]) -> None:
+        """Tell the other replicas what was read of the run: {"run": ...} or {"error": ...}, with
+        "read_wall_t" (epoch seconds)."""
+        ...
 
-    async def latest(self, run_id: str) -> dict[str, Any] | None: ...
+    async def latest(self, run_id: str) -> dict[str, Any] | None:
+        """The last message another replica published about the run, opened and checked; None if none."""
+        ...
 
     def published(self, run_id: str) -> anyio.Event:
-        """An event set at the next state published for the run, by any replica."""
+        """An event set at the next message published for the run, by any replica."""
         ...
 
 
@@ -71,12 +122,12 @@ class RedisHub:
 
     url: str
     replica_id: str
+    signer: Signer
     _redis: Any = None
     _events: dict[str, anyio.Event] = field(default_factory=dict[str, anyio.Event])
     _payloads: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict[str, dict[str, Any]])
     _down_until: float = float("-inf")
     _down: bool = False
-    ops: int = 0  # commands sent, for the benchmark's Redis operations per poll
 
     def connect(self) -> None:
         from redis.asyncio import Redis
@@ -84,6 +135,11 @@ class RedisHub:
         self._redis = cast(Any, Redis).from_url(
             self.url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S, decode_responses=True
         )
+
+    @property
+    def client(self) -> Any:
+        """redis-py's client, for what else replicas share through Redis (the start locks, watch/starts.py)."""
+        return self._redis
 
     @property
     def where(self) -> str:
@@ -104,7 +160,7 @@ class RedisHub:
         return None
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Listen to every published state until cancelled; on a lost connection, listen again."""
+        """Listen to every message published until cancelled; on a lost connection, listen again."""
         task_status.started()
         while True:
             try:
@@ -122,13 +178,10 @@ class RedisHub:
                 await anyio.sleep(RETRY_S)
 
     def _deliver(self, channel: str, data: str) -> None:
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(payload, dict) or cast(dict[str, Any], payload).get("by") == self.replica_id:
-            return  # this replica's own poll: its waiters have it already
-        self._payloads[channel] = cast(dict[str, Any], payload)
+        payload = self.signer.open(channel, data)
+        if payload is None or payload.get("by") == self.replica_id:
+            return  # not sealed for this channel; or this replica's own poll: its waiters have it already
+        self._payloads[channel] = payload
         self._payloads.move_to_end(channel)
         while len(self._payloads) > PAYLOADS_KEPT:
             self._payloads.popitem(last=False)
@@ -150,13 +203,11 @@ class RedisHub:
         return not self._down or anyio.current_time() >= self._down_until
 
     async def call(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        self.ops += 1
         result = await self._redis.eval(script, len(keys), *keys, *args)
         self._up()
         return result
 
     async def get(self, key: str) -> str | None:
-        self.ops += 1
         value = await self._redis.get(key)
         self._up()
         return value
@@ -206,35 +257,33 @@ class PartitionSharing:
             telemetry.LEASE_CHANGES.inc()
         return None if answer < 0 else answer / 1000
 
-    async def publish(self, run_id: str, state: dict[str, Any]) -> None:
+    async def publish(self, run_id: str, message: dict[str, Any]) -> None:
         if not self.hub.available:
             return
-        payload = json.dumps({**state, "by": self.hub.replica_id}, separators=(",", ":"))
+        payload = {**message, "run_id": run_id, "by": self.hub.replica_id}
+        state_key, channel = self._key("state", run_id), self._key("run", run_id)
         try:
-            keys = [self._key("state", run_id), self._key("run", run_id)]
-            await self.hub.call(_PUBLISH, keys, [payload, STATE_TTL_S])
+            # The stored copy is sealed for its key, the published one for its channel: neither opens elsewhere.
+            args = [self.hub.signer.seal(state_key, payload), STATE_TTL_S, self.hub.signer.seal(channel, payload)]
+            await self.hub.call(_PUBLISH, [state_key, channel], args)
         except Exception as error:  # the others will take the lease when it ends, and poll
             self.hub.failed(error)
 
     async def latest(self, run_id: str) -> dict[str, Any] | None:
-        channel = self._key("run", run_id)
-        heard = self.hub.payload(channel)
-        if heard is not None:
-            return heard
-        if not self.hub.available:
+        found = self.hub.payload(self._key("run", run_id))
+        if found is None and self.hub.available:
+            state_key = self._key("state", run_id)
+            try:
+                stored = await self.hub.get(state_key)
+            except Exception as error:
+                self.hub.failed(error)
+                return None
+            found = self.hub.signer.open(state_key, stored) if stored else None
+            if found is not None and found.get("by") == self.hub.replica_id:
+                return None  # what this replica read itself
+        if found is None or not names_run(found, run_id):
             return None
-        try:
-            stored = await self.hub.get(self._key("state", run_id))
-        except Exception as error:
-            self.hub.failed(error)
-            return None
-        try:
-            found: Any = json.loads(stored) if stored else None
-        except ValueError:
-            return None
-        if not isinstance(found, dict) or cast(dict[str, Any], found).get("by") == self.hub.replica_id:
-            return None  # nothing, or what this replica read itself
-        return cast(dict[str, Any], found)
+        return found
 
     def published(self, run_id: str) -> anyio.Event:
         return self.hub.event_for(self._key("run", run_id))

@@ -14,23 +14,34 @@ ends every wait on the run after three in a row (a run just created may not be r
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import cast
 
 import anyio
 import anyio.abc
 
 from .. import telemetry
 from ..api.client import RetabClient, call_deadline
-from ..api.errors import APITimeoutError, Disposition, RateLimitError, RetabError, ServerStoppingError, disposition
+from ..api.errors import (
+    APIStatusError,
+    APITimeoutError,
+    Disposition,
+    RateLimitError,
+    RetabError,
+    ServerStoppingError,
+    disposition,
+    status_error,
+)
 from ..api.models import Run
 from ..clock import Clock
 from .schedule import Pace, PollSchedule, Schedule
-from .sharing import LEASE_MARGIN_S, PollSharing
+from .sharing import FUTURE_SKEW_S, LEASE_MARGIN_S, PollSharing
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +51,7 @@ NOT_FOUND_LIMIT = 3
 SHUTDOWN_MESSAGE = "the server is shutting down; call again once it is back"
 SILENT_WARNING_S = 1.0  # a request in flight this long at a deadline is worth a warning
 WATCHES_KEPT = 1_000  # idle watches remembered (state, pace, next poll), most recent first
+SHARED_ERROR_FRESH_S = 30.0  # an error another replica read longer ago than this ended an earlier wait, not this one
 
 
 @dataclass(frozen=True)
@@ -238,8 +250,8 @@ class RunWatcher:
                         watch.notify()
                         continue
                     await self._poll(watch)
-                    if self.sharing is not None and watch.run is not None and watch.last_error is None:
-                        await self.sharing.publish(watch.run_id, self._shared_state(watch.run))
+                    if self.sharing is not None:
+                        await self._share(watch, self.sharing)
                     watch.notify()
             finally:
                 if watch.loop is scope:  # not yet replaced by a newer loop
@@ -274,18 +286,30 @@ class RunWatcher:
         return True
 
     async def _adopt(self, watch: Watch, sharing: PollSharing) -> bool:
-        """Take the last state published for the run, if it is newer than the one held."""
+        """Take what another replica last read of the run, if it is newer than what this one holds: a state,
+        or the error that ended its watch. True if something was taken."""
         shared = await sharing.latest(watch.run_id)
         if shared is None:
             return False
+        now = self.clock.now()
+        now_wall = self.clock.wall_at(now).timestamp()
         try:
-            run = Run.model_validate(shared["run"])
             read_wall = float(shared["read_wall_t"])
+            run = Run.model_validate(shared["run"]) if "run" in shared else None
+            error = None if run is not None else shared_error(shared["error"])
         except (KeyError, TypeError, ValueError):
             return False
-        now = self.clock.now()
-        read_t = now - max(0.0, self.clock.wall_at(now).timestamp() - read_wall)  # as this replica's clock has it
+        if read_wall > now_wall + FUTURE_SKEW_S:
+            return False  # read at a time still to come: not a replica's reading
+        read_t = now - max(0.0, now_wall - read_wall)  # as this replica's clock has it
         if watch.read_t is not None and read_t <= watch.read_t:
+            return False
+        if error is not None:
+            if now_wall - read_wall > SHARED_ERROR_FRESH_S:
+                return False  # what ended an earlier wait is not this one's answer
+            watch.fatal = error
+            return True
+        if run is None:
             return False
         if watch.waiters:
             telemetry.POLLS_SAVED.inc(watch.waiters)  # every waiter here has an answer no poll of ours made
@@ -295,10 +319,17 @@ class RunWatcher:
         watch.next_poll_t = max(watch.next_poll_t, lease_ends_t)  # no claim before the holder's lease can end
         return True
 
-    def _shared_state(self, run: Run) -> dict[str, object]:
-        read_t = self._watches[run.id].read_t if run.id in self._watches else None
-        wall = self.clock.wall_at(read_t if read_t is not None else self.clock.now())
-        return {"run": run.model_dump(mode="json", by_alias=True), "read_wall_t": wall.timestamp()}
+    async def _share(self, watch: Watch, sharing: PollSharing) -> None:
+        """Publish what this poll read: a state, or the error that ends every wait on the run."""
+        now_wall = self.clock.wall_at(self.clock.now()).timestamp()
+        if watch.fatal is not None:
+            message: dict[str, object] = {"error": error_to_share(watch.fatal), "read_wall_t": now_wall}
+        elif watch.run is not None and watch.last_error is None and watch.read_t is not None:
+            run = watch.run.model_dump(mode="json", by_alias=True)
+            message = {"run": run, "read_wall_t": self.clock.wall_at(watch.read_t).timestamp()}
+        else:
+            return  # a passing failure: the others keep waiting, and take the poll over if it lasts
+        await sharing.publish(watch.run_id, message)
 
     async def _poll(self, watch: Watch) -> None:
         now = self.clock.now()
@@ -405,6 +436,25 @@ async def wait_for_finish(
     """One wait with a watcher of its own (the command line's `wait`)."""
     async with running_watcher(client, clock, schedule=schedule) as watcher:
         return await watcher.wait(run_id, timeout_s=timeout_s, on_progress=on_progress)
+
+
+def error_to_share(error: RetabError) -> dict[str, object]:
+    """An error that ends every wait on a run, as replicas pass it on: what the API answered."""
+    if isinstance(error, APIStatusError):
+        return {"status": error.status_code, "message": error.message, "request_id": error.request_id}
+    return {"status": None, "message": str(error), "request_id": None}
+
+
+def shared_error(data: object) -> APIStatusError | None:
+    """The error another replica passed on, as if this one had read it; None if it is not one."""
+    if not isinstance(data, dict):
+        return None
+    fields = cast(dict[str, object], data)
+    status, message, request_id = fields.get("status"), fields.get("message"), fields.get("request_id")
+    if not isinstance(status, int) or not 400 <= status < 600 or not isinstance(message, str):
+        return None
+    body = json.dumps({"detail": message[:300]}).encode()
+    return status_error(status, body, request_id=request_id if isinstance(request_id, str) else None)
 
 
 def _progress_message(run: Run) -> str:
