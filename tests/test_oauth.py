@@ -14,14 +14,18 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import anyio
 import httpx2
 import pytest
 from joserfc.jwk import KeySet
 from mcp import Client
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+
+from retab_mcp.simulator.scenario import opaque_id
+from retab_mcp.transports.http import HttpTransport
 
 from .helpers import FINISHED, text_of
 from .processes import listening_port, read_until
@@ -51,8 +55,11 @@ def the_authorization_server_is_installed() -> None:
 
 
 @asynccontextmanager
-async def authorization_server(keys: Path) -> AsyncIterator[str]:
+async def authorization_server(keys: Path, *later: Path) -> AsyncIterator[str]:
+    """oidc-provider signing with `keys`; each POST to /_test/rotate moves on to the next of `later`."""
     command = ["node", str(AUTHORIZATION_SERVER), "--jwks", str(keys)]
+    for more in later:
+        command += ["--next-jwks", str(more)]
     async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
         with anyio.fail_after(30):
             seen = await read_until(process.stdout, b"\n")
@@ -66,22 +73,42 @@ async def authorization_server(keys: Path) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def resource_server(issuer: str) -> AsyncIterator[str]:
+async def resource_server(issuer: str, *flags: str, stderr: bytearray | None = None) -> AsyncIterator[str]:
+    """`retab-mcp --demo` with OAuth and writes on, over streamable HTTP unless `flags` say otherwise."""
     env = {
         **os.environ,
         "RETAB_MCP_OAUTH_ISSUER": issuer,
         "RETAB_MCP_OAUTH_RESOURCE": RESOURCE,
         "RETAB_MCP_ALLOW_WRITES": "1",
     }
-    command = [sys.executable, "-m", "retab_mcp", "--demo", "--transport", "http", "--port", "0"]
+    command = [sys.executable, "-m", "retab_mcp", "--demo", "--transport", "http", "--port", "0", *flags]
     async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=env) as process:
         with anyio.fail_after(30):
-            port, _ = await listening_port(process.stderr)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            await process.wait()
+            port, seen = await listening_port(process.stderr)
+        async with anyio.create_task_group() as group:
+            if stderr is not None:
+                stderr += seen
+                group.start_soon(_drain, process.stderr, stderr)
+            try:
+                yield f"http://127.0.0.1:{port}"
+            finally:
+                process.terminate()
+                await process.wait()
+                group.cancel_scope.cancel()
+
+
+async def _drain(stream: Any, into: bytearray) -> None:
+    async for chunk in stream:
+        into.extend(chunk)
+
+
+def key_set(path: Path, *keys: dict[str, Any]) -> Path:
+    path.write_text(json.dumps({"keys": list(keys)}))
+    return path
+
+
+def new_key(kid: str) -> dict[str, Any]:
+    return KeySet.generate_key_set("RSA", 2048, parameters={"kid": kid}, count=1).as_dict(private=True)["keys"][0]
 
 
 async def token(http: httpx2.AsyncClient, issuer: str, *, scope: str, resource: str = RESOURCE) -> str:
@@ -170,3 +197,160 @@ async def test_tokens_are_held_to_the_authorization_server_s_keys_issuer_audienc
     assert not isinstance(called["writer_cancel"], Exception)
     assert "Nothing to cancel" in text_of(called["writer_cancel"])  # the write scope lets the call through
     assert isinstance(called["reader_cancel"], Exception)  # a read-only token never reaches the tool
+
+
+HTTP_SERVINGS = {transport: ["--transport", transport] for transport in get_args(HttpTransport)}
+HTTP_SERVINGS["http-stateless"] = ["--transport", "http", "--stateless"]
+LONG_RUN = opaque_id("exprun", "long")  # the demo's ten-minute run: still going while the test runs
+TUNED = opaque_id("exp", "invoices-tuned")  # the demo's experiment for the loop, with one run
+
+
+@asynccontextmanager
+async def agent(url: str, serving: str, bearer: str) -> AsyncIterator[Client]:
+    """An agent of the resource server at `url`, over the transport it serves, with `bearer`."""
+    headers = {"Authorization": f"Bearer {bearer}"}
+    if serving == "sse":
+        async with Client(sse_client(f"{url}/sse", headers=headers)) as client:  # type: ignore[arg-type]
+            yield client
+        return
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=20) as http,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client,  # type: ignore[arg-type]
+    ):
+        yield client
+
+
+@pytest.mark.parametrize("serving", sorted(HTTP_SERVINGS))
+async def test_every_transport_refuses_a_read_only_token_the_tools_that_change_a_run(
+    tmp_path: Path, serving: str
+) -> None:
+    """Every way the server serves HTTP (the list is the transports' own, so a new one is held to this too)."""
+    keys = key_set(tmp_path / "jwks.json", new_key("k1"))
+    outcomes: dict[str, Any] = {}
+    async with authorization_server(keys) as issuer, httpx2.AsyncClient(timeout=20) as http:
+        reader = await token(http, issuer, scope="retab:read")
+        async with resource_server(issuer, *HTTP_SERVINGS[serving]) as url:
+            for tool, arguments in (
+                ("cancel_experiment_run", {"run_id": LONG_RUN}),
+                ("start_experiment_run", {"experiment_id": TUNED}),
+            ):
+                try:
+                    with anyio.fail_after(20):
+                        async with agent(url, serving, reader) as client:
+                            outcomes[tool] = await client.call_tool(tool, arguments)
+                except Exception as error:  # refused at the HTTP layer: the call ends with it
+                    outcomes[tool] = error
+            with anyio.fail_after(20):
+                async with agent(url, serving, reader) as client:
+                    after = await client.call_tool("get_experiment_run", {"run_id": LONG_RUN})
+                    runs = await client.call_tool("list_experiment_runs", {"experiment_id": TUNED})
+    for tool, outcome in outcomes.items():
+        refused = isinstance(outcome, Exception) or outcome.is_error
+        assert refused, (tool, outcome)
+    assert (after.structured_content or {})["status"] == "running"
+    assert len((runs.structured_content or {})["runs"]) == 1  # the demo's one run of it: none was started
+
+
+def forged_with_kid(jwt: str, kid: str) -> str:
+    """`jwt` with another key id in its header: no key of the authorization server's signed it."""
+    head, payload, signature = jwt.split(".")
+    header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    header["kid"] = kid
+    forged = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    return f"{forged}.{payload}.{signature}"
+
+
+async def jwks_fetches(http: httpx2.AsyncClient, issuer: str) -> int:
+    return int((await http.get(f"{issuer}/_test/stats")).json()["jwks"])
+
+
+async def test_a_rotated_signing_key_is_accepted_at_once_made_up_key_ids_cost_one_fetch_and_an_outage_no_500(
+    tmp_path: Path,
+) -> None:
+    first, second, third = new_key("k1"), new_key("k2"), new_key("k3")
+    keys = key_set(tmp_path / "1.json", first)
+    rotated = key_set(tmp_path / "2.json", second, first)
+    rotated_again = key_set(tmp_path / "3.json", third, second, first)
+    status: dict[str, int] = {}
+    fetches: dict[str, int] = {}
+    stderr = bytearray()
+    async with (
+        authorization_server(keys, rotated, rotated_again) as issuer,
+        httpx2.AsyncClient(timeout=20) as http,
+        resource_server(issuer, stderr=stderr) as url,
+    ):
+        old = await token(http, issuer, scope="retab:read")
+        status["before_rotation"] = (await initialize(http, url, old)).status_code
+        fetches["before_rotation"] = await jwks_fetches(http, issuer)
+        await http.post(f"{issuer}/_test/rotate")
+        new = await token(http, issuer, scope="retab:read")
+        status["new_key"] = (await initialize(http, url, new)).status_code
+        status["old_key_after_rotation"] = (await initialize(http, url, old)).status_code
+        fetches["after_rotation"] = await jwks_fetches(http, issuer)
+        made_up = [(await initialize(http, url, forged_with_kid(new, f"made-up-{i}"))).status_code for i in range(30)]
+        fetches["after_made_up_ids"] = await jwks_fetches(http, issuer)
+        await http.post(f"{issuer}/_test/outage?on=1")
+        await http.post(f"{issuer}/_test/rotate")
+        newest = await token(http, issuer, scope="retab:read")
+        status["unknown_key_in_outage"] = (await initialize(http, url, newest)).status_code
+        status["known_key_in_outage"] = (await initialize(http, url, new)).status_code
+    assert status == {
+        "before_rotation": 200,
+        "new_key": 200,  # one fetch of the JWKS, at once: no 401 for ten minutes
+        "old_key_after_rotation": 200,
+        "unknown_key_in_outage": 401,  # cannot be verified: refused, never a 500
+        "known_key_in_outage": 200,  # the keys held go on serving
+    }
+    assert fetches["after_rotation"] == fetches["before_rotation"] + 1
+    assert set(made_up) == {401}
+    assert fetches["after_made_up_ids"] == fetches["after_rotation"]  # at most one fetch per 30 s, for all
+    assert b"Traceback" not in stderr
+
+
+async def test_keys_held_serve_through_an_outage_after_they_expire_and_are_fetched_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    """The verifier in this process on a clock of the test's, against the real authorization server: the
+    keys' lifetime (ten minutes) passes without waiting for it."""
+    from retab_mcp.transports.oauth import JWKS_TTL_S, REFETCH_AT_MOST_EVERY_S, JwtVerifier, OAuthSettings
+
+    now = [0.0]
+    keys = key_set(tmp_path / "1.json", new_key("k1"))
+    rotated = key_set(tmp_path / "2.json", new_key("k2"), json.loads(keys.read_text())["keys"][0])
+    async with authorization_server(keys, rotated) as issuer, httpx2.AsyncClient(timeout=20) as http:
+        verifier = JwtVerifier(OAuthSettings(issuer=issuer, resource=RESOURCE), monotonic=lambda: now[0])
+        old = await token(http, issuer, scope="retab:read")
+        assert await verifier.verify_token(old) is not None
+        await http.post(f"{issuer}/_test/outage?on=1")
+        now[0] += JWKS_TTL_S + 1  # the keys held are stale, and the authorization server is down
+        stale_but_served = await verifier.verify_token(old)
+        await http.post(f"{issuer}/_test/rotate")
+        new = await token(http, issuer, scope="retab:read")
+        during_outage = await verifier.verify_token(new)
+        await http.post(f"{issuer}/_test/outage?on=0")
+        too_soon = await verifier.verify_token(new)  # the last try was a moment ago
+        now[0] += REFETCH_AT_MOST_EVERY_S + 1
+        after_outage = await verifier.verify_token(new)
+    assert stale_but_served is not None
+    assert during_outage is None and too_soon is None
+    assert after_outage is not None and after_outage.scopes == ["retab:read"]
+
+
+async def test_a_write_tool_checks_the_scope_itself_on_a_path_that_skips_the_http_gate() -> None:
+    """In process there is no HTTP layer and no token at all: the tool refuses, the run goes on."""
+    from retab_mcp.config import Settings
+    from retab_mcp.simulator import SimulatedRetab
+    from retab_mcp.simulator.clock import VirtualClock
+    from retab_mcp.tools.server import build_server
+
+    from .helpers import SIM_URL, TEST_KEY
+
+    sim = SimulatedRetab(clock=VirtualClock(start=1_000.0))
+    running = sim.add_run(duration_s=600)
+    settings = Settings(
+        api_key=TEST_KEY, base_url=SIM_URL, allow_writes=True, oauth_issuer="https://as.test", oauth_resource=RESOURCE
+    )
+    async with Client(build_server(settings, transport=httpx2.ASGITransport(app=sim))) as client:
+        refused = await client.call_tool("cancel_experiment_run", {"run_id": running})
+    assert refused.is_error and "retab:write" in text_of(refused)
+    assert not any(r.method == "POST" for r in sim.requests)

@@ -19,3 +19,4 @@ GET_EXPERIMENT = "get_experiment"
 DOCUMENT_SCORES = "get_run_document_scores"  # for the run view alone: listed only to hosts that render it
 
 WAITS = frozenset({WAIT_RUN, WAIT_RUNS})  # bounded by their own timeout_s, not the call deadline
+WRITES = frozenset({START, CANCEL})  # offered with RETAB_MCP_ALLOW_WRITES; with OAuth, need the write scope

@@ -149,9 +149,25 @@ class RetabServer(MCPServer[AppState]):
         except ToolError:
             return self.redact  # no key: the call fails with that, and there is no caller's key to hide
 
+    def _check_write_scope(self, name: str, context: Context[AppState, Any] | None) -> None:
+        """With OAuth, a tool that changes something needs the write scope, whatever the transport. The HTTP
+        layer refuses such calls with a 403 first (transports/oauth.py); this holds for any path it misses."""
+        settings = self.retab_settings
+        if not settings.oauth_issuer or name not in names.WRITES:
+            return
+        request = context.request_context.request if context is not None else None
+        user = getattr(request, "scope", {}).get("user") if request is not None else None
+        scopes = getattr(user, "scopes", None)
+        if not isinstance(scopes, list) or settings.oauth_write_scope not in scopes:
+            raise ToolError(
+                f"{name} changes a run, so it needs an access token with the {settings.oauth_write_scope} scope; this "
+                "one has only the read scope. Ask the authorization server for that scope, or ask the user to."
+            )
+
     async def _call_within_deadline(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None
     ) -> CallToolResult | InputRequiredResult:
+        self._check_write_scope(name, context)
         deadline = None if name in names.WAITS else self.retab_settings.call_deadline_s
         try:
             with (

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__, telemetry
 from ..config import Settings
+from ..tools import names
 from .answers import send_json
 from .caller_keys import CallerKeyGate
 from .connections import default_max_connections, guarded_protocol
@@ -183,7 +184,8 @@ def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) 
         streams = OpenStreams(_with_write_scope(sdk_app, server, settings))
         app: Any = streams if table is None else StreamableHttpSessions(streams, table)
     else:
-        sse_app = ClosedSessionGuard(server.sse_app(host=options.host, transport_security=sdk_checks))
+        sdk_sse = server.sse_app(host=options.host, transport_security=sdk_checks)
+        sse_app = ClosedSessionGuard(_with_write_scope(sdk_sse, server, settings))
         streams = OpenStreams(sse_app)
         assert table is not None
         app = SseSessions(sse_app, table, streams)
@@ -224,11 +226,12 @@ def _redis_reachable(server: MCPServer[Any]) -> ReadyCheck:
 
 
 def _with_write_scope(app: Any, server: MCPServer[Any], settings: Settings) -> Any:
-    """With OAuth and the write tools on, their calls need the write scope too (oauth.py)."""
+    """With OAuth and the write tools on, their calls need the write scope too (oauth.py). Every transport's
+    app goes through here: test_oauth.py holds each of them to it."""
     verifier = getattr(server, "token_verifier", None)
     if not isinstance(verifier, JwtVerifier) or not settings.allow_writes:
         return app
-    return WriteScopeGate(app, verifier, frozenset({"start_experiment_run", "cancel_experiment_run"}))
+    return WriteScopeGate(app, verifier, names.WRITES)
 
 
 def _url_host(host: str) -> str:
