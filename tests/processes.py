@@ -36,16 +36,29 @@ async def listening_port(stream: ByteReceiveStream | None) -> tuple[int, bytes]:
 
 
 @asynccontextmanager
-async def serve(*flags: str, env: dict[str, str] | None = None, demo: bool = True) -> AsyncIterator[int]:
+async def serve(
+    *flags: str, env: dict[str, str] | None = None, demo: bool = True, stderr: bytearray | None = None
+) -> AsyncIterator[int]:
     """A `--demo` server process (without `demo`: the API `env` names) with `flags`; yields the port it
-    listens on, and ends it on exit."""
+    listens on, and ends it on exit. With `stderr`, all it writes there is kept in it."""
     command = [sys.executable, "-m", "retab_mcp", *(["--demo"] if demo else []), "--port", "0", *flags]
     full_env = {**os.environ, **env} if env else None
     async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=full_env) as process:
         with anyio.fail_after(30):  # the server says when it listens, and on which port; no guessing
-            port, _ = await listening_port(process.stderr)
-        try:
-            yield port
-        finally:
-            process.terminate()
-            await process.wait()
+            port, seen = await listening_port(process.stderr)
+        async with anyio.create_task_group() as group:
+            if stderr is not None:
+                stderr += seen
+                group.start_soon(_keep, process.stderr, stderr)
+            try:
+                yield port
+            finally:
+                process.terminate()
+                await process.wait()
+                group.cancel_scope.cancel()
+
+
+async def _keep(stream: ByteReceiveStream | None, into: bytearray) -> None:
+    assert stream is not None
+    async for chunk in stream:
+        into.extend(chunk)

@@ -354,3 +354,19 @@ async def test_a_write_tool_checks_the_scope_itself_on_a_path_that_skips_the_htt
         refused = await client.call_tool("cancel_experiment_run", {"run_id": running})
     assert refused.is_error and "retab:write" in text_of(refused)
     assert not any(r.method == "POST" for r in sim.requests)
+
+
+async def test_nested_json_posted_with_or_without_a_token_gets_a_4xx_and_never_a_traceback(tmp_path: Path) -> None:
+    keys = key_set(tmp_path / "jwks.json", new_key("k1"))
+    stderr = bytearray()
+    deep = b"[" * 100_000
+    headers = {**ACCEPT, "content-type": "application/json"}
+    async with authorization_server(keys) as issuer, httpx2.AsyncClient(timeout=20) as http:
+        reader = await token(http, issuer, scope="retab:read")
+        async with resource_server(issuer, stderr=stderr) as url:
+            without = [await http.post(f"{url}/mcp", content=deep, headers=headers) for _ in range(5)]
+            bearer = {**headers, "Authorization": f"Bearer {reader}"}
+            with_token = [await http.post(f"{url}/mcp", content=deep, headers=bearer) for _ in range(5)]
+    assert {a.status_code for a in without} == {401}  # asked for a token before the body is read
+    assert {a.status_code // 100 for a in with_token} == {4}, [a.status_code for a in with_token]
+    assert b"Traceback" not in stderr

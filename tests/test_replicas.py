@@ -4,6 +4,7 @@ redis-server, nginx and `--stateless` replicas): sharing, a lease holder that di
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -40,12 +41,16 @@ def the_parts_are_here() -> None:
         pytest.skip(missing)
 
 
-async def with_deployment(tmp_path: Path, body: Callable[[SimulatedRetab, Deployment], Awaitable[None]]) -> None:
+async def with_deployment(
+    tmp_path: Path,
+    body: Callable[[SimulatedRetab, Deployment], Awaitable[None]],
+    env: dict[str, str] | None = None,
+) -> None:
     sim = SimulatedRetab(clock=RealClock())
     async with anyio.create_task_group() as group:
         api = LoopbackAPI(sim, group)
         api.start()
-        async with deployment(tmp_path, api.url, TEST_KEY) as deployed:
+        async with deployment(tmp_path, api.url, TEST_KEY, env=env) as deployed:
             await body(sim, deployed)
         await api.stop()
         group.cancel_scope.cancel()
@@ -195,3 +200,115 @@ async def test_without_redis_each_replica_polls_alone_and_agents_see_no_error(tm
         assert ready.status_code == 503 and "redis" in ready.json()
 
     await with_deployment(tmp_path, body)
+
+
+def posts(sim: SimulatedRetab) -> int:
+    return sum(1 for r in sim.requests if r.method == "POST" and r.path.endswith("/experiments/runs"))
+
+
+async def call_through_nginx(deployed: Deployment, tool: str, arguments: dict[str, Any], **http: Any) -> CallToolResult:
+    async with deployed.http(timeout=60, **http) as client, deployed.agent(client) as agent:
+        return await agent.call_tool(tool, arguments)
+
+
+async def test_twenty_starts_of_one_experiment_across_three_replicas_make_one_run_and_all_name_it(
+    tmp_path: Path,
+) -> None:
+    async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
+        experiment = sim.add_experiment("crowd", documents=12)
+        results: list[CallToolResult] = []
+
+        async def start() -> None:
+            results.append(await call_through_nginx(deployed, "start_experiment_run", {"experiment_id": experiment}))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as agents:
+                for _ in range(20):  # round robin over the three replicas
+                    agents.start_soon(start)
+        data = [result.structured_content or {} for result in results]
+        runs = [r.id for r in sim.world.runs if r.experiment.id == experiment]
+        assert not any(result.is_error for result in results), [r.content for r in results if r.is_error]
+        assert posts(sim) == 1 and len(runs) == 1
+        assert {d["run_id"] for d in data} == set(runs)
+        assert sorted(d["outcome"] for d in data) == ["already_running"] * 19 + ["started"]
+
+    await with_deployment(tmp_path, body, env={"RETAB_MCP_ALLOW_WRITES": "1"})
+
+
+async def test_with_redis_down_a_replica_refuses_to_start_rather_than_risk_a_second_run(tmp_path: Path) -> None:
+    async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
+        experiment = sim.add_experiment("no-redis", documents=12)
+        await deployed.stop_redis()
+        with anyio.fail_after(30):
+            result = await call_through_nginx(deployed, "start_experiment_run", {"experiment_id": experiment})
+        assert result.is_error and "Redis" in str(result.content) and "Nothing was started" in str(result.content)
+        assert posts(sim) == 0
+
+    await with_deployment(tmp_path, body, env={"RETAB_MCP_ALLOW_WRITES": "1"})
+
+
+async def test_a_state_forged_or_replayed_in_redis_is_never_shown_to_an_agent(tmp_path: Path) -> None:
+    async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
+        from redis.asyncio import Redis
+
+        done = sim.add_run(duration_s=2, documents=2)
+        going = sim.add_run(duration_s=600, documents=10)
+        partition = partition_name(PARTITION_SECRET.encode(), TEST_KEY)
+        redis: Any = Redis(unix_socket_path=str(deployed.directory / "redis.sock"), decode_responses=True)
+        with anyio.fail_after(30):
+            finished = await call_through_nginx(deployed, "wait_for_run", {"run_id": done, "timeout_s": 10})
+            assert (finished.structured_content or {})["status"] == "completed"
+            genuine = await redis.get(f"retab-mcp:state:{partition}:{done}")
+            assert genuine, "the replicas shared the finished run's state"
+            watching = await call_through_nginx(deployed, "wait_for_run", {"run_id": going, "timeout_s": 1})
+            assert (watching.structured_content or {})["status"] == "running"
+            completed = {"id": going, "lifecycle": {"status": "completed"}}
+            unsigned = json.dumps({"run": completed, "read_wall_t": time.time() + 600, "by": "x"})  # "read" later
+            for forged in (unsigned, genuine):  # made up; and a sealed state of another run, replayed
+                shown: list[CallToolResult] = []
+                polling = polled(sim, going, len(polls_of(sim, going)) + 2)
+
+                async def waits(into: list[CallToolResult] = shown) -> None:
+                    into.append(await call_through_nginx(deployed, "wait_for_run", {"run_id": going, "timeout_s": 4}))
+
+                async with anyio.create_task_group() as agents:
+                    for _ in range(3):  # round robin: every replica waits on it
+                        agents.start_soon(waits)
+                    await polling.wait()  # the replicas watch the run: now the forgery comes
+                    await redis.set(f"retab-mcp:state:{partition}:{going}", forged)
+                    await redis.publish(f"retab-mcp:run:{partition}:{going}", forged)
+                assert [(r.structured_content or {}).get("status") for r in shown] == ["running"] * 3
+                assert all((r.structured_content or {}).get("run_id") == going for r in shown)
+        await redis.aclose()
+
+    await with_deployment(tmp_path, body)
+
+
+async def test_with_per_user_keys_every_replica_tells_a_tenant_another_tenant_s_run_is_not_found(
+    tmp_path: Path,
+) -> None:
+    """Tenant B's waits on tenant A's run land on several replicas at once: the one that polls gets B's 404s,
+    and the others, which do not poll, must answer B the same, not time out waiting for a state."""
+    key_a, key_b = "sk_live_orgA_0123456789abcdefSECRET", "sk_live_orgB_9876543210fedcbaSECRET"
+
+    async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
+        run_a = sim.add_run(duration_s=120, documents=5)
+        sim.owners[run_a] = key_a
+        answers: list[tuple[float, CallToolResult]] = []
+
+        async def b_waits() -> None:
+            started = time.monotonic()
+            result = await call_through_nginx(
+                deployed, "wait_for_run", {"run_id": run_a, "timeout_s": 15}, headers={"X-Retab-Api-Key": key_b}
+            )
+            answers.append((time.monotonic() - started, result))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as agents:
+                for _ in range(6):  # two on each replica
+                    agents.start_soon(b_waits)
+        for took, result in answers:
+            assert result.is_error and f"No experiment run '{run_a}' was found" in str(result.content), result.content
+            assert took < 10, took  # told at once, not at the end of the wait
+
+    await with_deployment(tmp_path, body, env={"RETAB_MCP_PER_USER_KEYS": "1", "RETAB_API_KEY": ""})

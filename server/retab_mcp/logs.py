@@ -18,35 +18,36 @@ from .redaction import Redactor
 
 CLIENT_MISTAKES = ("Unknown prompt",)
 
-# Secrets learnt while serving (with per-user keys, each caller's key): redacted from every record too.
-_learnt: set[str] = set()
+# Secrets learnt while serving (with per-user keys, each caller's key, while its partition is open): redacted
+# from every record too. One redactor for all of them, whose cost does not grow with their number.
+_learnt = Redactor()
 
 
 def redact_in_logs(secret: str) -> None:
-    """Add a secret to what no log record may carry, from now on."""
+    """Add a secret to what no log record may carry, until it is forgotten."""
     _learnt.add(secret)
+
+
+def forget_in_logs(secret: str) -> None:
+    """The secret is no longer in use (its caller's partition closed): stop looking for it."""
+    _learnt.forget(secret)
 
 
 class RedactSecrets(logging.Filter):
     def __init__(self, secrets: Iterable[str | None]) -> None:
         super().__init__()
-        self._given = [s for s in secrets if s]
-        self._known = 0
-        self._redact = Redactor(self._given)
+        self._redact = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if len(_learnt) != self._known:  # secrets are only ever added, so a new count is a new secret
-            self._known = len(_learnt)
-            self._redact = Redactor([*self._given, *sorted(_learnt)])
-        if not self._redact:
+        if not self._redact and not _learnt:
             return True
         text = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
             formatted = logging.Formatter().formatException(record.exc_info)
-            if self._redact.text(formatted) != formatted:
+            if _learnt.text(self._redact.text(formatted)) != formatted:
                 text += "\n" + formatted
                 record.exc_info = None
-        record.msg, record.args = self._redact.text(text), ()
+        record.msg, record.args = _learnt.text(self._redact.text(text)), ()
         return True
 
 

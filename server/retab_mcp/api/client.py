@@ -86,6 +86,23 @@ def check_id(value: str, kind: str = "run id") -> str:
     return value
 
 
+def http_pool(settings: Settings, transport: httpx2.AsyncBaseTransport | None = None) -> httpx2.AsyncClient:
+    """The pooled HTTP client requests go through. It carries no key: each request sends its own, so one
+    pool serves every caller's key (with per-user keys, a thousand callers share one pool and TLS context)."""
+    import httpx2
+
+    return httpx2.AsyncClient(
+        base_url=settings.base_url,
+        headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        transport=transport,
+        timeout=httpx2.Timeout(
+            settings.read_timeout_s, connect=settings.connect_timeout_s, pool=settings.connect_timeout_s
+        ),
+        limits=httpx2.Limits(max_connections=20, max_keepalive_connections=10),
+        follow_redirects=False,
+    )
+
+
 class RetabClient:
     def __init__(
         self,
@@ -93,33 +110,22 @@ class RetabClient:
         *,
         transport: httpx2.AsyncBaseTransport | None = None,
         retry: RetryPolicy | None = None,
+        pool: httpx2.AsyncClient | None = None,
     ) -> None:
+        """`pool`: a pool of the caller's (`http_pool`), shared with other clients and not closed by this
+        one; without it, the client makes a pool of its own on its first request."""
         self.settings = settings
         self.retry = retry or RetryPolicy.from_settings(settings)
         self._redact = Redactor([settings.api_key])
         self._transport = transport
-        self._client: httpx2.AsyncClient | None = None
+        self._client: httpx2.AsyncClient | None = pool
+        self._owns_pool = pool is None
+        self._auth = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
 
     @property
     def _http(self) -> httpx2.AsyncClient:
         if self._client is None:
-            import httpx2
-
-            headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-            if self.settings.api_key:
-                headers["Authorization"] = f"Bearer {self.settings.api_key}"
-            self._client = httpx2.AsyncClient(
-                base_url=self.settings.base_url,
-                headers=headers,
-                transport=self._transport,
-                timeout=httpx2.Timeout(
-                    self.settings.read_timeout_s,
-                    connect=self.settings.connect_timeout_s,
-                    pool=self.settings.connect_timeout_s,
-                ),
-                limits=httpx2.Limits(max_connections=20, max_keepalive_connections=10),
-                follow_redirects=False,
-            )
+            self._client = http_pool(self.settings, self._transport)
         return self._client
 
     async def unreachable(self) -> str | None:
@@ -144,7 +150,7 @@ class RetabClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._client is not None:
+        if self._client is not None and self._owns_pool:
             await self._client.aclose()
 
     # Runs
@@ -347,7 +353,7 @@ class RetabClient:
             # The read timeout bounds each read, not a whole answer: an API that trickles bytes would
             # hold a request for ever without this bound.
             with anyio.fail_after(None if deadline is None else max(0.0, deadline.remaining())):
-                response = await self._http.request(method, path, params=query, json=json)
+                response = await self._http.request(method, path, params=query, json=json, headers=self._auth)
         except TimeoutError:
             telemetry.api_answered(None, None)
             raise APITimeoutError(

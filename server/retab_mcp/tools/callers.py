@@ -1,10 +1,13 @@
 """Per-user keys: what the server keeps for each caller, kept apart by a keyed hash of the caller's key.
 
 With RETAB_MCP_PER_USER_KEYS=1 every HTTP request carries its caller's Retab key (`KEY_HEADER`; the
-transport refuses a request without one) and the server has no key of its own. Each distinct key gets a
-partition: its own API client, its own watcher (poll loops, the ledger of time waited, coalesced polls,
-remembered states) and its own redaction. Nothing is shared between partitions, so a run read with key A
-is never shown to a caller with key B: B's call goes to the API with B's key and gets B's answer.
+transport refuses a request without one, or with one that cannot be a key) and the server has no key of
+its own. Each distinct key gets a partition: its own API client, its own watcher (poll loops, the ledger
+of time waited, coalesced polls, remembered states), its own redaction and its own start gate. Nothing a
+caller sees is shared between partitions, so a run read with key A is never shown to a caller with key B:
+B's call goes to the API with B's key and gets B's answer. What they share is plumbing: one HTTP pool
+(each request carries its own key), so that a partition costs kilobytes, not a TLS context and a pool of
+connections; at most RETAB_MCP_MAX_CALLERS are open at once.
 
 A partition is named by HMAC-SHA256 of the key under a secret (drawn at start; for replicas, the
 RETAB_MCP_PARTITION_SECRET they share, so that a key names the same partition on each), so the name says
@@ -19,17 +22,17 @@ import hashlib
 import hmac
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
 
-from ..api.client import RetabClient
+from ..api.client import RetabClient, http_pool
 from ..api.retry import RetryPolicy
 from ..clock import Clock
 from ..config import Settings
-from ..logs import redact_in_logs
+from ..logs import forget_in_logs, redact_in_logs
 from ..redaction import Redactor
 from ..watch.schedule import Schedule
 from ..watch.sharing import RedisHub
@@ -51,6 +54,7 @@ def partition_name(secret: bytes, key: str) -> str:
 class Partition:
     state: AppState
     last_used_t: float
+    key: str = field(repr=False)  # to forget it in the logs when the partition closes
 
 
 class Callers:
@@ -78,6 +82,7 @@ class Callers:
         shared = settings.partition_secret
         self._secret = shared.encode() if shared else secrets.token_bytes(32)
         self._partitions: OrderedDict[str, Partition] = OrderedDict()
+        self._pool: httpx2.AsyncClient | None = None  # one HTTP pool for every partition's client
 
     def partition_of(self, key: str) -> str:
         return partition_name(self._secret, key)
@@ -91,7 +96,7 @@ class Callers:
         now = self._clock.now()
         partition = self._partitions.get(name)
         if partition is None:
-            partition = self._partitions[name] = Partition(self._open(key), now)
+            partition = self._partitions[name] = Partition(self._open(key), now, key)
             self._make_room()
         partition.last_used_t = now
         self._partitions.move_to_end(name)
@@ -102,7 +107,9 @@ class Callers:
 
         settings = replace(self._settings, api_key=key, per_user_keys=False)
         retry = RetryPolicy.from_settings(settings, sleep=self._clock.sleep)
-        client = RetabClient(settings, transport=self._transport, retry=retry)
+        if self._pool is None:
+            self._pool = http_pool(self._settings, self._transport)
+        client = RetabClient(settings, retry=retry, pool=self._pool)
         sharing = self._hub.partition(self.partition_of(key)) if self._hub is not None else None
         watcher = RunWatcher(
             client, self._clock, self._group, schedule=self._schedule, stop=self._stop, sharing=sharing
@@ -135,9 +142,11 @@ class Callers:
 
     def _close(self, name: str) -> None:
         partition = self._partitions.pop(name)
-        self._group.start_soon(partition.state.client.aclose)
+        forget_in_logs(partition.key)  # its client shares the pool: nothing of its own to close
 
     async def aclose(self) -> None:
         for partition in self._partitions.values():
-            await partition.state.client.aclose()
+            forget_in_logs(partition.key)
         self._partitions.clear()
+        if self._pool is not None:
+            await self._pool.aclose()

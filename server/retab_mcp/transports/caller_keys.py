@@ -2,7 +2,8 @@
 
 The key travels in `KEY_HEADER`; the server has none of its own to fall back on, so a request without
 one could do nothing but fail later, less clearly. What is checked is only that a key is there and could
-be one (printable, not absurdly long, not an example's placeholder); Retab itself says whether it is valid.
+be one (printable, without spaces, at least 16 characters and not absurdly long, not an example's
+placeholder), before any partition is made for it; Retab itself says whether it is valid.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from ..config import KEY_HEADER, placeholder_key
 from .answers import send_json
 
+KEY_MIN = 16  # Retab's keys are sk_live_ or sk_test_ and a long random part
 KEY_MAX = 512
 _HEADER = KEY_HEADER.lower().encode()
 
@@ -38,8 +40,12 @@ class CallerKeyGate:
         if len(values) > 1:
             return f"Send one {KEY_HEADER} header, not {len(values)}."
         raw = values[0].strip()
-        if not raw or len(raw) > KEY_MAX or not raw.isascii() or not raw.decode().isprintable():
-            return f"The {KEY_HEADER} header does not hold a Retab API key (printable ASCII, at most {KEY_MAX})."
+        shown = f"printable ASCII without spaces, {KEY_MIN} to {KEY_MAX} characters, e.g. sk_live_..."
+        if not raw.isascii() or not raw.decode().isprintable() or b" " in raw:
+            return f"The {KEY_HEADER} header does not hold a Retab API key ({shown})."
+        if not KEY_MIN <= len(raw) <= KEY_MAX:
+            # A key of a few characters is no secret, and would match (so mangle) every other caller's text.
+            return f"The {KEY_HEADER} header does not hold a Retab API key ({shown})."
         if placeholder_key(raw.decode()):
             return f"The {KEY_HEADER} header holds a placeholder, not a key: put your Retab API key there."
         return None

@@ -14,6 +14,7 @@ The rules, in the order a request meets them:
   calls a short grace before cancelling them.
 - Bounds: a request must be read whole within a time bound and connections stay below the file limit
   (connections.py); sessions and SSE streams are bounded per client and in total (sessions.py).
+- Failures nothing else handled: a JSON 500 and one rate-limited log line (failures.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ..tools import names
 from .answers import send_json
 from .caller_keys import CallerKeyGate
 from .connections import default_max_connections, guarded_protocol
+from .failures import FailuresInOneLine
 from .oauth import JwtVerifier, WriteScopeGate
 from .operations import OperationsRoutes, ReadyCheck, metrics_endpoint
 from .origins import HostAndOriginGate
@@ -202,7 +204,7 @@ def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) 
         checks.append(("redis", _redis_reachable(server)))
     telemetry.enable()  # this server has a /metrics to show: count from here on
     operations = OperationsRoutes(gate, checks, metrics_app=metrics)
-    return HttpApp(operations, streams, table)
+    return HttpApp(FailuresInOneLine(operations), streams, table)
 
 
 def _api_reachable(server: MCPServer[Any]) -> ReadyCheck:

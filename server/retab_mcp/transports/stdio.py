@@ -42,7 +42,8 @@ class _Lines:
     """stdin as the SDK's reader expects it: an async iterator of decoded lines, each a JSON-RPC message.
 
     What the SDK's transport would drop without a word, or die of, is answered here, per JSON-RPC 2.0,
-    and the server reads on: a line that is not JSON gets a parse error with id null; `[]` and a batch
+    and the server reads on: a line that is not JSON, or JSON nested too deeply to parse, gets a parse
+    error with id null; `[]` and a batch
     (which the protocol versions this server speaks do not allow) get an invalid-request error, for each
     request in it that has an id; a line longer than LINE_LIMIT is skipped whole, with an error. Blank
     lines are ignored.
@@ -105,6 +106,27 @@ def _error(request_id: object, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
 
 
+NESTING_MAX = 64
+
+
+def _depth(value: object) -> int:
+    """How deeply `value` nests lists and objects (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: list[object] = list(cast(dict[str, object], item).values())
+        elif isinstance(item, list):
+            children = cast(list[object], item)
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > NESTING_MAX:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def _refusals(text: str) -> list[dict[str, Any]] | None:
     """The error replies for a line the SDK must not see, or None to pass it on."""
     if not text.strip():
@@ -113,6 +135,13 @@ def _refusals(text: str) -> list[dict[str, Any]] | None:
         message: object = json.loads(text)
     except ValueError:
         return [_error(None, PARSE_ERROR, "Parse error: the line is not JSON")]
+    except RecursionError:  # JSON nested deeper than the parser goes: no protocol message is
+        return [_error(None, PARSE_ERROR, "Parse error: the JSON is nested too deeply")]
+    if _depth(message) > NESTING_MAX:
+        # The SDK's parser stops at about 200 levels and then answers nothing at all; no message of this
+        # protocol nests beyond a few.
+        request_id = cast(dict[str, object], message).get("id") if isinstance(message, dict) else None
+        return [_error(request_id, INVALID_REQUEST, f"Invalid Request: nested deeper than {NESTING_MAX} levels")]
     if not isinstance(message, list):
         return None
     items = cast(list[object], message)
