@@ -25,7 +25,7 @@ import anyio
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import coalescing, context, overhead, polling, power, startup
+from benchmarks import coalescing, context, overhead, polling, power, startup, tenants
 from benchmarks.support import Section, table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +46,7 @@ MEASURES = {
     "scale": coalescing.scale,
     "context": _context,
     "power": power.measure,
+    "tenants": tenants.measure,
 }
 
 
