@@ -227,3 +227,40 @@ async def test_an_unforeseen_failure_in_a_gate_is_a_500_and_one_log_line_not_a_t
         logger.removeHandler(handler)
     assert {a.status_code for a in answers} == {500} and answers[0].json()["error"] == "internal_error"
     assert len(calls) == 50 and len(records) == 1 and "RecursionError" in records[0]
+
+
+async def test_twenty_tenants_waiting_at_once_each_see_their_own_run_and_never_a_neighbour_s() -> None:
+    sim = SimulatedRetab(clock=RealClock())
+    keys = [f"sk_live_org{i:02d}_0123456789abcdefSECRET" for i in range(CALLERS)]
+    runs = []
+    for key in keys:
+        run_id = sim.add_run(duration_s=3, documents=2)
+        sim.owners[run_id] = key
+        runs.append(run_id)
+    stderr = bytearray()
+    async with (
+        api_and_server(sim, "--per-user-keys", env={"RETAB_API_KEY": ""}, stderr=stderr) as url,
+        AsyncExitStack() as stack,
+    ):
+        tenants = [await stack.enter_async_context(agents(url, 1, {"X-Retab-Api-Key": key})) for key in keys]
+        own = await all_at_once(
+            [
+                lambda i=i: tenants[i][0].call_tool("wait_for_run", {"run_id": runs[i], "timeout_s": 20})
+                for i in range(CALLERS)
+            ]
+        )
+        neighbours = await all_at_once(
+            [
+                lambda i=i: tenants[i][0].call_tool("get_experiment_run", {"run_id": runs[(i + 1) % CALLERS]})
+                for i in range(CALLERS)
+            ]
+        )
+    for i, result in enumerate(own):
+        data = data_of(result)
+        assert data["run_id"] == runs[i] and data["status"] == "completed"
+    assert all(result.is_error and "was found" in str(result.content) for result in neighbours)
+    for run_id, key in zip(runs, keys, strict=True):
+        asked_with = {r.headers.get("authorization") for r in sim.requests if r.path.endswith(run_id)}
+        assert f"Bearer {key}" in asked_with  # polled with its owner's key (and asked by the neighbour, refused)
+    log = stderr.decode()
+    assert not any(key in log or key[-16:] in log for key in keys)
