@@ -150,7 +150,7 @@ async def test_a_lease_holder_that_dies_is_replaced_and_every_wait_still_returns
     async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
         run_id = sim.add_run(duration_s=16, documents=8)
         log: list[dict[str, Any]] = []
-        lease_key = f"retab-mcp:lease:{partition_name(PARTITION_SECRET.encode(), TEST_KEY)}:{run_id}"
+        lease_key = f"retab-mcp:lease:{partition_name(PARTITION_SECRET.encode(), TEST_KEY)}:experiment:{run_id}"
         from redis.asyncio import Redis
 
         redis: Any = Redis(unix_socket_path=str(deployed.directory / "redis.sock"), decode_responses=True)
@@ -258,12 +258,13 @@ async def test_a_state_forged_or_replayed_in_redis_is_never_shown_to_an_agent(tm
         with anyio.fail_after(30):
             finished = await call_through_nginx(deployed, "wait_for_run", {"run_id": done, "timeout_s": 10})
             assert (finished.structured_content or {})["status"] == "completed"
-            genuine = await redis.get(f"retab-mcp:state:{partition}:{done}")
+            genuine = await redis.get(f"retab-mcp:state:{partition}:experiment:{done}")
             assert genuine, "the replicas shared the finished run's state"
             watching = await call_through_nginx(deployed, "wait_for_run", {"run_id": going, "timeout_s": 1})
             assert (watching.structured_content or {})["status"] == "running"
             completed = {"id": going, "lifecycle": {"status": "completed"}}
-            unsigned = json.dumps({"run": completed, "read_wall_t": time.time() + 600, "by": "x"})  # "read" later
+            forged_state = {"run": completed, "run_id": f"experiment:{going}", "read_wall_t": time.time() + 600}
+            unsigned = json.dumps({**forged_state, "by": "x"})  # "read" later, and sealed by nobody
             for forged in (unsigned, genuine):  # made up; and a sealed state of another run, replayed
                 shown: list[CallToolResult] = []
                 polling = polled(sim, going, len(polls_of(sim, going)) + 2)
@@ -275,8 +276,8 @@ async def test_a_state_forged_or_replayed_in_redis_is_never_shown_to_an_agent(tm
                     for _ in range(3):  # round robin: every replica waits on it
                         agents.start_soon(waits)
                     await polling.wait()  # the replicas watch the run: now the forgery comes
-                    await redis.set(f"retab-mcp:state:{partition}:{going}", forged)
-                    await redis.publish(f"retab-mcp:run:{partition}:{going}", forged)
+                    await redis.set(f"retab-mcp:state:{partition}:experiment:{going}", forged)
+                    await redis.publish(f"retab-mcp:run:{partition}:experiment:{going}", forged)
                 assert [(r.structured_content or {}).get("status") for r in shown] == ["running"] * 3
                 assert all((r.structured_content or {}).get("run_id") == going for r in shown)
         await redis.aclose()

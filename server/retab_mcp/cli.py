@@ -30,13 +30,15 @@ from .api.statuses import CANCELLED, COMPLETED, ERROR, KNOWN_STATUSES
 from .clock import RealClock
 from .config import KEY_HEADER, Settings, SettingsError
 from .console import ProgressBar
+from .kinds.readers import EXPERIMENT_KIND
 from .logs import configure_call_log, configure_logging, redact_in_logs
 from .redaction import Redactor
 from .tools import names
 from .tools.server import build_server
 from .transports.stdio import serve_stdio
 from .views.messages import explain
-from .views.run import summarize, wait_view
+from .views.run import summarize
+from .views.runs import wait_view
 from .watch.watcher import WaitOutcome, wait_for_finish
 
 if TYPE_CHECKING:
@@ -437,7 +439,7 @@ async def _show(
         print(redact.text(f"retab-mcp: {explain(error, run_id)}"), file=sys.stderr)
         return EXIT_CALL_FAILED
     bar.close()
-    result = wait_view(outcome, clock.wall_at(clock.now()))
+    result = wait_view(outcome, EXPERIMENT_KIND, clock.wall_at(clock.now()))
     if as_json:
         print(redact.text(json.dumps(result.structured(), indent=2)))
     elif outcome.timed_out:

@@ -1,4 +1,5 @@
-"""Async client for the experiment endpoints of the Retab API.
+"""Async client for the Retab API's runs: experiment runs, workflow runs (with their steps and review
+gates) and eval runs (with their results).
 
 One pooled `httpx2.AsyncClient` per `RetabClient`. Every failure becomes an error of `errors.py`; GETs are
 retried by `retry.RetryPolicy`, POSTs never, and all attempts of a request end by the call's deadline when
@@ -43,11 +44,16 @@ from .retry import NO_RETRY, RetryPolicy, parse_retry_after
 if TYPE_CHECKING:
     import httpx2
 
+    from .evals import Eval, EvalResult, EvalRun
     from .models import Experiment, Lifecycle, Metrics, Page, Result, Run
+    from .workflows import Review, Step, WorkflowRun
 
 logger = logging.getLogger(__name__)
 
 EXPERIMENTS = "/v1/workflows/experiments"
+WORKFLOW_RUNS = "/v1/workflows/runs"
+EVALS = "/v1/workflows/evals"
+EVAL_RUNS = f"{EVALS}/runs"
 USER_AGENT = f"retab-mcp/{__version__}"
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
@@ -278,6 +284,134 @@ class RetabClient:
 
         path = f"{EXPERIMENTS}/{check_id(experiment_id, 'experiment id')}"
         return self._parse(Experiment, await self._request("GET", path))
+
+    # Workflow runs: production runs, their steps and review gates
+
+    async def get_workflow_run(self, run_id: str, *, retry: bool = True) -> WorkflowRun:
+        from .workflows import WorkflowRun
+
+        path = f"{WORKFLOW_RUNS}/{check_id(run_id)}"
+        return self._parse(WorkflowRun, await self._request("GET", path, retry=self.retry if retry else NO_RETRY))
+
+    async def list_workflow_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: str | None = None,
+        exclude_status: str | None = None,
+        trigger_type: str | None = None,
+        from_date: str | None = None,
+        to_date: str | None = None,
+        search: str | None = None,
+        order: Literal["asc", "desc"] | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> Page[WorkflowRun]:
+        from .models import Page
+        from .workflows import WorkflowRun
+
+        params = {
+            "workflow_id": _opt_id(workflow_id, "workflow id"),
+            "status": status,
+            "exclude_status": exclude_status,
+            "trigger_type": trigger_type,
+            "from_date": from_date,
+            "to_date": to_date,
+            "search": search,
+            "order": order,
+            "limit": limit,
+            "after": after,
+        }
+        return self._parse(Page[WorkflowRun], await self._request("GET", WORKFLOW_RUNS, params=params))
+
+    async def cancel_workflow_run(self, run_id: str) -> WorkflowRun:
+        """Ask Retab to cancel a workflow run. Sent once: a POST is never retried."""
+        from .workflows import CancelWorkflowResponse
+
+        path = f"{WORKFLOW_RUNS}/{check_id(run_id)}/cancel"
+        return self._parse(CancelWorkflowResponse, await self._request("POST", path, retry=NO_RETRY)).run
+
+    async def list_steps(
+        self, run_id: str, *, status: str | None = None, limit: int | None = None, after: str | None = None
+    ) -> Page[Step]:
+        from .models import Page
+        from .workflows import Step
+
+        params = {"run_id": check_id(run_id), "status": status, "limit": limit, "after": after}
+        return self._parse(Page[Step], await self._request("GET", "/v1/workflows/steps", params=params))
+
+    async def list_reviews(
+        self, run_id: str, *, decision_status: str | None = "pending", limit: int | None = None
+    ) -> Page[Review]:
+        from .models import Page
+        from .workflows import Review
+
+        params = {"run_id": check_id(run_id), "decision_status": decision_status, "limit": limit}
+        return self._parse(Page[Review], await self._request("GET", "/v1/workflows/reviews", params=params))
+
+    # Eval runs: regression checks with expected outputs
+
+    async def get_eval_run(self, run_id: str, *, retry: bool = True) -> EvalRun:
+        from .evals import EvalRun
+
+        path = f"{EVAL_RUNS}/{check_id(run_id)}"
+        return self._parse(EvalRun, await self._request("GET", path, retry=self.retry if retry else NO_RETRY))
+
+    async def list_eval_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        eval_id: str | None = None,
+        target_block_id: str | None = None,
+        status: str | None = None,
+        order: Literal["asc", "desc"] | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> Page[EvalRun]:
+        from .evals import EvalRun
+        from .models import Page
+
+        params = {
+            "workflow_id": _opt_id(workflow_id, "workflow id"),
+            "eval_id": _opt_id(eval_id, "eval id"),
+            "target_block_id": _opt_id(target_block_id, "block id"),
+            "status": status,
+            "order": order,
+            "limit": limit,
+            "after": after,
+        }
+        return self._parse(Page[EvalRun], await self._request("GET", EVAL_RUNS, params=params))
+
+    async def create_eval_run(self, workflow_id: str, scope: Mapping[str, str] | None = None) -> EvalRun:
+        """Start an eval run. Sent once, never retried (a second run would be billed too)."""
+        from .evals import EvalRun
+
+        body: dict[str, Any] = {"workflow_id": check_id(workflow_id, "workflow id")}
+        if scope is not None:
+            body["scope"] = dict(scope)
+        return self._parse(EvalRun, await self._request("POST", EVAL_RUNS, json=body, retry=NO_RETRY))
+
+    async def cancel_eval_run(self, run_id: str) -> EvalRun:
+        from .evals import EvalRun
+
+        path = f"{EVAL_RUNS}/{check_id(run_id)}/cancel"
+        return self._parse(EvalRun, await self._request("POST", path, retry=NO_RETRY))
+
+    async def list_eval_results(
+        self, run_id: str, *, limit: int | None = None, after: str | None = None
+    ) -> Page[EvalResult]:
+        from .evals import EvalResult
+        from .models import Page
+
+        params = {"run_id": check_id(run_id), "limit": limit, "after": after}
+        return self._parse(Page[EvalResult], await self._request("GET", f"{EVALS}/results", params=params))
+
+    async def list_evals(self, workflow_id: str, *, limit: int | None = None, after: str | None = None) -> Page[Eval]:
+        from .evals import Eval
+        from .models import Page
+
+        params = {"workflow_id": check_id(workflow_id, "workflow id"), "limit": limit, "after": after}
+        return self._parse(Page[Eval], await self._request("GET", EVALS, params=params))
 
     # Plumbing
 

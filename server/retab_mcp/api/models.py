@@ -6,6 +6,7 @@ is kept as a plain string, and the older nested run shape is mapped onto the cur
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar, cast
 
@@ -22,6 +23,15 @@ def _cut(limit: int) -> AfterValidator:
 # Strings that are echoed to the model as they are. Retab's ids are about 30 characters long.
 Id = Annotated[str, _cut(128)]
 Word = Annotated[str, _cut(64)]  # a status, a block type, a view name
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a run is: `done` of `total` (None while the total is not known) `unit`s."""
+
+    done: int
+    total: int | None
+    unit: str  # documents, steps, evals
 
 
 class APIModel(BaseModel):
@@ -103,6 +113,28 @@ class Run(APIModel):
     @property
     def status(self) -> str:
         return self.lifecycle.status
+
+    # What the wait engine reads of a run of any kind (kinds/base.py's Snapshot)
+
+    @property
+    def finished(self) -> bool:
+        return self.lifecycle.is_terminal
+
+    @property
+    def stops_wait(self) -> bool:
+        return self.lifecycle.is_terminal
+
+    @property
+    def progress(self) -> Progress:
+        return Progress(self.completed_document_count, self.total_document_count or None, "documents")
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self.timing.created_at
+
+    @property
+    def started_at(self) -> datetime | None:
+        return self.timing.started_at
 
     @model_validator(mode="before")
     @classmethod

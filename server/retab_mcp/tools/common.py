@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -28,6 +28,14 @@ DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idemp
 RunId = Annotated[
     str,
     Field(description="Retab experiment run id, e.g. 'exprun_2': 1-128 letters, digits, '_' or '-'."),
+]
+AnyRunId = Annotated[
+    str,
+    Field(description="A Retab run id: exprun_… (experiment), run_… (workflow) or wfevalrun_… (eval run)."),
+]
+Kind = Annotated[
+    Literal["experiment", "workflow", "eval"] | None,
+    Field(description="The kind of run, when its id's prefix does not say (omit: from the prefix)."),
 ]
 OptionalId = Annotated[str | None, Field(description="An id as Retab shows it; omit for no filter.")]
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page; omit for the first page.")]

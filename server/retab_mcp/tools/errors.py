@@ -11,16 +11,18 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
 from ..api.errors import RetabError
+from ..kinds import RunKind
 from ..views.messages import explain
 
 
 @contextmanager
-def tool_errors(run_id: str, subject: str | None = None) -> Generator[None]:
-    """Raise any RetabError inside as a ToolError with an actionable message."""
+def tool_errors(run_id: str, subject: str | None = None, *, kind: RunKind | None = None) -> Generator[None]:
+    """Raise any RetabError inside as a ToolError with an actionable message; `kind` is the kind of run
+    `run_id` was read as, when a tool takes runs of any kind."""
     try:
         yield
     except RetabError as error:
-        raise ToolError(explain(error, run_id, subject)) from None
+        raise ToolError(explain(error, run_id, subject, kind=kind)) from None
 
 
 ARGUMENT_ERRORS_SHOWN = 3

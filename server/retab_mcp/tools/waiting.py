@@ -9,12 +9,13 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from ..api.client import check_id
+from ..kinds import kind_of_id
 from ..views.many import RunsWaitResult, render_runs_wait, runs_wait_result, structured
-from ..views.run import WaitResult, wait_view
+from ..views.runs import WaitResult, wait_view
 from ..watch.many import MAX_RUNS, WaitMode, wait_many
 from . import descriptions, names
 from .apps import SHOWN_BY_VIEW
-from .common import READ_ONLY, AppState, RunId, WaitSeconds, redacted_progress, state_of, tool_result
+from .common import READ_ONLY, AnyRunId, AppState, Kind, WaitSeconds, redacted_progress, state_of, tool_result
 from .errors import tool_errors
 
 if TYPE_CHECKING:
@@ -22,33 +23,35 @@ if TYPE_CHECKING:
 
 
 async def wait_for_run(
-    run_id: RunId, ctx: Context[AppState], timeout_s: WaitSeconds = 45
+    run_id: AnyRunId, ctx: Context[AppState], timeout_s: WaitSeconds = 45, kind: Kind = None
 ) -> Annotated[CallToolResult, WaitResult]:
     state = state_of(ctx)
-    with tool_errors(run_id):
+    run_kind = kind_of_id(run_id, kind)
+    with tool_errors(run_id, kind=run_kind):
         check_id(run_id)
         outcome = await state.watcher.wait(
-            run_id, timeout_s=state.clamp_wait(timeout_s), on_progress=redacted_progress(ctx)
+            run_id, kind=run_kind, timeout_s=state.clamp_wait(timeout_s), on_progress=redacted_progress(ctx)
         )
-    result = wait_view(outcome, state.now())
+    result = wait_view(outcome, run_kind, state.now())
     return tool_result(result.render(), result.structured())
 
 
 async def wait_for_runs(
     run_ids: Annotated[
         list[str],
-        Field(min_length=1, max_length=MAX_RUNS, description=f"1 to {MAX_RUNS} experiment run ids."),
+        Field(min_length=1, max_length=MAX_RUNS, description=f"1 to {MAX_RUNS} run ids, of any kind."),
     ],
     ctx: Context[AppState],
     mode: Annotated[WaitMode, Field(description="'all': until every run ends; 'any': until one does.")] = "all",
     timeout_s: WaitSeconds = 45,
+    kind: Kind = None,
 ) -> Annotated[CallToolResult, RunsWaitResult]:
     state = state_of(ctx)
     unique = list(dict.fromkeys(run_ids))
     with tool_errors(unique[0]):
         outcome = await wait_many(
             state.watcher,
-            unique,
+            [(run_id, kind_of_id(run_id, kind)) for run_id in unique],
             mode=mode,
             timeout_s=state.clamp_wait(timeout_s),
             on_progress=redacted_progress(ctx),

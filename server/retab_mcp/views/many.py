@@ -15,13 +15,14 @@ from ..api.errors import Disposition, RetabError, disposition
 from ..tools import names
 from ..watch.many import ManyOutcome, WaitMode
 from .messages import explain
-from .run import RUN_KEYS, RunState, documents_text, run_state
+from .run import RUN_KEYS, RunState, documents_text
+from .runs import view_of
 from .text import clip, duration_text
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from ..api.models import Run
+    from ..kinds import RunKind, Snapshot
 
 ROW_ERROR_MAX = 160
 NOT_FOUND, INVALID_ID, REFUSED, UNREADABLE = "not_found", "invalid_id", "refused", "unreadable"
@@ -31,6 +32,11 @@ REJECTED = frozenset({NOT_FOUND, INVALID_ID, REFUSED})
 
 class WaitRow(RunState):
     """One run after the wait: its published keys, or why it could not be read."""
+
+    kind: str | None = Field(default=None, description="experiment, workflow or eval.")
+    needs_person: bool | None = Field(
+        default=None, description="A workflow run held at a review gate: it will not move until a person acts."
+    )
 
     status: str = Field(
         description="The last status read; 'not_found' or 'invalid_id' when the id names no run, 'refused' "
@@ -53,9 +59,9 @@ class RunsWaitResult(BaseModel):
 
 
 def runs_wait_result(outcome: ManyOutcome) -> RunsWaitResult:
-    rows = [_row(run.run_id, run.run, run.failure, outcome.now, run.read_at) for run in outcome.runs]
-    finished = sum(1 for row in rows if row.finished)
-    waiting_on = [row for row in rows if not row.finished and row.status not in REJECTED]
+    rows = [_row(run.run_id, run.kind, run.run, run.failure, outcome.now, run.read_at) for run in outcome.runs]
+    finished = sum(1 for row in rows if row.finished or row.needs_person)
+    waiting_on = [row for row in rows if not row.finished and not row.needs_person and row.status not in REJECTED]
     done = (finished > 0 or not waiting_on) if outcome.mode == "any" else not waiting_on
     return RunsWaitResult(
         mode=outcome.mode,
@@ -69,7 +75,14 @@ def runs_wait_result(outcome: ManyOutcome) -> RunsWaitResult:
     )
 
 
-def _row(run_id: str, run: Run | None, failure: RetabError | None, now: datetime, read_at: datetime | None) -> WaitRow:
+def _row(
+    run_id: str,
+    kind: RunKind,
+    run: Snapshot | None,
+    failure: RetabError | None,
+    now: datetime,
+    read_at: datetime | None,
+) -> WaitRow:
     reason = clip(explain(failure, run_id), ROW_ERROR_MAX) if failure else None
     if run is None or (failure is not None and disposition(failure) is not Disposition.TRANSIENT):
         if failure is None:
@@ -84,6 +97,7 @@ def _row(run_id: str, run: Run | None, failure: RetabError | None, now: datetime
             status = UNREADABLE
         return WaitRow(
             run_id=run_id,
+            kind=kind.name,
             status=status,
             finished=False,
             score=None,
@@ -94,10 +108,16 @@ def _row(run_id: str, run: Run | None, failure: RetabError | None, now: datetime
             cancel_reason=None,
             read_error=reason,
         )
-    state = run_state(run, now, read_at)
-    if state.error is not None:
-        state.error = state.error.model_copy(update={"message": clip(state.error.message, ROW_ERROR_MAX)})
-    return WaitRow(**state.model_dump(), read_error=f"Last poll failed: {reason}" if reason else None)
+    view = view_of(run, kind, now, read_at)
+    state = view.model_dump(include=set(RunState.model_fields))
+    if view.error is not None:
+        state["error"] = view.error.model_copy(update={"message": clip(view.error.message, ROW_ERROR_MAX)})
+    return WaitRow(
+        **state,
+        kind=kind.name,
+        needs_person=view.needs_person or None,
+        read_error=f"Last poll failed: {reason}" if reason else None,
+    )
 
 
 def _hint(done: bool, mode: WaitMode, rows: list[WaitRow], waiting_on: list[WaitRow]) -> str:

@@ -22,11 +22,13 @@ from ..api.errors import (
     RetabError,
     ServerStoppingError,
 )
+from ..kinds import RunKind
 from ..watch.starts import StartRefusedError
 
 
-def explain(error: RetabError, run_id: str, subject: str | None = None) -> str:
-    """The message for `error`. `subject` names what was asked for when it is not simply the run."""
+def explain(error: RetabError, run_id: str, subject: str | None = None, *, kind: RunKind | None = None) -> str:
+    """The message for `error`. `subject` names what was asked for when it is not simply the run; `kind` is
+    the kind of run it was read as, by a tool that takes any."""
     request = f" (request id {error.request_id})" if isinstance(error, APIStatusError) and error.request_id else ""
     match error:
         case MissingAPIKeyError() | ServerStoppingError():
@@ -37,10 +39,20 @@ def explain(error: RetabError, run_id: str, subject: str | None = None) -> str:
             return f"Invalid {error.kind}: {error} Check the id and call again."
         case NotFoundError() if subject is not None:
             return f"Not found{request}: {subject}. Retab says: {error.message} Check the ids and call again."
+        case NotFoundError() if kind is not None and kind.name != "experiment":
+            return (
+                f"No {kind.noun} {run_id!r} was found{request}. Check the id: copy it exactly from the Retab "
+                "dashboard or from the call that created the run; if it is another kind of run, pass kind."
+            )
         case NotFoundError():
+            other = (
+                " If it is a workflow or eval run, pass kind='workflow' or kind='eval'."
+                if kind is not None and not run_id.startswith(kind.prefix)
+                else ""
+            )
             return (
                 f"No experiment run {run_id!r} was found{request}. Check the id: copy it exactly from the Retab "
-                "dashboard or from the call that created the run."
+                f"dashboard or from the call that created the run.{other}"
             )
         case AuthenticationError():
             return (

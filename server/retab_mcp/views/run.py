@@ -20,7 +20,6 @@ from .text import clip, duration_text, iso_seconds
 
 if TYPE_CHECKING:
     from ..api.models import Run, Timing
-    from ..watch.watcher import WaitOutcome
 
 TRACE_MAX_LINES = 15
 TRACE_MAX_BYTES = 1_400
@@ -55,6 +54,14 @@ class RunState(BaseModel):
     error: RunError | None = Field(description="Why the run failed; null unless status is error.")
     cancel_reason: str | None = Field(description="Why the run was cancelled, when known; null otherwise.")
     eta_s: int | None = Field(default=None, description="Estimated seconds left, from throughput so far.")
+
+
+class Timed(BaseModel):
+    """When a run ran: the time fields every kind of run shows."""
+
+    started_at: str | None = Field(default=None, description="ISO 8601 time the run started executing.")
+    duration_s: float | None = Field(default=None, description="Run time of a finished run.")
+    elapsed_s: float | None = Field(default=None, description="Time since an unfinished run was created.")
 
 
 Summary = TypeVar("Summary", bound="RunSummary")
@@ -117,46 +124,6 @@ class RunSummary(RunState):
 
     def _more_lines(self) -> list[str]:
         return []
-
-
-class WaitResult(RunSummary):
-    """A run's state after waiting for it to finish: the run's keys and the wait's. A finished run comes
-    with its summary, less the ids a first read gave; an unfinished one with the run keys only."""
-
-    timed_out: bool = Field(description="True if the wait ended before the run finished.")
-    waited_s: float = Field(description="How long this call waited.")
-    total_waited_s: float | None = Field(
-        default=None, description="How long all wait calls on this run from this server have waited."
-    )
-    warning: str | None = Field(default=None, description="A problem met while waiting, e.g. API errors.")
-
-    def structured(self) -> dict[str, Any]:
-        data = compact(self)
-        if not self.finished:  # what its text and the first call gave
-            data = {k: v for k, v in data.items() if k not in INTERIM_DROPPED}
-        return data
-
-    def render(self, *, trace: bool = True, next_step: str = "Call again.") -> str:
-        """A wait that ended before the run is one line: what changed, and that waiting may go on."""
-        if self.finished:
-            return super().render(trace=trace)
-        bits = [self.status, documents_text(self)]
-        if self.error_count:
-            bits.append(f"{self.error_count} error{'' if self.error_count == 1 else 's'}")
-        if self.eta_s is not None:
-            bits.append(f"~{duration_text(self.eta_s)} left")
-        waited = f"waited {duration_text(self.total_waited_s or self.waited_s)}"
-        line = " · ".join(bits) + f" · {waited}. {next_step}"
-        return line + (f"\nWarning: {self.warning}" if self.warning else "")
-
-    def _more_lines(self) -> list[str]:
-        waited = f"Waited {duration_text(self.waited_s)}"
-        if self.total_waited_s:
-            waited += f" ({duration_text(self.total_waited_s)} over all calls)"
-        lines = [waited + (", not finished." if self.timed_out else ".")]
-        if self.warning:
-            lines.append(f"Warning: {self.warning}")
-        return lines
 
 
 RUN_KEYS = frozenset(RunState.model_fields) - {"eta_s"}
@@ -272,20 +239,6 @@ def next_step(summary: RunSummary) -> str:
             return f"Not finished: call {names.WAIT_RUN} to wait (up to ~45 s a call)."
         case _:
             return f"Unknown status: call {names.GET_RUN} again later to see whether it ends."
-
-
-def wait_view(outcome: WaitOutcome, now: datetime) -> WaitResult:
-    """The state of the run a wait ended on, less what a first read of the run already gave."""
-    summary = summarize(outcome.run, now, outcome.read_at)
-    total = outcome.total_waited_s
-    return summary.into(
-        WaitResult,
-        exclude=STATIC_KEYS,
-        timed_out=outcome.timed_out,
-        waited_s=outcome.waited_s,
-        total_waited_s=total if total > outcome.waited_s + 0.5 else None,
-        warning=outcome.warning,
-    )
 
 
 # Text rendering

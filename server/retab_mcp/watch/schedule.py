@@ -1,6 +1,7 @@
 """When to poll a run next: as rarely as possible, but at the moment it can end.
 
-A run tells how far it is (documents completed) and for how long it has run. From each reading,
+A run tells how far it is (documents completed, evals finished, steps done: its kind's progress) and for
+how long it has run. From each reading,
 the time one document takes is bounded: `k` documents done after `e` seconds means it takes between
 `e / (k + 1)` and `e / k`. `Pace` keeps the readings of a run across polls and calls and intersects
 these bounds, so after a few polls the run's end is known to within a few seconds: it cannot end before
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..api.statuses import RUNNING
 
 if TYPE_CHECKING:
-    from ..api.models import Run
+    from ..kinds import Snapshot
 
 PACE_READINGS_KEPT = 50
 
@@ -69,7 +70,7 @@ class Schedule(Protocol):
         """Seconds to wait after a failed poll."""
         ...
 
-    def delay_after(self, run: Run, now: datetime, pace: Pace) -> float:
+    def delay_after(self, run: Snapshot, now: datetime, pace: Pace) -> float:
         """Seconds until the next poll of `run`, read unfinished at wall time `now`."""
         ...
 
@@ -84,12 +85,12 @@ class PollSchedule:
     min_delay_s: float = 1.0
     error_delay_s: float = 2.0
 
-    def delay_after(self, run: Run, now: datetime, pace: Pace) -> float:
-        age = _seconds_since(run.timing.created_at, now)
+    def delay_after(self, run: Snapshot, now: datetime, pace: Pace) -> float:
+        age = _seconds_since(run.created_at, now)
         ceiling = self.end_step_s if age < self.short_run_s else min(self.ageing * age, self.max_delay_s)
         end_step = self.end_step_s if age < self.short_run_s else min(self.end_ageing * age, self.max_delay_s)
-        total, done = run.total_document_count, run.completed_document_count
-        started = run.timing.started_at
+        total, done = run.progress.total or 0, run.progress.done
+        started = run.started_at
         if run.status != RUNNING or started is None or total <= 0:
             return ceiling
         if done >= total:  # every document is in: only scoring is left
@@ -115,7 +116,7 @@ class FixedSchedule:
     every_s: float = 2.0
     error_delay_s: float = 2.0
 
-    def delay_after(self, run: Run, now: datetime, pace: Pace) -> float:
+    def delay_after(self, run: Snapshot, now: datetime, pace: Pace) -> float:
         del run, now, pace
         return self.every_s
 

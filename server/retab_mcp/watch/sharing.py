@@ -87,11 +87,13 @@ class Signer:
         return cast(dict[str, Any], payload) if isinstance(payload, dict) else None
 
 
-def names_run(payload: dict[str, Any], run_id: str) -> bool:
-    """Whether an opened message is about `run_id` (a state of another run is a replay, dropped)."""
+def names_run(payload: dict[str, Any], key: str) -> bool:
+    """Whether an opened message is about the run known as `key` ("<kind>:<run id>"): a state of another
+    run is a replay, dropped."""
     run: Any = payload.get("run")
-    if payload.get("run_id") != run_id:
+    if payload.get("run_id") != key:
         return False
+    run_id = key.partition(":")[2] or key
     return run is None or (isinstance(run, dict) and cast(dict[str, Any], run).get("id") == run_id)
 
 

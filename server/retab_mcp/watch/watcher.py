@@ -1,5 +1,8 @@
 """Waiting for runs to finish: one poll loop per run, shared by every caller waiting on it.
 
+Runs of every kind (kinds/): a run is known by its kind and id, read by its kind's reader, and seen as a
+`Snapshot`; a wait ends when the run ends or stops for a person (a workflow run's review gate).
+
 `RunWatcher` keeps, for each run being waited on, a `Watch`: the last state read, the run's `Pace`,
 when to poll next, and a loop that polls on `PollSchedule`'s timing while anybody waits. Callers do not
 poll; they wait on the watch until the run finishes, their deadline passes, or the watch fails. So twenty
@@ -21,7 +24,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -38,8 +41,9 @@ from ..api.errors import (
     disposition,
     status_error,
 )
-from ..api.models import Run
 from ..clock import Clock
+from ..kinds import RunKind, Snapshot
+from ..kinds.readers import EXPERIMENT_KIND
 from .schedule import Pace, PollSchedule, Schedule
 from .sharing import FUTURE_SKEW_S, LEASE_MARGIN_S, PollSharing
 
@@ -58,7 +62,7 @@ SHARED_ERROR_FRESH_S = 30.0  # an error another replica read longer ago than thi
 class WaitOutcome:
     """All a wait came to: the run's last state read and the wait's own facts."""
 
-    run: Run  # the last state read
+    run: Snapshot  # the last state read
     timed_out: bool
     waited_s: float
     warning: str | None
@@ -86,7 +90,8 @@ class Watch:
     """One run as the watcher knows it."""
 
     run_id: str
-    run: Run | None = None
+    kind: RunKind
+    run: Snapshot | None = None
     pace: Pace = field(default_factory=Pace)
     next_poll_t: float = float("-inf")  # clock time of the next poll; the first one is at once
     last_error: RetabError | None = None
@@ -103,8 +108,13 @@ class Watch:
         self.changed = anyio.Event()
 
     @property
+    def key(self) -> str:
+        return watch_key(self.kind, self.run_id)
+
+    @property
     def finished(self) -> bool:
-        return self.run is not None and self.run.lifecycle.is_terminal
+        """Nothing more to poll for: the run ended, or it waits for a person."""
+        return self.run is not None and self.run.stops_wait
 
 
 class RunWatcher:
@@ -135,13 +145,15 @@ class RunWatcher:
         """Callers waiting on some run right now."""
         return sum(watch.waiters for watch in self._watches.values())
 
-    async def get(self, run_id: str) -> Run:
+    async def get(self, run_id: str, kind: RunKind = EXPERIMENT_KIND) -> Any:
         """Read the run now (with the client's retries); later waits start from this state."""
-        return self.remember(await self.client.get_run(run_id))
+        watch = self._watch(kind, run_id)
+        wall = self.clock.wall_at(self.clock.now())
+        return self.remember(await kind.read(self.client, run_id, watch.run, wall, True), kind)
 
-    def remember(self, run: Run) -> Run:
+    def remember(self, run: Any, kind: RunKind = EXPERIMENT_KIND) -> Any:
         """A state of the run read just now (by `get`, or as the answer that created it)."""
-        watch = self._watch(run.id)
+        watch = self._watch(kind, run.id)
         watch.run, watch.read_t = run, self.clock.now()
         self._schedule_next(watch, run)
         return run
@@ -150,6 +162,7 @@ class RunWatcher:
         self,
         run_id: str,
         *,
+        kind: RunKind = EXPERIMENT_KIND,
         timeout_s: float,
         on_progress: ProgressCallback | None = None,
     ) -> WaitOutcome:
@@ -158,13 +171,15 @@ class RunWatcher:
         Raises the error that ended the run's watch (auth, bad request, unknown run), the last poll's
         error if no poll ever succeeded, and ServerStoppingError if the server stops before any did.
         """
-        outcome = await self._wait(run_id, timeout_s=timeout_s, on_progress=on_progress)
-        return replace(outcome, total_waited_s=self._waited.add(run_id, outcome.waited_s))
+        outcome = await self._wait(run_id, kind, timeout_s=timeout_s, on_progress=on_progress)
+        return replace(outcome, total_waited_s=self._waited.add(watch_key(kind, run_id), outcome.waited_s))
 
-    async def _wait(self, run_id: str, *, timeout_s: float, on_progress: ProgressCallback | None) -> WaitOutcome:
+    async def _wait(
+        self, run_id: str, kind: RunKind, *, timeout_s: float, on_progress: ProgressCallback | None
+    ) -> WaitOutcome:
         start = self.clock.now()
         deadline = start + timeout_s
-        watch = self._watch(run_id)
+        watch = self._watch(kind, run_id)
         if watch.loop is None and (watch.fatal is not None or watch.last_error is not None):
             # What ended an earlier wait is not this one's answer: read the run afresh.
             watch.fatal, watch.last_error, watch.not_found_streak = None, None, 0
@@ -179,19 +194,19 @@ class RunWatcher:
                 self._group.start_soon(self._poll_loop, watch, watch.loop)
             while True:
                 run = watch.run
-                if run is not None and on_progress is not None and run.completed_document_count > progress_sent:
-                    progress_sent = float(run.completed_document_count)
-                    total = float(run.total_document_count) if run.total_document_count else None
+                if run is not None and on_progress is not None and run.progress.done > progress_sent:
+                    progress_sent = float(run.progress.done)
+                    total = float(run.progress.total) if run.progress.total else None
                     await on_progress(progress_sent, total, _progress_message(run))
                 if watch.fatal is not None:
                     raise watch.fatal
                 waited = round(self.clock.now() - start, 1)
-                if run is not None and run.lifecycle.is_terminal:
-                    return WaitOutcome(run, False, waited, None, self.read_at(run_id))
+                if run is not None and run.stops_wait:
+                    return WaitOutcome(run, False, waited, None, self.read_at(run_id, kind))
                 if self.stop is not None and self.stop.is_set():
                     if run is None:
                         raise ServerStoppingError(SHUTDOWN_MESSAGE)
-                    return WaitOutcome(run, True, waited, SHUTDOWN_MESSAGE, self.read_at(run_id))
+                    return WaitOutcome(run, True, waited, SHUTDOWN_MESSAGE, self.read_at(run_id, kind))
                 remaining = deadline - self.clock.now()
                 if remaining <= 0:
                     done = True
@@ -220,7 +235,7 @@ class RunWatcher:
             warning = f"the last poll failed ({str(error).rstrip('.')}); the state shown is the last one read"
         elif silent_s >= SILENT_WARNING_S:
             warning = f"the API did not answer for {silent_s:.0f} s; state shown is the last one read"
-        return WaitOutcome(watch.run, True, waited, warning, self.read_at(watch.run_id))
+        return WaitOutcome(watch.run, True, waited, warning, self.read_at(watch.run_id, watch.kind))
 
     async def _until_changed(self, watch: Watch, remaining: float) -> None:
         """Return when the watch has news, the deadline comes, or the server stops."""
@@ -265,7 +280,7 @@ class RunWatcher:
             return False
         due = self.clock.now() + delay
         while (remaining := due - self.clock.now()) > 0:
-            published = self.sharing.published(watch.run_id)
+            published = self.sharing.published(watch.key)
             with anyio.move_on_after(remaining):
                 await published.wait()
             if published.is_set() and await self._adopt(watch, self.sharing):
@@ -278,7 +293,7 @@ class RunWatcher:
         interval = self.schedule.error_delay_s
         if watch.run is not None:
             interval = self.schedule.delay_after(watch.run, self.clock.wall_at(self.clock.now()), watch.pace)
-        lease_left = await sharing.claim(watch.run_id, interval + LEASE_MARGIN_S)
+        lease_left = await sharing.claim(watch.key, interval + LEASE_MARGIN_S)
         if lease_left is None:
             return False
         await self._adopt(watch, sharing)
@@ -288,14 +303,14 @@ class RunWatcher:
     async def _adopt(self, watch: Watch, sharing: PollSharing) -> bool:
         """Take what another replica last read of the run, if it is newer than what this one holds: a state,
         or the error that ended its watch. True if something was taken."""
-        shared = await sharing.latest(watch.run_id)
+        shared = await sharing.latest(watch.key)
         if shared is None:
             return False
         now = self.clock.now()
         now_wall = self.clock.wall_at(now).timestamp()
         try:
             read_wall = float(shared["read_wall_t"])
-            run = Run.model_validate(shared["run"]) if "run" in shared else None
+            run = watch.kind.parse(shared["run"]) if "run" in shared else None
             error = None if run is not None else shared_error(shared["error"])
         except (KeyError, TypeError, ValueError):
             return False
@@ -329,13 +344,13 @@ class RunWatcher:
             message = {"run": run, "read_wall_t": self.clock.wall_at(watch.read_t).timestamp()}
         else:
             return  # a passing failure: the others keep waiting, and take the poll over if it lasts
-        await sharing.publish(watch.run_id, message)
+        await sharing.publish(watch.key, message)
 
     async def _poll(self, watch: Watch) -> None:
         now = self.clock.now()
         watch.poll_started_t = now
         try:
-            run = await self.client.get_run(watch.run_id, retry=False)
+            run = await watch.kind.read(self.client, watch.run_id, watch.run, self.clock.wall_at(now), False)
         except RetabError as error:
             if disposition(error) is Disposition.TRANSIENT:
                 self._api_failed(error)
@@ -378,28 +393,29 @@ class RunWatcher:
             self._api_failing = False
             logger.info("The Retab API answers again.")
 
-    def _schedule_next(self, watch: Watch, run: Run, *, read_t: float | None = None) -> None:
+    def _schedule_next(self, watch: Watch, run: Snapshot, *, read_t: float | None = None) -> None:
         """Set the next poll from when `run` was read: the delay counts from the request, not its answer,
         so a slow answer does not push the next look at the run later."""
         read_t = self.clock.now() if read_t is None else read_t
         watch.next_poll_t = read_t + self.schedule.delay_after(run, self.clock.wall_at(read_t), watch.pace)
 
-    def _watch(self, run_id: str) -> Watch:
-        watch = self._watches.pop(run_id, None) or Watch(run_id)
-        self._watches[run_id] = watch
-        idle = [key for key, w in self._watches.items() if w.waiters == 0 and w.loop is None]
-        for key in idle[: max(0, len(self._watches) - WATCHES_KEPT)]:
-            del self._watches[key]
+    def _watch(self, kind: RunKind, run_id: str) -> Watch:
+        key = watch_key(kind, run_id)
+        watch = self._watches.pop(key, None) or Watch(run_id, kind)
+        self._watches[key] = watch
+        idle = [k for k, w in self._watches.items() if w.waiters == 0 and w.loop is None]
+        for k in idle[: max(0, len(self._watches) - WATCHES_KEPT)]:
+            del self._watches[k]
         return watch
 
-    def last_state(self, run_id: str) -> Run | None:
-        """The run's last state read, if any."""
-        watch = self._watches.get(run_id)
+    def last_state(self, run_id: str, kind: RunKind = EXPERIMENT_KIND) -> Any:
+        """The run's last state read (a Snapshot of its kind), if any."""
+        watch = self._watches.get(watch_key(kind, run_id))
         return watch.run if watch else None
 
-    def read_at(self, run_id: str) -> datetime | None:
+    def read_at(self, run_id: str, kind: RunKind = EXPERIMENT_KIND) -> datetime | None:
         """The wall time the run's last known state was read."""
-        watch = self._watches.get(run_id)
+        watch = self._watches.get(watch_key(kind, run_id))
         return self.clock.wall_at(watch.read_t) if watch and watch.read_t is not None else None
 
 
@@ -428,6 +444,7 @@ async def wait_for_finish(
     client: RetabClient,
     run_id: str,
     *,
+    kind: RunKind = EXPERIMENT_KIND,
     timeout_s: float,
     clock: Clock,
     on_progress: ProgressCallback | None = None,
@@ -435,7 +452,7 @@ async def wait_for_finish(
 ) -> WaitOutcome:
     """One wait with a watcher of its own (the command line's `wait`)."""
     async with running_watcher(client, clock, schedule=schedule) as watcher:
-        return await watcher.wait(run_id, timeout_s=timeout_s, on_progress=on_progress)
+        return await watcher.wait(run_id, kind=kind, timeout_s=timeout_s, on_progress=on_progress)
 
 
 def error_to_share(error: RetabError) -> dict[str, object]:
@@ -457,5 +474,13 @@ def shared_error(data: object) -> APIStatusError | None:
     return status_error(status, body, request_id=request_id if isinstance(request_id, str) else None)
 
 
-def _progress_message(run: Run) -> str:
-    return f"{run.status} · {run.completed_document_count}/{run.total_document_count} docs"
+def watch_key(kind: RunKind, run_id: str) -> str:
+    """How a run is known to the watcher and to the replicas: its kind and its id."""
+    return f"{kind.name}:{run_id}"
+
+
+def _progress_message(run: Snapshot) -> str:
+    progress = run.progress
+    of = f"/{progress.total}" if progress.total is not None else ""
+    unit = "docs" if progress.unit == "documents" else progress.unit
+    return f"{run.status} · {progress.done}{of} {unit}"
