@@ -211,6 +211,21 @@ def consensus_final_score(run: SimRun) -> float:
     return round(sum(scores) / len(scores), 4) if scores else 0.0
 
 
+def start_consensus_run(world: World, experiment: SimExperiment, *, now: float, duration_s: float) -> SimRun:
+    """A run of the experiment's current block configuration, scored by the consensus model, created at
+    clock time `now`."""
+    run = SimRun(
+        id=opaque_id("exprun", f"created-{len(world.runs)}"),
+        experiment=experiment,
+        created_t=now,
+        duration_s=duration_s,
+        config=experiment.config,
+    )
+    run.final_score = consensus_final_score(run)
+    world.runs.append(run)
+    return run
+
+
 def make_experiment(
     name: str,
     *,
