@@ -2,9 +2,12 @@
 
 This module is the facade and the dispatch: what every request goes through (recording, authentication,
 organisations, injected faults, lost answers, request ids) before the endpoints of each kind answer it
-(experiments.py). Controls: `clock` (advance a VirtualClock), `inject(...)` (faults.py), `drop_answer(...)`,
-`requests` (what was asked, headers included), `stats()`, and the controls that shape the world of each
-kind (experiment_controls.py).
+(experiments.py, workflow_runs.py, evals.py). Controls: `clock` (advance a VirtualClock), `inject(...)`
+(faults.py), `drop_answer(...)`, `requests` (what was asked, headers included), `stats()`, and the
+controls that shape the world of each kind (experiment_controls.py, workflow_controls.py).
+
+Three worlds, one clock: `world` (experiments and their runs, scenario.py), `workflow_world` (workflow
+runs, their steps and reviews, workflow_world.py) and `eval_world` (evals and eval runs, eval_world.py).
 """
 
 from __future__ import annotations
@@ -20,11 +23,16 @@ from starlette.responses import JSONResponse, Response
 
 from ..clock import Clock, RealClock
 from .envelopes import experiment_run_not_found, http_exception
+from .eval_world import EvalWorld, seed_eval_world
+from .evals import EvalEndpoints
 from .experiment_controls import DEMO_LOOP_EXPERIMENT, ExperimentControls
 from .experiments import PREFIX as EXPERIMENTS_PREFIX
 from .experiments import RUNS_PREFIX, ExperimentEndpoints, experiment_run_in_path
 from .faults import Fault, FaultKind, LossKind, answer_with_fault, lose_the_answer
 from .scenario import World, seed_world
+from .workflow_controls import WorkflowControls
+from .workflow_runs import WorkflowRunEndpoints
+from .workflow_world import WorkflowWorld, seed_workflow_world
 
 __all__ = ["DEMO_LOOP_EXPERIMENT", "Fault", "FaultKind", "RecordedRequest", "SimulatedRetab"]
 
@@ -41,31 +49,42 @@ class RecordedRequest:
 
 
 @dataclass
-class SimulatedRetab(ExperimentControls):
+class SimulatedRetab(ExperimentControls, WorkflowControls):
     clock: Clock = field(default_factory=RealClock)
     demo: bool = False
     accepted_keys: set[str] | None = None  # None: any bearer token is accepted
     forbidden_keys: set[str] = field(default_factory=set[str])
     echo_key_in_errors: bool = False  # as some APIs do: error messages quote the key that was sent
     world: World = field(init=False)
+    workflow_world: WorkflowWorld = field(init=False)
+    eval_world: EvalWorld = field(init=False)
     requests: list[RecordedRequest] = field(default_factory=list[RecordedRequest])
     faults: list[Fault] = field(default_factory=list[Fault])
     request_hook: Callable[[RecordedRequest], None] | None = None  # called as each request arrives
     request_cancelled: anyio.Event = field(default_factory=anyio.Event)  # set when a slow answer is abandoned
     added_runs: list[str] = field(default_factory=list[str])
-    created_run_s: float = 30.0  # how long a run started by POST /runs lasts
+    created_run_s: float = 30.0  # how long a run started by a POST lasts (experiment, workflow or eval run)
     # The answers to lose (drop_answer): method, path, how.
     dropped: list[tuple[str, str, LossKind]] = field(default_factory=list[tuple[str, str, LossKind]])
-    # Organisations: a run listed here belongs to the key given, and is "not found" to any other key, as
-    # another organisation's run is on Retab; unlisted runs are everyone's.
+    # Organisations: a run (of any kind) listed here belongs to the key given, and is "not found" to any
+    # other key, as another organisation's run is on Retab, and so is what it holds; unlisted runs are
+    # everyone's.
     owners: dict[str, str] = field(default_factory=dict[str, str])
     _request_counter: int = 0
 
     def __post_init__(self) -> None:
         self.world = seed_world(self.clock, demo=self.demo)
+        self.workflow_world = seed_workflow_world(self.clock, demo=self.demo)
+        self.eval_world = seed_eval_world(self.clock, self.workflow_world, demo=self.demo)
         if self.demo:
             self._seed_the_loop()
-        self.app = Starlette(routes=ExperimentEndpoints(self).routes())
+        evals = EvalEndpoints(self)
+        routes = [
+            *ExperimentEndpoints(self).routes(),
+            *WorkflowRunEndpoints(self, evals.artifact).routes(),
+            *evals.routes(),
+        ]
+        self.app = Starlette(routes=routes)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
