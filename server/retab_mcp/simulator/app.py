@@ -23,7 +23,8 @@ from starlette.responses import JSONResponse, Response
 
 from ..clock import Clock, RealClock
 from .envelopes import experiment_run_not_found, http_exception
-from .eval_world import EvalWorld, seed_eval_world
+from .eval_scenario import seed_eval_world
+from .eval_world import EvalWorld
 from .evals import EvalEndpoints
 from .experiment_controls import DEMO_LOOP_EXPERIMENT, ExperimentControls
 from .experiments import PREFIX as EXPERIMENTS_PREFIX

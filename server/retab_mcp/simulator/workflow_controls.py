@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..clock import Clock
-from .eval_world import EVAL_RUN_ROLES, EvalSuite, EvalVerdict, EvalWorld, SimEvalRun, eval_run_id, scoped_evals
+from .eval_scenario import EVAL_RUN_ROLES
+from .eval_world import EvalSuite, EvalVerdict, EvalWorld, SimEvalRun, eval_run_id, scoped_evals
 from .scenario import opaque_id
 from .workflow_bodies import review_id as review_id_of
 from .workflow_world import (
