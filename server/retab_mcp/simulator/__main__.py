@@ -1,7 +1,9 @@
 """Serve the simulated Retab API on a port: `python -m retab_mcp.simulator [--port 8710] [--add-runs N]`.
 
-Point the server at it with RETAB_API_BASE_URL=http://127.0.0.1:8710 and any RETAB_API_KEY. Runs added
-with --add-runs start when the simulator does and last --run-seconds (a range spreads them evenly);
+Point the server at it with RETAB_API_BASE_URL=http://127.0.0.1:8710 and any RETAB_API_KEY. It serves the
+demo's world (`retab-mcp demo` walks through it: the `invoices-tuned` experiment of the loop, short runs
+started by POST, the workflow runs and eval runs), or with --plain the world the tests start from. Runs
+added with --add-runs start when the simulator does and last --run-seconds (a range spreads them evenly);
 `GET /_simulator/stats` tells how many requests were served, in all and per run, and the added runs' ids.
 """
 
@@ -22,10 +24,11 @@ def main() -> None:
     parser.add_argument("--add-runs", type=int, default=0, help="runs to add, starting now")
     parser.add_argument("--run-seconds", default="40", help="their duration, e.g. 40 or 20:40 (spread)")
     parser.add_argument("--documents", type=int, default=10, help="documents per added run")
+    parser.add_argument("--plain", action="store_true", help="the tests' world instead of the demo's")
     args = parser.parse_args()
     low, _, high = args.run_seconds.partition(":")
     shortest, longest = float(low), float(high or low)
-    sim = SimulatedRetab()
+    sim = SimulatedRetab(demo=not args.plain)
     for i in range(args.add_runs):
         spread = i / max(1, args.add_runs - 1)
         sim.add_run(duration_s=shortest + (longest - shortest) * spread, documents=args.documents)

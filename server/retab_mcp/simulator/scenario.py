@@ -158,8 +158,9 @@ TOTAL_NOT_A_NUMBER = "invoice.total: expected number, got string '1.234,00'"
 TARGETS = ["invoice.number", "invoice.date", "invoice.total", "vendor.name", "vendor.vat_id", "lines"]
 
 
-def long_stack_trace(approx_bytes: int = 50_000) -> str:
-    """A Python traceback of about `approx_bytes`, with the cause at the end as in real ones."""
+def long_stack_trace(document: str, consensus_pass: int, n_consensus: int, approx_bytes: int = 50_000) -> str:
+    """A Python traceback of about `approx_bytes`, with the cause at the end as in real ones: the document
+    and the consensus pass it failed on."""
     frames: list[str] = ["Traceback (most recent call last):"]
     modules = [
         "retab/workflows/engine.py",
@@ -179,7 +180,7 @@ def long_stack_trace(approx_bytes: int = 50_000) -> str:
     frames.append("    raise SchemaValidationError(path, expected, value)")
     frames.append(
         "retab.errors.SchemaValidationError: invoice.total: expected number, got string '1.234,00' "
-        "(document inv_0042.pdf, consensus pass 3 of 5)"
+        f"(document {document}, consensus pass {consensus_pass} of {n_consensus})"
     )
     return "\n".join(frames)
 
@@ -209,6 +210,21 @@ def block_fingerprint(run: SimRun) -> str:
 def consensus_final_score(run: SimRun) -> float:
     scores = [consensus_score(run, d) for d, _ in run.experiment.documents]
     return round(sum(scores) / len(scores), 4) if scores else 0.0
+
+
+def start_consensus_run(world: World, experiment: SimExperiment, *, now: float, duration_s: float) -> SimRun:
+    """A run of the experiment's current block configuration, scored by the consensus model, created at
+    clock time `now`."""
+    run = SimRun(
+        id=opaque_id("exprun", f"created-{len(world.runs)}"),
+        experiment=experiment,
+        created_t=now,
+        duration_s=duration_s,
+        config=experiment.config,
+    )
+    run.final_score = consensus_final_score(run)
+    world.runs.append(run)
+    return run
 
 
 def make_experiment(
@@ -284,7 +300,8 @@ def seed_world(clock: Clock, *, demo: bool = False) -> World:
         final_score=None,
         error_message="Block 'Extract invoice' failed on 1 document",
         error_code="SCHEMA_VALIDATION_ERROR",
-        stack_trace=long_stack_trace(),
+        # It stops on the document in flight when 45 % are done: the 19th of 40, in its second pass of 3.
+        stack_trace=long_stack_trace(receipts.documents[18][1], 2, receipts.n_consensus),
         document_errors={
             5: ("vendor.vat_id: 'FR 12 345' does not match ^[A-Z]{2}[0-9A-Z]{8,12}$", "SCHEMA_VALIDATION_ERROR"),
             11: ("vendor.vat_id: 'n/a' does not match ^[A-Z]{2}[0-9A-Z]{8,12}$", "SCHEMA_VALIDATION_ERROR"),
@@ -322,7 +339,7 @@ def seed_world(clock: Clock, *, demo: bool = False) -> World:
     long_run = SimRun(
         id=opaque_id("exprun", "long"),
         experiment=receipts,
-        created_t=now_t - 60,
+        created_t=now_t - 65,  # a minute of running after 5 s in the queue: 4 of 40 documents done
         queue_s=5,
         duration_s=600,
         final_score=0.7,
@@ -338,6 +355,9 @@ def seed_world(clock: Clock, *, demo: bool = False) -> World:
 def run_body(world: World, run: SimRun, t: float) -> dict[str, Any]:
     """The run as the API sends it (flat shape of the spec)."""
     status, completed = run.state_at(t)
+    # A run that fails stops on the document in flight (`result_body` gives that one the run's error).
+    documents = run.experiment.documents
+    failed_on = documents[completed][1] if completed < len(documents) else None
     exp = run.experiment
     lifecycle: dict[str, Any] = {"status": status}
     if status == "error":
@@ -349,7 +369,7 @@ def run_body(world: World, run: SimRun, t: float) -> dict[str, Any]:
                 "block_id": exp.block_id,
                 "block_name": "Extract invoice",
                 "error_code": run.error_code,
-                "context": {"document": "inv_0042.pdf"},
+                "context": {"document": failed_on},
             },
         }
     elif status == "cancelled":
