@@ -2,7 +2,8 @@
 bound, reading its result, and the simulated API on a real loopback port. Test modules import from here,
 never from each other.
 
-Tool names are spelled out here, not imported from the server: the tests hold the published names."""
+The tools come from the registry (retab_mcp/tools/registry.py), where each is declared once; the published
+names are held by the contract check (../shared/contract/check.py, and tests/test_contract.py's copy)."""
 
 from __future__ import annotations
 
@@ -16,19 +17,10 @@ from mcp.types import CallToolResult, TextContent
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.loopback import Loopback
 from retab_mcp.simulator.scenario import opaque_id
+from retab_mcp.tools.registry import catalog
 
-READ_TOOLS = {
-    "get_experiment_run",
-    "wait_for_run",
-    "wait_for_runs",
-    "list_experiment_runs",
-    "list_experiment_run_results",
-    "get_experiment_run_metrics",
-    "triage_experiment_run",
-    "compare_experiment_runs",
-    "list_experiments",
-    "get_experiment",
-}
+READ_TOOLS = {spec.name for spec in catalog() if not spec.writes and spec.view != "app_only"}
+WRITE_TOOLS = {spec.name for spec in catalog() if spec.writes}
 TEST_KEY = "sk_test_0123456789abcdefSECRET"
 SIM_URL = "http://retab.test"
 FINISHED = opaque_id("exprun", "latest")

@@ -18,7 +18,7 @@ from mcp import Client, StdioServerParameters
 
 from retab_mcp import __version__
 
-from .helpers import READ_TOOLS
+from .helpers import READ_TOOLS, WRITE_TOOLS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -61,5 +61,5 @@ async def test_the_bundle_launches_as_its_manifest_says_and_lists_its_tools(tmp_
             tools = {tool.name for tool in (await client.list_tools()).tools}
             prompts = {prompt.name for prompt in (await client.list_prompts()).prompts}
     assert tools == {tool["name"] for tool in manifest["tools"]}
-    assert tools == READ_TOOLS | {"start_experiment_run", "cancel_experiment_run"}  # allow_writes substituted
+    assert tools == READ_TOOLS | WRITE_TOOLS  # allow_writes substituted
     assert prompts == {prompt["name"] for prompt in manifest["prompts"]}

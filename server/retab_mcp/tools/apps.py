@@ -9,7 +9,7 @@ always had: no `_meta.ui`, no app-only tool (`tools_for_caller`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from mcp.server.apps import Apps, client_supports_apps
 from mcp.server.context import ServerRequestContext
@@ -19,11 +19,9 @@ from mcp.types import CallToolResult, Tool
 from ..ui import RUN_VIEW_URI, run_view_html
 from ..views.metrics import MetricsReport, report_metrics
 from . import descriptions, names
-from .common import READ_ONLY, AppState, RunId, dump, state_of, tool_result
+from .common import AppState, RunId, dump, state_of, tool_result
 from .errors import tool_errors
-
-if TYPE_CHECKING:
-    from .server import RetabServer
+from .registry import tool
 
 SHOWN_BY_VIEW = {"ui": {"resourceUri": RUN_VIEW_URI}}  # _meta of the tools whose results the view shows
 APP_ONLY = {"ui": {"resourceUri": RUN_VIEW_URI, "visibility": ["app"]}}
@@ -44,6 +42,14 @@ def extension() -> Apps:
     return apps
 
 
+@tool(
+    names.DOCUMENT_SCORES,
+    title="Run document scores (view)",
+    description=descriptions.DOCUMENT_SCORES,
+    summary="Every scored document of a run, for the run view's chart (listed only to hosts that render it).",
+    example='get_run_document_scores(run_id="exprun_…")',
+    view="app_only",
+)
 async def get_run_document_scores(run_id: RunId, ctx: Context[AppState]) -> Annotated[CallToolResult, MetricsReport]:
     state = state_of(ctx)
     with tool_errors(run_id):
@@ -51,17 +57,6 @@ async def get_run_document_scores(run_id: RunId, ctx: Context[AppState]) -> Anno
     report = report_metrics(metrics, run_id, "summary", k=DOCUMENTS_MAX)
     text = f"{len(report.lowest)} document scores of {run_id}, lowest first (for the run view)."
     return tool_result(text, dump(report))
-
-
-def register(server: RetabServer) -> None:
-    server.add_tool(
-        get_run_document_scores,
-        name=names.DOCUMENT_SCORES,
-        title="Run document scores (view)",
-        description=descriptions.DOCUMENT_SCORES,
-        annotations=READ_ONLY,
-        meta=APP_ONLY,
-    )
 
 
 def tools_for_caller(ctx: ServerRequestContext[Any, Any], tools: list[Tool]) -> list[Tool]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -19,17 +19,28 @@ from ..views.compare import (
 )
 from ..views.messages import explain
 from . import descriptions, names
-from .apps import SHOWN_BY_VIEW
-from .common import READ_ONLY, AppState, state_of, tool_result
+from .common import AppState, state_of, tool_result
 from .errors import tool_errors
-
-if TYPE_CHECKING:
-    from .server import RetabServer
+from .registry import tool
 
 BaseRunId = Annotated[str, Field(description="The run before the change, e.g. the previous run of the experiment.")]
 CandidateRunId = Annotated[str, Field(description="The run after the change.")]
 
 
+@tool(
+    names.COMPARE,
+    title="Compare experiment runs",
+    description=descriptions.COMPARE,
+    summary=(
+        "Did a change help? The documents both runs scored, paired; the score delta; the mean "
+        "per-document delta with a 95% bootstrap interval and a sign-flip p-value; the verdict "
+        "(`improved`, `regressed`, `no detectable change`, rule stated in the result) with n; the noise "
+        "level when both runs share configuration and documents; the documents and fields that moved "
+        "most; warnings. Under 4 KB."
+    ),
+    example='compare_experiment_runs(base_run_id="exprun_…", candidate_run_id="exprun_…")',
+    view="shown",
+)
 async def compare_experiment_runs(
     base_run_id: BaseRunId, candidate_run_id: CandidateRunId, ctx: Context[AppState]
 ) -> Annotated[CallToolResult, ComparisonReport]:
@@ -42,14 +53,3 @@ async def compare_experiment_runs(
     except UnreadableRun as unreadable:
         raise ToolError(explain(unreadable.error, unreadable.run_id)) from None
     return tool_result(*comparison_result(build_comparison(found)))
-
-
-def register(server: RetabServer) -> None:
-    server.add_tool(
-        compare_experiment_runs,
-        name=names.COMPARE,
-        title="Compare experiment runs",
-        description=descriptions.COMPARE,
-        annotations=READ_ONLY,
-        meta=SHOWN_BY_VIEW,
-    )

@@ -172,6 +172,44 @@ consensus passes agree more, and what to change next. Scores are agreement betwe
    its schema description or the prompt is ambiguous).
 """)
 
+GET_RUN_ANY = flow("""
+Get the current state of a Retab run of any kind: an experiment run (exprun_…), a workflow run (run_…:
+steps done, the failing step, and whether a review gate holds it for a person) or an eval run
+(wfevalrun_…: passed / failed / blocked of its evals). Returns at once; wait_for_run waits.
+""")
+
+LIST_RUNS_ANY = flow("""
+List workflow runs or eval runs (kind), newest first, one row each; filter by workflow_id and status. Returns
+next_cursor when there are more. For experiment runs, list_experiment_runs.
+""")
+
+TRIAGE_RUN = flow("""
+Why a run of any kind ended as it did, in one call (under 4 KB). Workflow run: failed steps grouped by error,
+review gates waiting on a person, slowest steps, where the outputs are. Eval run: failures by block and
+assertion kind with actual vs expected, blocked evals and why, evals that drifted from their block (not
+regressions). Experiment run: as triage_experiment_run.
+""")
+
+LIST_EVAL_RESULTS = flow("""
+An eval run's results, failures first: each eval's outcome (passed, failed, or blocked: could not be
+evaluated), its assertion kind, actual against expected, Retab's reason, and whether the eval drifted from
+its block. outcome filters; next_cursor pages.
+""")
+
+COMPARE_EVALS = flow("""
+Did a change break or fix evals? Pairs two eval runs' results by eval: each regression (passed -> failed)
+with actual vs expected, each fix, the evals not in both. Two verdicts, rules stated in the result: a strict
+gate (any regression fails it) and McNemar's exact test (more fixes than regressions beyond the flips of an
+unchanged configuration, LLM-judged assertions flip). Omit base_run_id for the run before.
+""")
+
+START_EVALS = flow("""
+Start an eval run of a workflow's evals (all of them, one block's, or one eval). It costs money: only when
+the user asked for it, or to check an edit. Never two by accident: one start at a time, and a lost answer is
+found by listing; if a run of the same evals is already going, it is returned instead (allow_concurrent=true
+starts another). Returns the run and the exact wait_for_run call.
+""")
+
 DOCUMENT_SCORES = flow("""
 Every scored document of a run with its agreement and the prior run's, lowest first: the run view's
 chart. Only hosts that render the view list this tool.

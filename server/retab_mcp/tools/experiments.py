@@ -16,10 +16,10 @@ Starting a run costs the user money, so `start_experiment_run` (the procedure is
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.shared.exceptions import MCPError
@@ -44,11 +44,9 @@ from ..views.experiments import (
 from ..views.messages import explain
 from ..watch.starts import StartCalls, StartUnknownError, start_once
 from . import descriptions, names
-from .common import READ_ONLY, AppState, Cursor, state_of, tool_result
+from .common import AppState, Cursor, state_of, tool_result
 from .errors import tool_errors
-
-if TYPE_CHECKING:
-    from .server import RetabServer
+from .registry import tool
 
 STARTS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 ExperimentId = Annotated[str, Field(description="Retab experiment id, e.g. 'exp_abc'.")]
@@ -59,6 +57,16 @@ class Consent(BaseModel):
     start: bool = Field(description="Start this run now?")
 
 
+@tool(
+    names.LIST_EXPERIMENTS,
+    title="List experiments",
+    description=descriptions.LIST_EXPERIMENTS,
+    summary=(
+        "The workflow's experiments, a row each: name, block type, n_consensus, documents, latest run "
+        "(id, status, score), and whether its metrics are stale and why."
+    ),
+    example='list_experiments(workflow_id="workflow_…")',
+)
 async def list_experiments(
     workflow_id: Annotated[str, Field(description="The workflow whose experiments to list.")],
     ctx: Context[AppState],
@@ -74,6 +82,16 @@ async def list_experiments(
     return tool_result(render_experiment_list(listing), listing.model_dump(mode="json"))
 
 
+@tool(
+    names.GET_EXPERIMENT,
+    title="Get experiment",
+    description=descriptions.GET_EXPERIMENT,
+    summary=(
+        "One experiment with its latest run and the one before, staleness and why, and the exact next "
+        "call (wait, compare, triage or start)."
+    ),
+    example='get_experiment(experiment_id="exp_…")',
+)
 async def get_experiment(
     experiment_id: ExperimentId, ctx: Context[AppState]
 ) -> Annotated[CallToolResult, ExperimentView]:
@@ -109,6 +127,21 @@ async def ask_to_start(
     )
 
 
+@tool(
+    names.START,
+    title="Start experiment run",
+    description=descriptions.START,
+    summary=(
+        "Only with `RETAB_MCP_ALLOW_WRITES=1`. Starts a run, never two by accident: the request is sent "
+        "once and, if its answer is lost, the experiment's runs are listed to find it; with a run of the "
+        "experiment already going, none is started and that one is returned; where the client can ask, "
+        'the person confirms first (a "no" is a normal answer). Returns the run\'s keys and the exact '
+        "`wait_for_run` call."
+    ),
+    example='start_experiment_run(experiment_id="exp_…")',
+    annotations=STARTS,
+    writes=True,
+)
 async def start_experiment_run(
     experiment_id: ExperimentId,
     ctx: Context[AppState],
@@ -162,23 +195,6 @@ async def _active_run(client: RetabClient, experiment_id: str) -> Run | None:
     return next((run for run in await _recent_runs(client, experiment_id) if not run.lifecycle.is_terminal), None)
 
 
-def register(server: RetabServer) -> None:
-    server.add_tool(
-        list_experiments,
-        name=names.LIST_EXPERIMENTS,
-        title="List experiments",
-        description=descriptions.LIST_EXPERIMENTS,
-        annotations=READ_ONLY,
-    )
-    server.add_tool(
-        get_experiment,
-        name=names.GET_EXPERIMENT,
-        title="Get experiment",
-        description=descriptions.GET_EXPERIMENT,
-        annotations=READ_ONLY,
-    )
-
-
 def iterate_prompt(
     experiment_id: Annotated[str, Field(description="The experiment to iterate on.")],
 ) -> str:
@@ -189,20 +205,10 @@ def iterate_prompt(
     return descriptions.ITERATE_PROMPT.format(experiment_id=experiment_id)
 
 
-def register_prompt(server: RetabServer) -> None:
+def register_prompt(server: MCPServer[Any]) -> None:
     server.prompt(
         name="iterate-on-experiment",
         title="Iterate on an experiment",
         description="Read an experiment, run it if asked or stale, wait, compare with the previous run, triage, "
         "and say what changed, whether it is real, and the edit most likely to help.",
     )(iterate_prompt)
-
-
-def register_writes(server: RetabServer) -> None:
-    server.add_tool(
-        start_experiment_run,
-        name=names.START,
-        title="Start experiment run",
-        description=descriptions.START,
-        annotations=STARTS,
-    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
@@ -11,16 +11,21 @@ from pydantic import Field
 from ..api.client import check_id
 from ..views.lists import ResultList, RunList, list_result_rows, render_result_list, render_run_list, run_list
 from . import descriptions, names
-from .common import READ_ONLY, AppState, Cursor, OptionalId, RunId, dump, state_of, tool_result
+from .common import AppState, Cursor, OptionalId, RunId, dump, state_of, tool_result
 from .errors import tool_errors
-
-if TYPE_CHECKING:
-    from .server import RetabServer
+from .registry import tool
 
 # The statuses of api/statuses.py, spelled out: a schema needs literals.
 RunStatus = Literal["pending", "queued", "running", "completed", "error", "cancelled"]
 
 
+@tool(
+    names.LIST_RUNS,
+    title="List experiment runs",
+    description=descriptions.LIST_RUNS,
+    summary=("Runs newest first, one row each (id, status, score, documents, errors, created), and `next_cursor`."),
+    example='list_experiment_runs(status="error", limit=5)',
+)
 async def list_experiment_runs(
     ctx: Context[AppState],
     experiment_id: OptionalId = None,
@@ -42,6 +47,16 @@ async def list_experiment_runs(
     return tool_result(render_run_list(runs), dump(runs))
 
 
+@tool(
+    names.LIST_RESULTS,
+    title="List run results",
+    description=descriptions.LIST_RESULTS,
+    summary=(
+        'One row per document: id, filename, status, error message cut short, duration; `status="error"` '
+        "keeps only the failures (filtered across the API's pages)."
+    ),
+    example='list_experiment_run_results(run_id="exprun_…", status="error")',
+)
 async def list_experiment_run_results(
     run_id: RunId,
     ctx: Context[AppState],
@@ -53,20 +68,3 @@ async def list_experiment_run_results(
     with tool_errors(run_id):
         results = await list_result_rows(state.client, run_id, status=status, limit=limit, cursor=cursor)
     return tool_result(render_result_list(results), dump(results))
-
-
-def register(server: RetabServer) -> None:
-    server.add_tool(
-        list_experiment_runs,
-        name=names.LIST_RUNS,
-        title="List experiment runs",
-        description=descriptions.LIST_RUNS,
-        annotations=READ_ONLY,
-    )
-    server.add_tool(
-        list_experiment_run_results,
-        name=names.LIST_RESULTS,
-        title="List run results",
-        description=descriptions.LIST_RESULTS,
-        annotations=READ_ONLY,
-    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
@@ -10,13 +10,22 @@ from pydantic import Field
 
 from ..views.metrics import MetricsReport, render_metrics, report_metrics
 from . import descriptions, names
-from .common import READ_ONLY, AppState, RunId, dump, state_of, tool_result
+from .common import AppState, RunId, dump, state_of, tool_result
 from .errors import tool_errors
-
-if TYPE_CHECKING:
-    from .server import RetabServer
+from .registry import tool
 
 
+@tool(
+    names.GET_METRICS,
+    title="Get run metrics",
+    description=descriptions.GET_METRICS,
+    summary=(
+        "Score, prior score and delta, and the 5 lowest-scoring documents (`summary`), fields of a "
+        "document (`by_document`), documents for a field (`by_target`) or vote rows (`votes`). Stale or "
+        "missing metrics come back as a warning with Retab's reasons, not an error."
+    ),
+    example='get_experiment_run_metrics(run_id="exprun_…", view="by_document", document_id="doc_…")',
+)
 async def get_experiment_run_metrics(
     run_id: RunId,
     ctx: Context[AppState],
@@ -34,13 +43,3 @@ async def get_experiment_run_metrics(
         )
     report = report_metrics(metrics, run_id, view)
     return tool_result(render_metrics(report), dump(report))
-
-
-def register(server: RetabServer) -> None:
-    server.add_tool(
-        get_experiment_run_metrics,
-        name=names.GET_METRICS,
-        title="Get run metrics",
-        description=descriptions.GET_METRICS,
-        annotations=READ_ONLY,
-    )

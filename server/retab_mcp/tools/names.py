@@ -16,16 +16,13 @@ COMPARE = "compare_experiment_runs"
 START = "start_experiment_run"
 LIST_EXPERIMENTS = "list_experiments"
 GET_EXPERIMENT = "get_experiment"
-DOCUMENT_SCORES = "get_run_document_scores"
+DOCUMENT_SCORES = "get_run_document_scores"  # for the run view alone: listed only to hosts that render it
 # Every kind of run: experiment, workflow and eval runs
 GET_RUN_ANY = "get_run"
 LIST_RUNS_ANY = "list_runs"
 TRIAGE_RUN = "triage_run"
 LIST_EVAL_RESULTS = "list_eval_results"
 COMPARE_EVALS = "compare_eval_runs"
-START_EVALS = "start_eval_run"  # for the run view alone: listed only to hosts that render it
+START_EVALS = "start_eval_run"
 
 WAITS = frozenset({WAIT_RUN, WAIT_RUNS})  # bounded by their own timeout_s, not the call deadline
-WRITES = frozenset(
-    {START, CANCEL, START_EVALS}
-)  # offered with RETAB_MCP_ALLOW_WRITES; with OAuth, need the write scope

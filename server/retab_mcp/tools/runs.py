@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INTERNAL_ERROR,
@@ -22,12 +23,9 @@ from ..api.errors import InvalidIdError, NotFoundError, RetabError
 from ..views.messages import explain
 from ..views.run import RunSummary, summarize
 from . import descriptions, names
-from .apps import SHOWN_BY_VIEW
-from .common import DESTRUCTIVE, READ_ONLY, AppState, RunId, state_of, tool_result
+from .common import DESTRUCTIVE, AppState, RunId, state_of, tool_result
 from .errors import tool_errors
-
-if TYPE_CHECKING:
-    from .server import RetabServer
+from .registry import tool
 
 RUN_URI = "retab://experiment-runs/{run_id}"
 RUN_ID_SUGGESTIONS = 20
@@ -40,6 +38,18 @@ class CancelResult(RunSummary):
     cancel_sent: bool = Field(description="False when there was nothing to cancel (the run had already ended).")
 
 
+@tool(
+    names.GET_RUN,
+    title="Get experiment run",
+    description=descriptions.GET_RUN,
+    summary=(
+        "The run's state at once: status, score, documents done, error count, timing, ETA, the error and "
+        "the end of the stack trace of a failed run, the experiment, workflow, block and parent-run ids, "
+        "and a next-step hint."
+    ),
+    example='get_experiment_run(run_id="exprun_NzgyL-WnaCEXXx5ET7SNt")',
+    view="shown",
+)
 async def get_experiment_run(run_id: RunId, ctx: Context[AppState]) -> Annotated[CallToolResult, RunSummary]:
     state = state_of(ctx)
     with tool_errors(run_id):
@@ -48,6 +58,18 @@ async def get_experiment_run(run_id: RunId, ctx: Context[AppState]) -> Annotated
     return tool_result(summary.render(), summary.structured())
 
 
+@tool(
+    names.CANCEL,
+    title="Cancel experiment run",
+    description=descriptions.CANCEL,
+    summary=(
+        "Only when the operator sets `RETAB_MCP_ALLOW_WRITES=1`; otherwise not listed at all. "
+        "Destructive (annotated so). Cancelling a finished run changes nothing and says so."
+    ),
+    example='cancel_experiment_run(run_id="exprun_…")',
+    annotations=DESTRUCTIVE,
+    writes=True,
+)
 async def cancel_experiment_run(run_id: RunId, ctx: Context[AppState]) -> Annotated[CallToolResult, CancelResult]:
     state = state_of(ctx)
     with tool_errors(run_id):
@@ -66,28 +88,9 @@ async def cancel_experiment_run(run_id: RunId, ctx: Context[AppState]) -> Annota
     return tool_result(result.render(), result.structured())
 
 
-def register(server: RetabServer) -> None:
-    server.add_tool(
-        get_experiment_run,
-        name=names.GET_RUN,
-        title="Get experiment run",
-        description=descriptions.GET_RUN,
-        annotations=READ_ONLY,
-        meta=SHOWN_BY_VIEW,
-    )
+def register_resource(server: MCPServer[Any], current: Callable[[], AppState | None]) -> None:
+    """The run resource and run-id completion; `current` gives the lifespan's state (None outside it)."""
 
-
-def register_writes(server: RetabServer) -> None:
-    server.add_tool(
-        cancel_experiment_run,
-        name=names.CANCEL,
-        title="Cancel experiment run",
-        description=descriptions.CANCEL,
-        annotations=DESTRUCTIVE,
-    )
-
-
-def register_resource(server: RetabServer) -> None:
     async def experiment_run_resource(run_id: str, ctx: Context[AppState]) -> str:
         state = state_of(ctx)
         try:
@@ -112,7 +115,7 @@ def register_resource(server: RetabServer) -> None:
     ) -> Completion | None:
         """Suggest recent run ids for the prompt's and the resource template's `run_id`."""
         del ref, context  # both take a run id, and nothing else is completed
-        state = server.state
+        state = current()
         if argument.name != "run_id" or state is None or state.callers is not None:
             return None  # with per-user keys, a completion carries no caller's key to list runs with
         try:

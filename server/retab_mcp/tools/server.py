@@ -38,10 +38,11 @@ from ..watch.schedule import Schedule
 from ..watch.sharing import RedisHub, Signer
 from ..watch.starts import StartGate
 from ..watch.watcher import running_watcher
-from . import apps, compare, descriptions, experiments, lists, metrics, names, runs, sdk_compat, triage, waiting
+from . import apps, descriptions, experiments, names, runs, sdk_compat, triage
 from .callers import Callers, partition_name
 from .common import AppState, state_of
 from .errors import invalid_arguments
+from .registry import catalog, write_tool_names
 
 if TYPE_CHECKING:
     import httpx2
@@ -153,7 +154,7 @@ class RetabServer(MCPServer[AppState]):
         """With OAuth, a tool that changes something needs the write scope, whatever the transport. The HTTP
         layer refuses such calls with a 403 first (transports/oauth.py); this holds for any path it misses."""
         settings = self.retab_settings
-        if not settings.oauth_issuer or name not in names.WRITES:
+        if not settings.oauth_issuer or name not in write_tool_names():
             return
         request = context.request_context.request if context is not None else None
         user = getattr(request, "scope", {}).get("user") if request is not None else None
@@ -258,13 +259,20 @@ def build_server(
         token_verifier=token_verifier,
     )
     server.token_verifier = token_verifier
-    # The order of registration is the order of tools/list.
-    for family in (runs, waiting, lists, metrics, triage, compare, experiments, apps):
-        family.register(server)
-    if settings.allow_writes:
-        runs.register_writes(server)
-        experiments.register_writes(server)
-    runs.register_resource(server)
+    # The order of registration is the order of tools/list (registry.catalog's).
+    for spec in catalog():
+        if spec.writes and not settings.allow_writes:
+            continue
+        meta = {"shown": apps.SHOWN_BY_VIEW, "app_only": apps.APP_ONLY}.get(spec.view)
+        server.add_tool(
+            spec.fn,
+            name=spec.name,
+            title=spec.title,
+            description=spec.description,
+            annotations=spec.annotations,
+            meta=meta,
+        )
+    runs.register_resource(server, lambda: server.state)
     triage.register_prompt(server)
     experiments.register_prompt(server)
     sdk_compat.accept_log_level(server)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, CallToolResult
 from pydantic import Field
@@ -14,14 +14,23 @@ from ..api.errors import InvalidIdError
 from ..views.messages import explain
 from ..views.triage import TriageReport, build_report, fit_to_budget, gather_evidence
 from . import descriptions, names
-from .apps import SHOWN_BY_VIEW
-from .common import READ_ONLY, AppState, RunId, state_of, tool_result
+from .common import AppState, RunId, state_of, tool_result
 from .errors import tool_errors
-
-if TYPE_CHECKING:
-    from .server import RetabServer
+from .registry import tool
 
 
+@tool(
+    names.TRIAGE,
+    title="Triage experiment run",
+    description=descriptions.TRIAGE,
+    summary=(
+        "Why the run ended this way, in one call and under 4 KB: a verdict, the run summary, score "
+        "against the prior run, failed documents grouped by error, the worst documents and fields, "
+        "metrics staleness, and the next calls worth making."
+    ),
+    example='triage_experiment_run(run_id="exprun_…")',
+    view="shown",
+)
 async def triage_experiment_run(run_id: RunId, ctx: Context[AppState]) -> Annotated[CallToolResult, TriageReport]:
     state = state_of(ctx)
     with tool_errors(run_id):
@@ -37,18 +46,7 @@ def triage_prompt(run_id: Annotated[str, Field(description="The experiment run t
     return descriptions.TRIAGE_PROMPT.format(run_id=run_id)
 
 
-def register(server: RetabServer) -> None:
-    server.add_tool(
-        triage_experiment_run,
-        name=names.TRIAGE,
-        title="Triage experiment run",
-        description=descriptions.TRIAGE,
-        annotations=READ_ONLY,
-        meta=SHOWN_BY_VIEW,
-    )
-
-
-def register_prompt(server: RetabServer) -> None:
+def register_prompt(server: MCPServer[Any]) -> None:
     server.prompt(
         name="triage-experiment-run",
         title="Triage an experiment run",

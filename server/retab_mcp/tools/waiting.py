@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
@@ -14,14 +14,23 @@ from ..views.many import RunsWaitResult, render_runs_wait, runs_wait_result, str
 from ..views.runs import WaitResult, wait_view
 from ..watch.many import MAX_RUNS, WaitMode, wait_many
 from . import descriptions, names
-from .apps import SHOWN_BY_VIEW
-from .common import READ_ONLY, AnyRunId, AppState, Kind, WaitSeconds, redacted_progress, state_of, tool_result
+from .common import AnyRunId, AppState, Kind, WaitSeconds, redacted_progress, state_of, tool_result
 from .errors import tool_errors
-
-if TYPE_CHECKING:
-    from .server import RetabServer
+from .registry import tool
 
 
+@tool(
+    names.WAIT_RUN,
+    title="Wait for run",
+    description=descriptions.WAIT_RUN,
+    summary=(
+        "Blocks until the run is completed, error or cancelled, or `timeout_s` passes (clamped to 1..50 "
+        "s). A timeout is a normal result (`finished: false`, `timed_out: true`, `waited_s`) that says "
+        "to call again and when to stop. Sends progress (documents completed) when the host asks for it."
+    ),
+    example='wait_for_run(run_id="exprun_…", timeout_s=45)',
+    view="shown",
+)
 async def wait_for_run(
     run_id: AnyRunId, ctx: Context[AppState], timeout_s: WaitSeconds = 45, kind: Kind = None
 ) -> Annotated[CallToolResult, WaitResult]:
@@ -36,6 +45,17 @@ async def wait_for_run(
     return tool_result(result.render(), result.structured())
 
 
+@tool(
+    names.WAIT_RUNS,
+    title="Wait for runs",
+    description=descriptions.WAIT_RUNS,
+    summary=(
+        'One bounded wait over up to 20 runs, until all finish (`mode="all"`) or the first does '
+        '(`"any"`). One compact row per run; a run that cannot be read gets its reason in its row while '
+        "the others are still waited on. Progress is the sum of documents completed."
+    ),
+    example='wait_for_runs(run_ids=["exprun_a", "exprun_b"], mode="any")',
+)
 async def wait_for_runs(
     run_ids: Annotated[
         list[str],
@@ -58,21 +78,3 @@ async def wait_for_runs(
         )
     result = runs_wait_result(outcome)
     return tool_result(render_runs_wait(result), structured(result))
-
-
-def register(server: RetabServer) -> None:
-    server.add_tool(
-        wait_for_run,
-        name=names.WAIT_RUN,
-        title="Wait for run",
-        description=descriptions.WAIT_RUN,
-        annotations=READ_ONLY,
-        meta=SHOWN_BY_VIEW,
-    )
-    server.add_tool(
-        wait_for_runs,
-        name=names.WAIT_RUNS,
-        title="Wait for runs",
-        description=descriptions.WAIT_RUNS,
-        annotations=READ_ONLY,
-    )

@@ -34,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__, telemetry
 from ..config import Settings
-from ..tools import names
+from ..tools.registry import write_tool_names
 from .answers import send_json
 from .caller_keys import CallerKeyGate
 from .connections import default_max_connections, guarded_protocol
@@ -233,7 +233,7 @@ def _with_write_scope(app: Any, server: MCPServer[Any], settings: Settings) -> A
     verifier = getattr(server, "token_verifier", None)
     if not isinstance(verifier, JwtVerifier) or not settings.allow_writes:
         return app
-    return WriteScopeGate(app, verifier, names.WRITES)
+    return WriteScopeGate(app, verifier, write_tool_names())
 
 
 def _url_host(host: str) -> str:

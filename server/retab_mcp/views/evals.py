@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ..tools import names
 from .run import MESSAGE_MAX, NAME_MAX, RunError, RunState, Timed
@@ -115,3 +115,100 @@ def eval_next_step(view: EvalView) -> str:
             return f"Not finished: call {names.WAIT_RUN} to wait (up to ~45 s a call)."
         case _:
             return f"Unknown status: call {names.GET_RUN_ANY} again later."
+
+
+class EvalStartResult(BaseModel):
+    """The eval run started (or found, or already going); the run keys null when there is none."""
+
+    started: bool = Field(description="True when this call started a run.")
+    outcome: str = Field(
+        description="started; found_after_lost_answer; already_running (a run of these evals is going: none "
+        "started); ambiguous (the answer was lost and several runs appeared: see appeared_run_ids); declined."
+    )
+    workflow_id: str
+    scope: str = Field(description="all (the workflow's evals), block <id> or eval <id>.")
+    run_id: str | None
+    status: str | None
+    finished: bool | None
+    score: float | None
+    completed_documents: int | None
+    total_documents: int | None
+    error_count: int | None
+    error: RunError | None
+    cancel_reason: str | None
+    evals_total: int | None = None
+    wait_call: str | None = Field(description=f"The exact {names.WAIT_RUN} call for this run.")
+    appeared_run_ids: list[str] | None = None
+    hint: str
+
+
+START_HEADS = {
+    "started": "Started",
+    "found_after_lost_answer": "Started (the answer was lost; found by listing the workflow's eval runs)",
+    "already_running": "Not started: an eval run of these evals is already going",
+    "ambiguous": "Not claimed (ambiguous)",
+    "declined": "Not started",
+}
+
+
+def eval_start_result(
+    workflow_id: str,
+    scope: str,
+    run: EvalRun | None,
+    outcome: str,
+    *,
+    appeared: list[str] | None = None,
+    note: str = "",
+) -> EvalStartResult:
+    keys: dict[str, Any] = dict.fromkeys(
+        (
+            "run_id",
+            "status",
+            "finished",
+            "score",
+            "completed_documents",
+            "total_documents",
+            "error_count",
+            "error",
+            "cancel_reason",
+        )
+    )
+    wait_call = None
+    if run is not None:
+        values = eval_values(run)
+        keys |= {k: values[k] for k in ("score", "completed_documents", "total_documents", "error_count", "error")}
+        keys |= {"run_id": run.id, "status": run.status, "finished": run.finished, "cancel_reason": None}
+        wait_call = f"{names.WAIT_RUN}(run_id='{run.id}', timeout_s=45)"
+    if outcome == "ambiguous":
+        ids = ", ".join(appeared or [])
+        note = (
+            f"The API's answer was lost and {len(appeared or [])} eval runs appeared meanwhile: {ids}. One is this "
+            f"start's, the others someone else's; none is claimed. Do not start again: look at them with "
+            f"{names.GET_RUN_ANY}."
+        )
+    elif not note:
+        note = {
+            "started": "Started.",
+            "found_after_lost_answer": "The API's answer was lost; this run appeared meanwhile.",
+            "already_running": "Wait for it, or pass allow_concurrent=true to start another.",
+        }.get(outcome, "")
+    hint = f"{note} Next: {wait_call}." if wait_call else note
+    return EvalStartResult(
+        started=outcome in ("started", "found_after_lost_answer"),
+        outcome=outcome,
+        workflow_id=workflow_id,
+        scope=scope,
+        evals_total=run.total_evals if run is not None else None,
+        wait_call=wait_call,
+        appeared_run_ids=appeared,
+        hint=hint.strip(),
+        **keys,
+    )
+
+
+def render_eval_start(result: EvalStartResult) -> str:
+    head = START_HEADS.get(result.outcome, result.outcome)
+    if result.run_id is None:
+        return f"{head}: {result.hint}"
+    evals = f" · {result.evals_total} evals" if result.evals_total else ""
+    return f"{head}: {result.run_id} · {result.status}{evals} ({result.scope}).\n{result.hint}"
