@@ -14,9 +14,10 @@ from typing import Any
 
 from pydantic import Field
 
-from .models import APIModel, Id, Lifecycle, Progress, Word
+from .models import APIModel, Drift, Freshness, Id, Lifecycle, Progress, Word
 
 PASSED, FAILED, BLOCKED = "passed", "failed", "blocked"
+DRIFTED_ASSERTIONS = frozenset({"drifted", "broken", "stale", "invalid"})  # of assertion_drift_status
 
 
 class EvalTiming(APIModel):
@@ -48,18 +49,6 @@ class OutcomeCounts(APIModel):
 class EvalCounts(APIModel):
     lifecycle_counts: LifecycleCounts = Field(default_factory=LifecycleCounts)
     outcome: OutcomeCounts = Field(default_factory=OutcomeCounts)
-
-
-class Freshness(APIModel):
-    status: Word | None = None  # fresh, stale, unknown
-    reasons: list[str] = Field(default_factory=list[str])
-    baseline_run_id: Id | None = None
-
-
-class Drift(APIModel):
-    status: Word | None = None  # none, drifted, broken, unknown
-    affected_targets: list[str] = Field(default_factory=list[str])
-    detail: str | None = None
 
 
 class EvalRunTarget(APIModel):
@@ -168,6 +157,6 @@ class Eval(APIModel):
         return (
             self.schema_drift in ("partial", "drifted")
             or (self.drift is not None and self.drift.status in ("drifted", "broken"))
-            or self.assertion_drift_status not in (None, "none", "ok", "fresh")
+            or self.assertion_drift_status in DRIFTED_ASSERTIONS
             or (self.freshness is not None and self.freshness.status == "stale")
         )

@@ -187,6 +187,22 @@ class Result(APIModel):
         return None
 
 
+class Freshness(APIModel):
+    """Whether what was measured still applies: fresh, stale (and why), unknown."""
+
+    status: Word | None = None
+    reasons: list[Annotated[str, _cut(120)]] = Field(default_factory=list[str])
+    baseline_run_id: Id | None = None
+
+
+class Drift(APIModel):
+    """Whether the thing measured (an experiment's or an eval's target) still fits its block's schema."""
+
+    status: Word | None = None  # none, drifted, broken, unknown
+    affected_targets: list[Annotated[str, _cut(256)]] = Field(default_factory=list[str])
+    detail: Annotated[str, _cut(300)] | None = None
+
+
 class Experiment(APIModel):
     id: str
     name: str | None = None
@@ -201,7 +217,26 @@ class Experiment(APIModel):
     is_stale: bool = False
     freshness_state: Word | None = None  # fresh, stale, unknown
     freshness_reasons: list[Annotated[str, _cut(120)]] = Field(default_factory=list[str])
+    freshness: Freshness | None = None  # the same, as one object (newer)
+    run_plan_mode: Word | None = None  # what starting a run would do now: run, noop, conflict, unknown
+    rerunnable_document_count: int | None = None
+    schema_drift: Word | None = None  # none, partial, drifted, unknown
+    schema_drift_detail: Annotated[str, _cut(300)] | None = None
+    drift: Drift | None = None
     created_at: datetime | None = None
+
+    @property
+    def stale_reasons(self) -> list[str]:
+        """Why its metrics no longer apply, from either of the shapes the API has for it."""
+        reasons = list(self.freshness_reasons)
+        if self.freshness is not None:
+            reasons += [r for r in self.freshness.reasons if r not in reasons]
+        return reasons
+
+    @property
+    def stale(self) -> bool:
+        state = self.freshness.status if self.freshness is not None else None
+        return self.is_stale or self.freshness_state == "stale" or state == "stale"
 
 
 class MetricDocument(APIModel):

@@ -136,7 +136,7 @@ def _fit(report: Any, render: Any) -> tuple[str, dict[str, Any]]:
     cut = 0
     while True:
         text = render(report)
-        data = report.model_dump(mode="json", exclude_none=True)
+        data = {**report.model_dump(mode="json", exclude_none=True), "run": report.run.structured()}
         size = len(text.encode()) + len(json.dumps(data, separators=(",", ":")).encode())
         if size <= BUDGET_BYTES:
             break

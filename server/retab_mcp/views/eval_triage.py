@@ -9,7 +9,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from ..api.evals import BLOCKED, FAILED
+from ..api.evals import BLOCKED, DRIFTED_ASSERTIONS, FAILED
 from ..kinds.readers import EVAL_KIND
 from ..tools import names
 from .eval_results import EvalEvidence, EvalResultRow, ordered_rows, outcome_counts, row_line
@@ -100,7 +100,7 @@ def _drift_reason(evidence: EvalEvidence, eval_id: str) -> str:
         )
     if saved.drift is not None and saved.drift.status in ("drifted", "broken"):
         reasons.append(f"target {saved.drift.status}")
-    if saved.assertion_drift_status not in (None, "none", "ok", "fresh"):
+    if saved.assertion_drift_status in DRIFTED_ASSERTIONS:
         reasons.append(f"assertion {saved.assertion_drift_status}")
     if saved.freshness is not None and saved.freshness.status == "stale":
         reasons.append("stale: " + (", ".join(saved.freshness.reasons) or "inputs changed"))

@@ -48,6 +48,20 @@ class ExperimentView(ExperimentRow):
     block_id: str | None = None
     latest_run_status: str | None = Field(default=None, description="The latest run's own status.")
     previous_run_id: str | None = Field(default=None, description="The run before the latest, to compare with.")
+    schema_drift: str | None = Field(
+        default=None,
+        description="Whether the block's schema moved away from what the experiment measures: none, partial, drifted.",
+    )
+    drifted_fields: list[str] | None = Field(default=None, description="The fields the drift touches, when known.")
+    run_plan: str | None = Field(
+        default=None,
+        description="What starting a run would do now: run (re-run rerunnable_documents), noop (nothing to re-run), "
+        "conflict (Retab would refuse until resolved).",
+    )
+    rerunnable_documents: int | None = None
+    stale_needs: str | None = Field(
+        default=None, description="What a stale experiment needs before its score means anything."
+    )
     next_call: str = Field(description="The exact call worth making next.")
 
 
@@ -89,8 +103,8 @@ def experiment_row(experiment: Experiment) -> ExperimentRow:
         latest_run_id=experiment.last_run_id,
         latest_status=experiment.status,
         latest_score=experiment.score,
-        stale=experiment.is_stale or experiment.freshness_state == "stale",
-        stale_reasons=[clip(r, REASON_MAX) for r in experiment.freshness_reasons][:5],
+        stale=experiment.stale,
+        stale_reasons=[clip(r, REASON_MAX) for r in experiment.stale_reasons][:5],
     )
 
 
@@ -120,6 +134,10 @@ def experiment_view(experiment: Experiment, runs: list[Run]) -> ExperimentView:
         next_call = f"{names.COMPARE}(base_run_id='{previous.id}', candidate_run_id='{latest.id}')"
     else:
         next_call = f"{names.TRIAGE}(run_id='{latest.id}')"
+    drift = experiment.schema_drift if experiment.schema_drift not in (None, "none", "unknown") else None
+    if drift is None and experiment.drift is not None and experiment.drift.status in ("drifted", "broken"):
+        drift = experiment.drift.status
+    fields = experiment.drift.affected_targets[:5] if experiment.drift and experiment.drift.affected_targets else None
     return ExperimentView(
         **row.model_dump(exclude={"latest_run_id"}),
         latest_run_id=latest.id if latest else row.latest_run_id,
@@ -127,8 +145,35 @@ def experiment_view(experiment: Experiment, runs: list[Run]) -> ExperimentView:
         block_id=experiment.block_id,
         latest_run_status=latest.status if latest else None,
         previous_run_id=previous.id if previous else None,
+        schema_drift=drift,
+        drifted_fields=fields,
+        run_plan=experiment.run_plan_mode if experiment.run_plan_mode not in (None, "unknown") else None,
+        rerunnable_documents=experiment.rerunnable_document_count,
+        stale_needs=_stale_needs(experiment, drift) if row.stale or drift else None,
         next_call=next_call,
     )
+
+
+def _stale_needs(experiment: Experiment, drift: str | None) -> str:
+    """What a stale (or drifted) experiment needs, in a sentence."""
+    needs: list[str] = []
+    if drift:
+        detail = f" ({clip(experiment.schema_drift_detail, 120)})" if experiment.schema_drift_detail else ""
+        needs.append(
+            f"its block's schema has {drift} from what it measures{detail}: update the experiment's fields first"
+        )
+    match experiment.run_plan_mode:
+        case "run":
+            count = experiment.rerunnable_document_count
+            docs = f" ({count} documents would be re-run)" if count else ""
+            needs.append(f"a new run, since its metrics no longer apply{docs}")
+        case "noop":
+            needs.append("nothing to re-run: a run now would change nothing (the metrics need refreshing in Retab)")
+        case "conflict":
+            needs.append("the conflict resolved in Retab before any run can start")
+        case _:
+            needs.append("a new run, since its metrics no longer apply")
+    return "; then ".join(needs) + "."
 
 
 def start_result(
@@ -221,6 +266,11 @@ def render_experiment(view: ExperimentView) -> str:
     if view.latest_run_status:
         previous = f"; previous {view.previous_run_id}" if view.previous_run_id else ""
         lines.append(f"Latest run {view.latest_run_id}: {view.latest_run_status}{previous}.")
+    if view.schema_drift:
+        fields = f" (fields: {', '.join(view.drifted_fields)})" if view.drifted_fields else ""
+        lines.append(f"Schema drift: {view.schema_drift}{fields}.")
+    if view.stale_needs:
+        lines.append(f"It needs {view.stale_needs}")
     lines.append(f"Next: {view.next_call}")
     return "\n".join(lines)
 

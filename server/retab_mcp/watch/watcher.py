@@ -100,6 +100,7 @@ class Watch:
     waiters: int = 0
     poll_started_t: float | None = None  # clock time the request in flight was sent
     read_t: float | None = None  # clock time `run` was read
+    reads: int = 0  # states read (or taken from another replica) so far
     changed: anyio.Event = field(default_factory=anyio.Event)
     loop: anyio.CancelScope | None = None
 
@@ -113,8 +114,8 @@ class Watch:
 
     @property
     def finished(self) -> bool:
-        """Nothing more to poll for: the run ended, or it waits for a person."""
-        return self.run is not None and self.run.stops_wait
+        """Nothing more to poll for: the run ended."""
+        return self.run is not None and self.run.finished
 
 
 class RunWatcher:
@@ -155,6 +156,7 @@ class RunWatcher:
         """A state of the run read just now (by `get`, or as the answer that created it)."""
         watch = self._watch(kind, run.id)
         watch.run, watch.read_t = run, self.clock.now()
+        watch.reads += 1
         self._schedule_next(watch, run)
         return run
 
@@ -180,6 +182,9 @@ class RunWatcher:
         start = self.clock.now()
         deadline = start + timeout_s
         watch = self._watch(kind, run_id)
+        reads_before = watch.reads
+        if watch.run is not None and watch.run.stops_wait and not watch.run.finished:
+            watch.next_poll_t = start  # it waited for a person, who may have acted since: look at once
         if watch.loop is None and (watch.fatal is not None or watch.last_error is not None):
             # What ended an earlier wait is not this one's answer: read the run afresh.
             watch.fatal, watch.last_error, watch.not_found_streak = None, None, 0
@@ -201,7 +206,9 @@ class RunWatcher:
                 if watch.fatal is not None:
                     raise watch.fatal
                 waited = round(self.clock.now() - start, 1)
-                if run is not None and run.stops_wait:
+                # A run that ended is final; one that waits for a person ends a wait once read during this wait
+                # (a person may have acted since the last read).
+                if run is not None and (run.finished or (run.stops_wait and watch.reads > reads_before)):
                     return WaitOutcome(run, False, waited, None, self.read_at(run_id, kind))
                 if self.stop is not None and self.stop.is_set():
                     if run is None:
@@ -329,6 +336,7 @@ class RunWatcher:
         if watch.waiters:
             telemetry.POLLS_SAVED.inc(watch.waiters)  # every waiter here has an answer no poll of ours made
         watch.run, watch.read_t, watch.last_error, watch.not_found_streak = run, read_t, None, 0
+        watch.reads += 1
         lease_ends_t = watch.next_poll_t
         self._schedule_next(watch, run, read_t=read_t)
         watch.next_poll_t = max(watch.next_poll_t, lease_ends_t)  # no claim before the holder's lease can end
@@ -372,6 +380,7 @@ class RunWatcher:
             if watch.waiters > 1:
                 telemetry.POLLS_SAVED.inc(watch.waiters - 1)  # one poll, and every waiter has its answer
             watch.run, watch.read_t, watch.last_error, watch.not_found_streak = run, now, None, 0
+            watch.reads += 1
             self._schedule_next(watch, run, read_t=now)
         finally:
             watch.poll_started_t = None
