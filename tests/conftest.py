@@ -64,10 +64,20 @@ def server(settings: Settings, sim: SimulatedRetab, clock: VirtualClock) -> MCPS
     return build_server(settings, transport=httpx2.ASGITransport(app=sim), clock=clock)
 
 
-@pytest.fixture(params=["auto", "legacy"])
+ERAS = ("auto", "legacy")  # 2026-07-28 (no handshake) and the 2025-11-25 initialize handshake
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `eras` (where the protocol era changes behaviour: listing, transports, lifecycle,
+    progress, elicitation, the snapshots both eras share) run in both eras; the others in the current one."""
+    if "mode" in metafunc.fixturenames and metafunc.definition.get_closest_marker("eras") is not None:
+        metafunc.parametrize("mode", ERAS, indirect=True)
+
+
+@pytest.fixture
 def mode(request: pytest.FixtureRequest) -> str:
-    """Both protocol eras: 2026-07-28 (no handshake) and the 2025-11-25 initialize handshake."""
-    return request.param
+    """The protocol era of the test's client: both for tests marked `eras`, else 2026-07-28."""
+    return getattr(request, "param", "auto")
 
 
 @pytest.fixture

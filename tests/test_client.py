@@ -25,6 +25,7 @@ from retab_mcp.api.errors import (
 )
 from retab_mcp.api.retry import RetryPolicy
 from retab_mcp.config import Settings
+from retab_mcp.reads.common import every_page
 from retab_mcp.simulator import SimulatedRetab
 
 from .helpers import SIM_URL, TEST_KEY
@@ -254,13 +255,13 @@ async def test_listing_follows_the_cursor_through_every_page(client: RetabClient
     assert len(first.data) == 2 and first.next_cursor == first.data[-1].id
     second = await client.list_runs(limit=2, after=first.next_cursor)
     assert {r.id for r in first.data}.isdisjoint(r.id for r in second.data)
-    every = [run.id async for run in client.iter_runs(limit=2)]
+    every = [run.id for run in await every_page(client.list_runs, 1_000, limit=2)]
     assert sorted(every) == sorted(r.id for r in sim.world.runs)
     assert len(set(every)) == len(every)
 
 
-async def test_iterating_stops_at_max_items(client: RetabClient) -> None:
-    assert len([r async for r in client.iter_runs(limit=2, max_items=3)]) == 3
+async def test_reading_every_page_stops_at_max_items(client: RetabClient) -> None:
+    assert len(await every_page(client.list_runs, 3, limit=2)) == 3
 
 
 async def test_list_filters_reach_the_api(client: RetabClient, sim: SimulatedRetab) -> None:
@@ -275,7 +276,7 @@ async def test_a_stale_cursor_is_a_422(client: RetabClient) -> None:
 
 
 async def test_results_are_listed_one_per_document(client: RetabClient, sim: SimulatedRetab) -> None:
-    rows = [r async for r in client.iter_results(sim.run_ids["failed"])]
+    rows = await every_page(client.list_results, 1_000, run_id=sim.run_ids["failed"])
     assert len(rows) == 40
     assert sum(r.lifecycle.status == "error" for r in rows) == 3  # two documents, then the one that stopped the run
     assert rows[0].filename is not None and rows[0].filename.endswith(".pdf")

@@ -120,6 +120,7 @@ async def test_a_run_already_going_is_returned_instead_of_starting_another(
     assert forced["outcome"] == "started" and forced["run_id"] != going and posts(sim) == 1
 
 
+@pytest.mark.eras
 async def test_the_person_is_asked_what_will_run_and_a_yes_starts_it(
     sim: SimulatedRetab, clock: VirtualClock, mode: str
 ) -> None:
@@ -137,6 +138,7 @@ async def test_the_person_is_asked_what_will_run_and_a_yes_starts_it(
 
 
 @pytest.mark.parametrize("answer", ["decline", "cancel", "accept-no"])
+@pytest.mark.eras
 async def test_a_no_is_a_normal_answer_and_nothing_starts(
     sim: SimulatedRetab, clock: VirtualClock, mode: str, answer: str
 ) -> None:
@@ -155,6 +157,7 @@ async def test_a_no_is_a_normal_answer_and_nothing_starts(
     assert posts(sim) == 0 and runs_of(sim, experiment) == []
 
 
+@pytest.mark.eras
 async def test_without_elicitation_the_operators_opt_in_is_the_consent(
     sim: SimulatedRetab, clock: VirtualClock, mode: str
 ) -> None:

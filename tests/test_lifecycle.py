@@ -19,7 +19,7 @@ from retab_mcp.simulator.scenario import opaque_id
 from .processes import listening_port
 from .raw_stdio import raw_session
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.eras]
 
 FINISHED = opaque_id("exprun", "latest")
 LONG = opaque_id("exprun", "long")

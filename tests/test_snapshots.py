@@ -17,7 +17,7 @@ from retab_mcp.simulator.clock import VirtualClock
 from .helpers import text_of
 from .snapshot import assert_snapshot
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.eras]
 
 
 async def test_tool_schemas(mcp_client: Client) -> None:

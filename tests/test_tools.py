@@ -24,6 +24,7 @@ async def get(client: Client, run_id: str) -> CallToolResult:
     return await client.call_tool("get_experiment_run", {"run_id": run_id})
 
 
+@pytest.mark.eras
 async def test_the_server_lists_every_read_tool_read_only_and_typed(mcp_client: Client) -> None:
     tools = {t.name: t for t in (await mcp_client.list_tools()).tools}
     assert set(tools) == READ_TOOLS

@@ -21,7 +21,7 @@ from retab_mcp.simulator.scenario import opaque_id
 from .helpers import READ_TOOLS, WRITE_TOOLS
 from .processes import serve
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.eras]
 
 ROOT = Path(__file__).parents[1]
 FINISHED = opaque_id("exprun", "latest")

@@ -318,6 +318,7 @@ async def test_triage_stays_within_4_kb_on_the_worst_input(mcp_client: Client, s
 # wait_for_runs
 
 
+@pytest.mark.eras
 async def test_waiting_on_several_runs_until_all_finish_sums_progress(
     mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock
 ) -> None:

@@ -98,6 +98,7 @@ async def test_the_maximum_wait_comes_from_the_environment(sim: SimulatedRetab, 
     assert 10 <= clock.now() - start <= 12
 
 
+@pytest.mark.eras
 async def test_progress_is_sent_only_with_a_token_and_strictly_increases(
     mcp_client: Client, sim: SimulatedRetab
 ) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import Generator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -204,11 +204,6 @@ class RetabClient:
         response = await self._request("GET", f"{EXPERIMENTS}/runs", params=params)
         return self._parse(Page[Run], response)
 
-    async def iter_runs(self, *, max_items: int | None = None, **filters: Any) -> AsyncIterator[Run]:
-        """Every run matching `filters` (those of `list_runs`), following the keyset cursor."""
-        async for run in self._iterate(self.list_runs, max_items, filters):
-            yield run
-
     async def cancel_run(self, run_id: str) -> Lifecycle:
         """Ask Retab to cancel a run. Sent once: a POST is never retried."""
         from .models import CancelResponse
@@ -243,10 +238,6 @@ class RetabClient:
 
         response = await self._request("GET", f"{EXPERIMENTS}/results", params=params)
         return self._parse(Page[Result], response)
-
-    async def iter_results(self, run_id: str, *, max_items: int | None = None) -> AsyncIterator[Result]:
-        async for result in self._iterate(self.list_results, max_items, {"run_id": run_id}):
-            yield result
 
     async def get_metrics(
         self,
@@ -414,20 +405,6 @@ class RetabClient:
         return self._parse(Page[Eval], await self._request("GET", EVALS, params=params))
 
     # Plumbing
-
-    async def _iterate(self, list_page: Any, max_items: int | None, args: Mapping[str, Any]) -> AsyncIterator[Any]:
-        after: str | None = None
-        count = 0
-        while True:
-            page = await list_page(**args, after=after)
-            for item in page.data:
-                yield item
-                count += 1
-                if max_items is not None and count >= max_items:
-                    return
-            after = page.next_cursor
-            if not after or not page.data:
-                return
 
     async def _request(
         self,

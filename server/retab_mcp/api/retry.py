@@ -4,10 +4,10 @@ Retried: what `errors.disposition` calls transient (408, 429, 5xx, connection er
 that cannot be read). Never retried: anything else, and any POST, since creating or cancelling twice is
 not the same as once.
 
-Delays grow exponentially with full jitter. A `Retry-After` header is obeyed when it asks for no more
-than `retry_after_cap_s`; when it asks for more, the policy stops at once so the caller can say when to
-come back instead of blocking. Retrying also stops when the time spent sleeping would pass `budget_s`.
-`sleep` and `jitter` are injectable so tests never wait.
+Delays grow exponentially with equal jitter: each between half and all of its exponential step. A
+`Retry-After` header is obeyed when it asks for no more than `retry_after_cap_s`; when it asks for more, the
+policy stops at once so the caller can say when to come back instead of blocking. Retrying also stops when
+the time spent sleeping would pass `budget_s`. `sleep` and `jitter` are injectable so tests never wait.
 """
 
 from __future__ import annotations

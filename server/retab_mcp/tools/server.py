@@ -51,8 +51,8 @@ CALL_LOG = logging.getLogger("retab_mcp.calls")  # one JSON line per tool call (
 BACKSTOP_S = 0.5  # past the deadline, a call that is still running is ended here, whatever it waits on
 
 
-class CallDeadlineError(ToolError):
-    """A call that did not finish within its deadline."""
+class ToolDeadlineError(ToolError):
+    """A tool call that did not finish within its deadline (the API client's CallDeadlineError is one request's)."""
 
 
 def log_call(tool: str, outcome: str, seconds: float, request_ids: list[str]) -> None:
@@ -105,7 +105,7 @@ class RetabServer(MCPServer[AppState]):
             result = await self._redacted_call(name, arguments, context)
             outcome = "error" if isinstance(result, CallToolResult) and result.is_error else "ok"
             return result
-        except CallDeadlineError:
+        except ToolDeadlineError:
             outcome = "deadline"
             raise
         except UnexpectedToolError:
@@ -129,7 +129,7 @@ class RetabServer(MCPServer[AppState]):
         except UnexpectedToolError:
             raise  # the SDK shows only "Error executing tool NAME" for these
         except ToolError as error:
-            kind = CallDeadlineError if isinstance(error, CallDeadlineError) else ToolError  # kept, for the metrics
+            kind = ToolDeadlineError if isinstance(error, ToolDeadlineError) else ToolError  # kept, for the metrics
             raise kind(redact.text(str(error))) from error.__cause__
         if isinstance(result, CallToolResult):
             content = [
@@ -177,7 +177,7 @@ class RetabServer(MCPServer[AppState]):
             ):
                 return await super().call_tool(name, arguments, context)
         except TimeoutError:
-            raise CallDeadlineError(
+            raise ToolDeadlineError(
                 f"{name} did not finish within its {deadline:g} s deadline (RETAB_MCP_CALL_DEADLINE_S). "
                 "Call again in about a minute."
             ) from None
