@@ -588,20 +588,17 @@ def _pct(value: float) -> str:
 def write_section(section: Section, path: Path = BENCHMARKS_MD) -> None:
     """Replace this section (or the power section it replaces) and its goal rows; leave the rest as it is."""
     text = path.read_text()
+    mine = section.markdown() + "\n"  # a blank line before the next section, as run.py writes them
     old_titles = (TITLE, "Is it real? The comparison's power")
     for title in old_titles:
         start = text.find(f"## {title}\n")
         if start >= 0:
             end = text.find("\n## ", start + 1)
-            text = text[:start] + section.markdown() + (text[end + 1 :] if end >= 0 else "")
+            text = text[:start] + mine + (text[end + 1 :] if end >= 0 else "")
             break
     else:
         marker = text.find("\n## Soak")
-        text = (
-            text[: marker + 1] + section.markdown() + "\n" + text[marker + 1 :]
-            if marker >= 0
-            else text + section.markdown()
-        )
+        text = text[: marker + 1] + mine + text[marker + 1 :] if marker >= 0 else text + mine
     lines = text.split("\n")
     kept = [line for line in lines if not line.startswith(("| comparison:", "| calibration:"))]
     goals_at = kept.index("## Goals")

@@ -123,6 +123,6 @@ def test_the_benchmark_rewrites_only_its_own_section_and_goal_rows(tmp_path: Pat
     text = report.read_text()
     assert "| start-up | 1x | yes |\n| calibration: new | 1% | yes |\n\n## Start-up\n\nkept\n" in text
     assert "comparison: old" not in text and "old\n" not in text.split("## Soak")[0].split("## Start-up")[1]
-    assert text.endswith("## Soak\n\nkept too\n") and f"## {calibration.TITLE}\n\nhow\n" in text
+    assert text.endswith("\n\n## Soak\n\nkept too\n") and f"## {calibration.TITLE}\n\nhow\n" in text
     calibration.write_section(section, report)  # again: the same file
     assert report.read_text() == text

@@ -14,12 +14,13 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 
+from retab_mcp.api.models import Run
 from retab_mcp.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.simulator.scenario import opaque_id
 from retab_mcp.tools.server import build_server
-from retab_mcp.views.compare import BUDGET_BYTES
+from retab_mcp.views.compare import BUDGET_BYTES, choose_base, count_candidates
 
 from .helpers import SIM_URL, TEST_KEY, data_of, size_of, text_of
 from .snapshot import assert_snapshot
@@ -237,6 +238,45 @@ async def test_the_third_candidate_against_one_base_is_counted_and_adjusted(
     assert data["adjusted_p_value"] == pytest.approx(min(1.0, data["p_value"] * 6), rel=0.01)
     assert data["interval_level"] == pytest.approx(1 - 0.05 / 6)
     assert "3rd candidate against this base" in text_of(result)
+
+
+def listed(*runs: tuple[str, str, str]) -> list[Run]:
+    """Runs as the API lists them, newest first: (id, status, documents fingerprint)."""
+    return [
+        Run.model_validate({"id": i, "lifecycle": {"status": s}, "documents_fingerprint": f, "experiment_id": "exp"})
+        for i, s, f in runs
+    ]
+
+
+def test_the_tries_are_counted_from_the_candidate_back_to_the_base() -> None:
+    runs = listed(
+        ("newer", "completed", "d"),  # after the candidate: not counted
+        ("cand", "completed", "d"),
+        ("failed", "error", "d"),  # no try: it ended in error
+        ("other_docs", "completed", "e"),  # other documents: not a try against this base
+        ("going", "running", "d"),
+        ("try", "completed", "d"),
+        ("base", "completed", "d"),
+        ("older", "completed", "d"),
+    )
+    by_id = {run.id: run for run in runs}
+    assert count_candidates(runs, by_id["base"], by_id["cand"]) == 3
+    assert count_candidates(runs, by_id["cand"], by_id["base"]) == 1  # the base is the newer one
+    assert count_candidates(runs[:5], by_id["base"], by_id["cand"]) == 2  # base not listed: a lower bound
+    assert choose_base(runs, by_id["cand"]) == by_id["try"]
+    assert choose_base(runs, by_id["older"]) is None
+
+
+async def test_a_base_newer_than_the_candidate_is_warned_of(
+    world: tuple[SimulatedRetab, VirtualClock], mode: str
+) -> None:
+    sim, clock = world
+    experiment = sim.add_experiment("swapped", documents=12)
+    older = sim.add_consensus_run(experiment)
+    clock.advance(60)
+    newer = sim.add_consensus_run(experiment)
+    data = data_of(await compare(sim, clock, mode, newer, older))
+    assert any("base run is newer" in w for w in data["warnings"])
 
 
 async def test_failed_documents_are_left_out_once_not_called_different_documents(

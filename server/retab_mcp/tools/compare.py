@@ -123,7 +123,11 @@ async def gather_comparison(
     if failure:
         raise failure[0]
     candidate = runs[candidate_id]
-    listing, listed_error = await _experiment_runs(client, candidate, base_id)
+    base_given = runs.get(base_id) if base_id is not None else None
+    if base_given is not None and base_given.experiment_id != candidate.experiment_id:
+        listing, listed_error = [], None  # runs of two experiments: no tries to count, nothing to list
+    else:
+        listing, listed_error = await _experiment_runs(client, candidate, base_id)
     base_chosen = None
     if base_id is None:
         base = choose_base(listing, candidate)
@@ -137,7 +141,7 @@ async def gather_comparison(
         await read_summary(base.id)
     else:
         base = runs[base_id]
-        if listed_error and base.experiment_id == candidate.experiment_id:
+        if listed_error:
             warnings.append(
                 clip(f"Runs of the experiment not listed, tries against this base not counted: {listed_error}", 200)
             )

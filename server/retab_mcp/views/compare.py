@@ -182,7 +182,8 @@ def choose_base(runs_newest_first: Sequence[Run], candidate: Run) -> Run | None:
 def count_candidates(runs_newest_first: Sequence[Run], base: Run, candidate: Run) -> int:
     """k: the runs of the base's experiment created after the base, up to and including the candidate, on
     the base's documents, that did not end in error or cancelled (each one a try against this base). 1 when
-    the base is not older than the candidate in the listing, or either is missing from it."""
+    the base is newer than the candidate or the candidate is not listed; when the base is not listed (older
+    than the runs listed), the tries counted so far, a lower bound."""
     if base.id == candidate.id:
         return 1
     k = 0
@@ -190,10 +191,10 @@ def count_candidates(runs_newest_first: Sequence[Run], base: Run, candidate: Run
         if run.id == candidate.id:
             k = 1
         elif run.id == base.id:
-            return max(1, k)
+            break
         elif k and _counts(run, base):
             k += 1
-    return 1
+    return max(1, k)
 
 
 def _counts(run: Run, base: Run) -> bool:
@@ -268,12 +269,16 @@ def build_comparison(found: Comparison) -> ComparisonReport:
     judged = why is None
     warnings = _comparability(found, len(pairs), only_base, only_candidate, same_config, same_docs, judged)
     warnings += found.warnings
-    by_delta = sorted(pairs, key=lambda pair: pair.delta)
     base_score, candidate_score = _run_score(found.base), _run_score(found.candidate)
     score_delta = (
         round(candidate_score - base_score, 4) if base_score is not None and candidate_score is not None else None
     )
     fields = _field_verdicts(found, k) if judged else None
+    # Without a verdict, the deltas are shown only between two different completed runs: partial scores of
+    # a run still going invite a look that is not a test.
+    completed = found.base.status == found.candidate.status == statuses.COMPLETED
+    shown = pairs if judged or (completed and found.base.id != found.candidate.id) else []
+    by_delta = sorted(shown, key=lambda pair: pair.delta)
     report = ComparisonReport(
         base_run_id=found.base.id,
         candidate_run_id=found.candidate.id,
@@ -283,7 +288,7 @@ def build_comparison(found: Comparison) -> ComparisonReport:
         base_score=base_score,
         candidate_score=candidate_score,
         score_delta=score_delta,
-        mean_delta=round(test.mean, 4) if test.n else None,
+        mean_delta=round(test.mean, 4) if shown else None,
         score_vs_mean=_score_vs_mean(test.n, len(only_base) + len(only_candidate))
         if score_delta is not None and test.n and judged
         else None,
@@ -307,7 +312,7 @@ def build_comparison(found: Comparison) -> ComparisonReport:
             max=max(deltas),
             sd=round(test.sd, 4),
         )
-        if deltas
+        if shown
         else None,
         same_configuration=same_config,
         same_documents=same_docs,
@@ -360,6 +365,9 @@ def _comparability(
         warnings.append(f"Different block types ({base.block_type}, {candidate.block_type}): scores may not compare.")
     if not judged:
         return warnings
+    made = base.timing.created_at, candidate.timing.created_at
+    if made[0] is not None and made[1] is not None and made[0] > made[1]:
+        warnings.append("The base run is newer than the candidate: a negative delta means the newer run agrees more.")
     if same_config:
         warnings.append(
             "Same block configuration (block_execution_fingerprint): nothing changed in the block, so this measures "

@@ -4,10 +4,25 @@ Pure functions, no I/O: the experiment comparison (views/compare.py), triage's l
 and the eval-run comparison all call them. Written without SciPy or NumPy (start-up time matters, and
 these few exact computations are the product); tests check them against SciPy on fixed data.
 
-Paired scores (one delta per document, candidate minus base): `sign_flip(deltas, candidate_index=k)`
+The API (Direction = "improved" | "regressed" | "no detectable change"; k = candidate_index, this
+candidate's place among the tries against one base, 1 for a single comparison):
 
-    SignFlip(n, mean, sd, p_value, adjusted_p_value, alpha, low, high, verdict, exact, patterns,
-             min_detectable_shift, reading)
+    sign_flip(deltas: Sequence[float], *, candidate_index: int = 1, factor: float | None = None) -> SignFlip
+        SignFlip(n, mean, sd, p_value, adjusted_p_value, alpha, low, high, verdict, exact, patterns,
+                 min_detectable_shift, reading, leaning)
+    field_verdicts(deltas_by_field: Mapping[str, Sequence[float]], *, candidate_index: int = 1)
+        -> list[FieldVerdict(path, n, mean, p_value, adjusted_p_value, verdict)]
+    mcnemar_exact(regressions: int, fixes: int) -> float
+    pass_fail_verdict(regressions: int, fixes: int, *, candidate_index: int = 1)
+        -> PassFailVerdict(regressions, fixes, p_value, adjusted_p_value, alpha, verdict, gate)
+    discordant_pairs(base: Mapping[str, bool | None], candidate: Mapping[str, bool | None])
+        -> Discordance(paired, regressions: list[str], fixes: list[str])
+    sequence_factor(candidate_index: int) -> float        # k (k + 1) / 2
+    sequence_alpha(candidate_index: int) -> float         # ALPHA / sequence_factor(k)
+    holm(p_values: Sequence[float]) -> list[float]
+    documents_needed(test: SignFlip, shift: float = NEGLIGIBLE) -> int | None
+
+Paired scores (one delta per document, candidate minus base), `sign_flip`:
 
 - The test: a sign-flip (permutation) test of the mean delta. If nothing changed, the two runs are
   exchangeable, so each document's delta is as likely to be d as -d, and every pattern of signs is as
@@ -39,9 +54,8 @@ fields (they share each document's noise). Benjamini-Hochberg would name more fi
 bounds only the share of wrong names and needs positively dependent tests; an agent edits every field
 named, so a wrong name costs an edit.
 
-Pass/fail outcomes (eval runs, paired by eval): `pass_fail_verdict(regressions=b, fixes=c,
-candidate_index=k)` -> PassFailVerdict(regressions, fixes, p_value, adjusted_p_value, alpha, verdict,
-gate). McNemar's exact test: under "no change" each discordant pair is a regression or a fix with
+Pass/fail outcomes (eval runs, paired by eval), `pass_fail_verdict(b, c, candidate_index=k)`: McNemar's
+exact test: under "no change" each discordant pair is a regression or a fix with
 probability 1/2, so p = min(1, 2 P(Binomial(b + c, 1/2) <= min(b, c))) (b=0, c=6: 0.03125). The verdict
 follows the same levels as above; the gate is strict: "failed" on any regression, whatever the p-value.
 `discordant_pairs(base, candidate)` pairs outcomes by id (None = blocked, left out) into regressions and
@@ -69,6 +83,8 @@ EXACT_MAX_N = 16  # 65,536 patterns, some 20 ms; beyond, random patterns
 PATTERNS = 20_000  # patterns beyond EXACT_MAX_N, the observed one included: p resolution 1e-4
 MAX_PATTERNS = 200_000
 TAIL_PATTERNS = 40  # at least this many patterns in each tail at the level tested, when random
+FIELDS_MAX = 60  # fields tested in one comparison, those scored in the most documents first
+FIELD_FACTOR_MAX = 60.0  # random patterns enough for Holm over 60 fields; beyond, coarser (still valid) p
 SEED = 20_261_202
 TIE = 1e-9  # subset means within this of a shift count as equal to it (float sums of tied deltas)
 NEGLIGIBLE = 0.02  # a change in mean agreement smaller than this reads as "no change"
@@ -279,11 +295,17 @@ def holm(p_values: Sequence[float]) -> list[float]:
 def field_verdicts(
     deltas_by_field: Mapping[str, Sequence[float]], *, candidate_index: int = 1, min_paired: int = MIN_PAIRED
 ) -> list[FieldVerdict]:
-    """Each field with at least `min_paired` paired documents tested on its own, Holm-corrected across
-    them and adjusted for the k-th candidate; most significant first."""
-    tested = {path: deltas for path, deltas in deltas_by_field.items() if len(deltas) >= min_paired}
-    # Each field at the family's strictest level, so its p-value resolves as far as Holm needs.
-    tests = {path: sign_flip(d, factor=len(tested) * sequence_factor(candidate_index)) for path, d in tested.items()}
+    """Each field with at least `min_paired` paired documents (at most FIELDS_MAX of them, the most
+    documents first) tested on its own, Holm-corrected across them and adjusted for the k-th candidate;
+    most significant first."""
+    enough = sorted(
+        ((path, deltas) for path, deltas in deltas_by_field.items() if len(deltas) >= min_paired),
+        key=lambda item: (-len(item[1]), item[0]),
+    )
+    tested = dict(enough[:FIELDS_MAX])
+    # Each field's p-value resolved as far as Holm needs at the family's strictest level (up to a cap).
+    factor = min(FIELD_FACTOR_MAX, len(tested) * sequence_factor(candidate_index))
+    tests = {path: sign_flip(deltas, factor=factor) for path, deltas in tested.items()}
     paths = list(tests)
     holm_p = holm([tests[path].p_value for path in paths])
     verdicts: list[FieldVerdict] = []
