@@ -1,8 +1,9 @@
-"""The benchmarks, in one command: `uv run python benchmarks/run.py` (about 3 minutes).
+"""The benchmarks, in one command: `uv run python benchmarks/run.py` (about 7 minutes).
 
 The 15-minute soak (`benchmarks/soak.py`), the run view over a 10-minute run (`benchmarks/view.py`) and
 the replicas behind nginx (`benchmarks/replicas.py`, 5 minutes) run on their own; BENCHMARKS.md includes
-their last reports.
+their last reports. The calibration of the comparison's verdicts (`benchmarks/calibration.py`, some 4
+minutes of it) also runs alone, rewriting only its own section.
 
 Prints each table and writes BENCHMARKS.md: the machine, the versions, every measure with its baseline
 from the same run, and whether each goal holds. `--only startup,overhead,...` runs a subset (and does
@@ -25,7 +26,7 @@ import anyio
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import coalescing, context, overhead, polling, power, startup, tenants
+from benchmarks import calibration, coalescing, context, overhead, polling, startup, tenants
 from benchmarks.support import Section, table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ MEASURES = {
     "coalescing": coalescing.coalescing,
     "scale": coalescing.scale,
     "context": _context,
-    "power": power.measure,
+    "calibration": calibration.measure,
     "tenants": tenants.measure,
 }
 

@@ -245,6 +245,8 @@ async def test_compare_prints_the_verdict_or_its_json_for_scripts() -> None:
     assert status == EXIT_COMPLETED and data["verdict"] in ("improved", "regressed", "no detectable change")
     status, _, err = await cli("compare", "older", "exprun_nope", "--demo")
     assert status == EXIT_CALL_FAILED and "exprun_nope" in err and "Traceback" not in err
+    status, out, _ = await cli("compare", "latest", "--demo", "--json")  # the base found for the candidate
+    assert status == EXIT_COMPLETED and json.loads(out)["base_chosen"]
 
 
 @pytest.mark.slow

@@ -151,8 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="did a change help? compare two runs document by document (exit 0 with a verdict, 1 on failure)",
         parents=[common],
     )
-    compare.add_argument("base_run_id", help="the run before the change")
-    compare.add_argument("candidate_run_id", help="the run after it")
+    compare.add_argument(
+        "run_ids",
+        nargs="+",
+        metavar="RUN",
+        help="[BASE] CANDIDATE: the run before the change (omit it for the candidate's previous completed run "
+        "on the same documents) and the run after it",
+    )
     start = sub.add_parser(
         "start",
         help="start a run of an experiment (needs RETAB_MCP_ALLOW_WRITES=1); --wait waits for it",
@@ -214,7 +219,10 @@ def _common_options(*, top_level: bool) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "compare" and len(args.run_ids) > 2:
+        parser.error("compare takes [BASE] CANDIDATE: at most two run ids")
     secrets_in_env = ("RETAB_API_KEY", "RETAB_MCP_AUTH_TOKEN", "RETAB_MCP_PARTITION_SECRET")
     configure_logging(args.log_level, [os.environ.get(name) for name in secrets_in_env])
     if args.command == "demo":
@@ -263,10 +271,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command in ("get", "wait", "compare", "start"):
         try:
             if args.command == "compare":
-                arguments = {
-                    "base_run_id": run_named(args.base_run_id),
-                    "candidate_run_id": run_named(args.candidate_run_id),
-                }
+                *base, candidate = [run_named(run_id) for run_id in args.run_ids]
+                arguments = {"candidate_run_id": candidate} | ({"base_run_id": base[0]} if base else {})
                 sys.exit(anyio.run(_tool, settings, transport, names.COMPARE, arguments, args.json))
             if args.command == "start":
                 experiment = str(args.experiment_id)

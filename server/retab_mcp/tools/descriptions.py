@@ -94,7 +94,9 @@ missing metrics are answered with a warning that gives Retab's reasons.
 
 TRIAGE = flow("""
 Explain why a Retab experiment run ended as it did, in one call (under 4 KB): the verdict, the run
-summary, the agreement score against the prior run, failed documents grouped by error, the documents
+summary, the agreement score against the prior run with a paired test over the documents both scored
+(its 95% interval excludes 0 exactly when p < 0.05; "no verdict" under 6 such documents; for a decision
+between two runs use compare_experiment_runs), failed documents grouped by error, the documents
 and fields where the consensus passes agree least, metrics staleness, and the next calls worth making.
 Works on an unfinished run too (a report so far).
 """)
@@ -127,15 +129,27 @@ allow_concurrent=true to start another anyway. Returns the run and the exact wai
 
 COMPARE = flow("""
 Say whether a change to an experiment's block really helped: compare two runs (base = before,
-candidate = after) document by document. Scores are agreement between the block's consensus passes,
-so each document's delta is change plus run-to-run noise. Returns the verdict ("improved", "regressed"
-or "no detectable change") with n, the score delta, the mean per-document delta with its 95% interval
-and p-value, the documents that regressed and improved most, the fields that moved most, and warnings
-(different documents, unfinished runs, failed documents, stale metrics). Under 4 KB.
-Rule: improved when the 95% percentile-bootstrap interval of the mean per-document delta (10,000
-resamples, fixed seed) is above 0 and a two-sided sign-flip test gives p < 0.05; regressed when the
-interval is below 0 and p < 0.05; otherwise no detectable change. With the same block configuration
-and documents, any difference is run-to-run noise: its sd is reported as the noise level.
+candidate = after) document by document and field by field. Scores are agreement between the block's
+consensus passes, not accuracy, so each document's delta is change plus run-to-run noise. Omit
+base_run_id to compare with the latest completed run before the candidate on the same documents. When
+trying several edits, pass the same base each time (the run you keep): the tries since that base are
+counted from Retab's runs and the test is made stricter for each (below).
+Returns the verdict: "improved", "regressed", "no detectable change", or "no verdict" with
+why_no_verdict (same run twice, a run not completed, stale metrics, fewer than 6 documents scored in
+both) and what would give one. With it: n; score_delta (Retab's run scores, each over its own run's
+documents) beside mean_delta (over the paired documents only; failed documents make them differ); the
+interval of mean_delta and p-value; min_detectable_shift (a change smaller than this is likely missed);
+reading ("no change" when the interval lies within ±0.02, else "too few documents to tell", with
+documents_needed); the fields whose change is beyond noise; the documents that moved most; warnings
+(partial pairing, same block configuration = a noise measurement). Under 4 KB.
+Rule: one sign-flip test of the mean per-document delta, exact up to 16 documents. The interval is that
+test inverted (the shifts it does not reject), so verdict and interval cannot disagree: improved when
+the interval lies above 0, regressed when below, i.e. adjusted p < 0.05. The k-th candidate against one
+base (runs of its experiment after the base, on the same documents, not failed or cancelled) has its p
+multiplied by k(k+1)/2: however many edits that do nothing are tried against one base, the chance that
+any is called "improved" stays under 5%. Fields: the same test per field, Holm-corrected, so the chance
+of naming any field that did not change stays under 5%. Do not read "no detectable change" as "no change"
+unless reading says so.
 """)
 
 
@@ -164,12 +178,14 @@ consensus passes agree more, and what to change next. Scores are agreement betwe
    money. If a run is already going, use that one.
 3. Wait for the latest run with wait_for_run until it is finished (stop after ~15 min, or when two calls
    bring no new documents, and say so).
-4. Call compare_experiment_runs(base_run_id=<the run before>, candidate_run_id=<the latest run>) and read
-   its verdict: "no detectable change" means the difference is within run-to-run noise.
+4. Call compare_experiment_runs(candidate_run_id=<the latest run>), with base_run_id=<the run of the version
+   you kept> when you are trying several edits, and read its verdict: "no detectable change" means the
+   difference is within run-to-run noise (its reading says whether that is "no change" or "too few documents
+   to tell"); "no verdict" says what is missing.
 5. Call triage_experiment_run(run_id=<the latest run>) for failures and the least stable fields.
-6. Report in a few lines: what changed (score, documents and fields that moved), whether it is real (the
-   verdict with n and the interval), and the one edit most likely to help (for an unstable field: what in
-   its schema description or the prompt is ambiguous).
+6. Report in a few lines: what changed (score, documents and fields that changed), whether it is real (the
+   verdict with n, the interval and the smallest change it could detect), and the one edit most likely to
+   help (for an unstable field: what in its schema description or the prompt is ambiguous).
 """)
 
 GET_RUN_ANY = flow("""

@@ -21,8 +21,9 @@ from ..api import statuses
 from ..api.client import RetabClient
 from ..api.errors import RetabError
 from ..tools import names
+from . import verdicts
+from .compare import keep_side, keep_sign, p_text, signed_text
 from .metrics import ScoredItem, delta, lowest, metrics_warning, score_text, scored_items
-from .paired import paired_test
 from .run import ID_KEYS, RunSummary, compact, documents_text, summarize, trace_tail
 from .text import clip, duration_text
 
@@ -57,12 +58,16 @@ class FailureGroup(BaseModel):
 class Change(BaseModel):
     """The run against its prior run, document by document: the paired test the comparison tool makes."""
 
-    verdict: str = Field(description="'improved', 'regressed' or 'no detectable change' (views/paired.py's rule).")
+    verdict: str = Field(
+        description="'improved', 'regressed', 'no detectable change' (views/verdicts.py's rule: the 95% interval "
+        "is the sign-flip test inverted, so it excludes 0 exactly when p < 0.05), or 'no verdict' (fewer than 6 "
+        "documents in both runs)."
+    )
     paired_documents: int
     mean_delta: float
-    ci_low: float
-    ci_high: float
-    p_value: float
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
 
 
 class TriageReport(BaseModel):
@@ -226,14 +231,15 @@ def change_against_prior(metrics: Metrics | None) -> Change | None:
     deltas = [d.score - d.prior_score for d in metrics.documents if d.score is not None and d.prior_score is not None]
     if not deltas:
         return None
-    test = paired_test(deltas)
+    test = verdicts.sign_flip(deltas)
+    judged = test.n >= verdicts.MIN_PAIRED
     return Change(
-        verdict=test.verdict,
+        verdict=test.verdict if judged else "no verdict",
         paired_documents=test.n,
-        mean_delta=round(test.mean_delta, 4),
-        ci_low=round(test.ci_low, 4),
-        ci_high=round(test.ci_high, 4),
-        p_value=round(test.p_value, 4),
+        mean_delta=round(test.mean, 4),
+        ci_low=keep_sign(test.low) if judged else None,
+        ci_high=keep_sign(test.high) if judged else None,
+        p_value=keep_side(test.p_value, verdicts.ALPHA) if judged else None,
     )
 
 
@@ -340,11 +346,7 @@ def _size(text: str, data: dict[str, object]) -> int:
 def render_report(report: TriageReport, run: Run, *, trace_lines: int = TRIAGE_TRACE_LINES) -> str:
     lines = [f"Verdict: {report.verdict}"]
     if report.change is not None:
-        change = report.change
-        lines.append(
-            f"Against the prior run: {change.verdict} (n={change.paired_documents}, mean per-document delta "
-            f"{change.mean_delta:+.3f}, 95% CI [{change.ci_low:+.3f}, {change.ci_high:+.3f}], p={change.p_value:.3g})."
-        )
+        lines.append(change_line(report.change, report.delta))
     run_text = report.run.render(trace=False).splitlines()
     lines.extend(line for line in run_text if not line.startswith(("Next:", "Error", "Cancel reason")))
     trace = run.lifecycle.details.stack_trace if run.lifecycle.details else None
@@ -367,6 +369,27 @@ def render_report(report: TriageReport, run: Run, *, trace_lines: int = TRIAGE_T
         lines.append("Next calls:")
         lines.extend(f"- {call}" for call in report.next_calls)
     return "\n".join(lines)
+
+
+def change_line(change: Change, score_delta: float | None) -> str:
+    """The paired test against the prior run in one line, saying why its mean differs from the score's delta."""
+    n = change.paired_documents
+    because = ""
+    if score_delta is not None:
+        because = (
+            f"; the score's {signed_text(score_delta)} compares whole-run aggregates, this mean only the {n} "
+            "documents both scored"
+        )
+    if change.ci_low is None or change.ci_high is None or change.p_value is None:
+        return (
+            f"Against the prior run: no verdict (n={n} documents scored in both, fewer than {verdicts.MIN_PAIRED}; "
+            f"mean per-document delta {signed_text(change.mean_delta)}{because})."
+        )
+    return (
+        f"Against the prior run: {change.verdict} (n={n}, mean per-document delta {signed_text(change.mean_delta)}, "
+        f"95% interval [{signed_text(change.ci_low)}, {signed_text(change.ci_high)}], sign-flip p="
+        f"{p_text(change.p_value, verdicts.ALPHA)}{because})."
+    )
 
 
 def _scored(item: ScoredItem) -> str:
