@@ -195,3 +195,53 @@ async def test_twenty_eval_run_starts_at_once_start_one_run_and_all_name_it(
     assert len(created) == 1
     assert {d["run_id"] for d in data} == set(created)
     assert sorted(d["outcome"] for d in data) == ["already_running"] * 19 + ["started"]
+
+
+async def test_comparing_eval_runs_names_each_regression_with_actual_and_expected_and_the_gate_fails(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    result = await call(mcp_client, "compare_eval_runs", candidate_run_id=sim.eval_run_ids["candidate"])
+    data = data_of(result)
+    assert data["base_run_id"] == sim.eval_run_ids["base"] and data["base_chosen"]  # the run before, found
+    regressed = {change["eval_id"]: change for change in data["regressions"]}
+    assert set(regressed) == {sim.eval_ids["total"], sim.eval_ids["line_amounts"]}
+    assert all(change["actual"] and change["expected"] for change in regressed.values())
+    assert data["fixes"] == [sim.eval_ids["vat_format"]]
+    assert data["gate"] == "failed" and data["verdict"] == "no detectable change"  # 1 fix vs 2: could be chance
+    assert sim.eval_ids["currency"] in data["drifted"] and sim.eval_ids["purchase_order"] in data["blocked"]
+    assert "REGRESSED" in text_of(result) and size_of(result) <= 4_096
+
+
+async def test_eval_runs_of_an_unchanged_configuration_flip_without_a_verdict_of_change(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    data = data_of(await call(mcp_client, "compare_eval_runs", candidate_run_id=sim.eval_run_ids["noisy_candidate"]))
+    assert data["regression_count"] >= 1 and data["fix_count"] >= 1  # the judges flipped both ways
+    assert data["verdict"] == "no detectable change" and data["p_value"] > 0.05
+
+
+async def test_an_eval_run_compared_with_itself_or_unfinished_gets_no_verdict_and_why(
+    mcp_client: Client, sim: SimulatedRetab
+) -> None:
+    same = sim.eval_run_ids["candidate"]
+    itself = data_of(await call(mcp_client, "compare_eval_runs", base_run_id=same, candidate_run_id=same))
+    assert itself["verdict"] == "no verdict" and itself["gate"] is None and "same run" in itself["why_no_verdict"]
+    cancelled = sim.eval_run_ids["cancelled"]
+    unfinished = data_of(await call(mcp_client, "compare_eval_runs", base_run_id=same, candidate_run_id=cancelled))
+    assert unfinished["verdict"] == "no verdict" and cancelled in unfinished["why_no_verdict"]
+
+
+async def test_the_kth_eval_run_tried_against_one_base_is_judged_at_a_stricter_level(
+    mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock
+) -> None:
+    base = sim.eval_run_ids["noisy_base"]
+    workflow = sim.workflow_ids["support"]
+    tries: list[str] = []
+    for _ in range(3):
+        clock.advance(60)
+        tries.append(sim.add_eval_run(workflow, flip_rate=0.1))
+    data = data_of(await call(mcp_client, "compare_eval_runs", base_run_id=base, candidate_run_id=tries[-1]))
+    assert data["candidate_index"] == 4  # the seeded noisy candidate, then these three
+    if data["p_value"] is not None:
+        k = data["candidate_index"]
+        assert data["adjusted_p_value"] == pytest.approx(min(1.0, data["p_value"] * k * (k + 1) / 2), abs=1e-3)

@@ -8,6 +8,8 @@ import anyio
 from ..api.client import RetabClient
 from ..api.errors import RetabError
 from ..api.evals import Eval, EvalResult, EvalRun
+from ..tools import names
+from ..views.eval_compare import EvalPair
 from ..views.eval_results import EvalEvidence
 from .common import every_page, optional
 
@@ -81,3 +83,30 @@ async def runs_against(client: RetabClient, base: EvalRun) -> list[EvalRun]:
     ]
     since = base.timing.created_at
     return sorted(later, key=lambda run: run.timing.created_at or since)
+
+
+BASE_RULE = "the latest completed eval run of the same workflow and evals before the candidate"
+
+
+class NoBaseError(RetabError):
+    """No base eval run was given and none could be found."""
+
+
+async def gather_eval_pair(client: RetabClient, base_id: str | None, candidate_id: str) -> EvalPair:
+    """Both runs' results (the candidate's with the evals' drift), the base found when not given, and the
+    candidate's place among the eval runs tried against that base (from Retab's own list)."""
+    candidate = await gather_eval_run(client, candidate_id)
+    base_chosen = None
+    if base_id is None:
+        found = await previous_eval_run(client, candidate.run)
+        if found is None:
+            raise NoBaseError(
+                f"No base eval run for {candidate_id}: none matches {BASE_RULE}. Pass base_run_id, e.g. from "
+                f"{names.LIST_RUNS_ANY}(kind='eval', workflow_id='{candidate.run.workflow_id}')."
+            )
+        base_id, base_chosen = found.id, BASE_RULE
+    base = await gather_eval_run(client, base_id, with_evals=False)
+    warnings: list[str] = []
+    tried = await optional("The eval runs tried against this base", runs_against(client, base.run), warnings)
+    index = next((i + 1 for i, run in enumerate(tried or []) if run.id == candidate_id), 1)
+    return EvalPair(base, candidate, candidate_index=index, base_chosen=base_chosen, warnings=warnings)

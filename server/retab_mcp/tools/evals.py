@@ -3,6 +3,7 @@ by accident (the procedure is watch/starts.py's, as for experiment runs)."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
@@ -16,7 +17,8 @@ from ..api.client import check_id
 from ..api.errors import RetabError
 from ..api.evals import EvalRun
 from ..kinds.readers import EVAL_KIND
-from ..reads.evals import gather_eval_run
+from ..reads.evals import NoBaseError, gather_eval_pair, gather_eval_run
+from ..views.eval_compare import EvalComparison, compare_evals, render_eval_comparison
 from ..views.eval_results import EvalResultList, parse_cursor, render_result_list, result_list
 from ..views.evals import EvalStartResult, eval_start_result, render_eval_start
 from ..views.messages import explain
@@ -27,6 +29,7 @@ from .errors import tool_errors
 from .registry import STARTS, tool
 
 RECENT_SCANNED = 20
+BUDGET_BYTES = 4_000
 
 
 @tool(
@@ -60,6 +63,51 @@ async def list_eval_results(
         evidence = await gather_eval_run(state.client, run_id)
     listing = result_list(evidence, outcome=outcome, offset=offset, limit=limit)
     return tool_result(render_result_list(listing), dump(listing))
+
+
+@tool(
+    names.COMPARE_EVALS,
+    title="Compare eval runs",
+    description=descriptions.COMPARE_EVALS,
+    summary=(
+        "Did a change break or fix evals? The two runs' results paired by eval: each regression (passed -> "
+        "failed) with actual against expected, each fix, what still fails, the evals not in both, blocked and "
+        "drifted evals left out and named. Two verdicts with their rule: a strict gate (any regression fails it, "
+        "as Retab's CLI does) and McNemar's exact test (more fixes than regressions beyond the flips of an "
+        "unchanged configuration), the k-th candidate against one base judged at p * k(k+1)/2; no verdict, and "
+        "why, when nothing pairs. Without `base_run_id`, the run before."
+    ),
+    example='compare_eval_runs(candidate_run_id="wfevalrun_…")',
+)
+async def compare_eval_runs(
+    ctx: Context[AppState],
+    candidate_run_id: Annotated[str, Field(description="The eval run after the change.")],
+    base_run_id: Annotated[
+        str | None,
+        Field(description="The eval run before it. Omit for the latest completed run of the same evals before it."),
+    ] = None,
+) -> Annotated[CallToolResult, EvalComparison]:
+    state = state_of(ctx)
+    for run_id in (base_run_id, candidate_run_id):
+        if run_id is not None:
+            with tool_errors(run_id, kind=EVAL_KIND):
+                check_id(run_id)
+    try:
+        pair = await gather_eval_pair(state.client, base_run_id, candidate_run_id)
+    except NoBaseError as error:
+        raise ToolError(str(error)) from None
+    except RetabError as error:
+        raise ToolError(explain(error, candidate_run_id, kind=EVAL_KIND)) from None
+    result = compare_evals(pair)
+    text, data = render_eval_comparison(result), result.model_dump(mode="json")
+    while _size(text, data) > BUDGET_BYTES and len(result.regressions) > 1:  # the rest are counted, not shown
+        result = result.model_copy(update={"regressions": result.regressions[:-1]})
+        text, data = render_eval_comparison(result), result.model_dump(mode="json")
+    return tool_result(text, data)
+
+
+def _size(text: str, data: dict[str, object]) -> int:
+    return len(text.encode()) + len(json.dumps(data, separators=(",", ":")).encode())
 
 
 class Consent(BaseModel):
