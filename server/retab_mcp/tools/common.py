@@ -27,23 +27,22 @@ DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idemp
 
 RunId = Annotated[
     str,
-    Field(description="Retab experiment run id, e.g. 'exprun_2': 1-128 letters, digits, '_' or '-'."),
+    Field(description="Retab experiment run id, e.g. 'exprun_2'."),
 ]
 AnyRunId = Annotated[
     str,
-    Field(description="A Retab run id: exprun_… (experiment), run_… (workflow) or wfevalrun_… (eval run)."),
+    Field(description="exprun_… (experiment), run_… (workflow) or wfevalrun_… (eval) run id."),
 ]
 Kind = Annotated[
     Literal["experiment", "workflow", "eval"] | None,
-    Field(description="The kind of run, when its id's prefix does not say (omit: from the prefix)."),
+    Field(description="experiment, workflow or eval; omit: the id's prefix says."),
 ]
 OptionalId = Annotated[str | None, Field(description="An id as Retab shows it; omit for no filter.")]
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page; omit for the first page.")]
 WaitSeconds = Annotated[
     float,
     Field(
-        description="Seconds to wait at most; clamped to 1..RETAB_MCP_MAX_WAIT_S (default 50), since hosts end "
-        "tool calls at ~60 s.",
+        description="Seconds to wait at most, 1 to 50 (RETAB_MCP_MAX_WAIT_S): hosts end calls at ~60 s.",
         allow_inf_nan=False,
     ),
 ]

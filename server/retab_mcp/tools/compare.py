@@ -53,10 +53,7 @@ BASE_RULE = "the latest completed run of the candidate's experiment before it, o
 
 BaseRunId = Annotated[
     str | None,
-    Field(
-        description="The run before the change. Omit it to use the latest completed run of the same experiment "
-        "before the candidate, on the same documents. When trying several edits, pass the same base each time."
-    ),
+    Field(description="The run before the change; omit for the run before the candidate on the same documents."),
 ]
 CandidateRunId = Annotated[str, Field(description="The run after the change.")]
 

@@ -56,26 +56,25 @@ for an unfinished run to end, call wait_for_run.
 """)
 
 WAIT_RUN = flow("""
-Wait until a Retab experiment run is completed, error or cancelled, or until timeout_s passes. Finished:
-the run summary (status, score, documents, error) with timed_out=false. Not finished in time: a normal
-result with finished=false, timed_out=true and one line of text; call wait_for_run again to keep waiting
-(each call resumes the polling where the last left off), and stop after ~15 min or when two calls show
-no new documents. A run younger than a minute is seen within 2 s of ending. Sends progress (documents
-completed) when the caller asks for it.
+Wait until a Retab run (experiment, workflow or eval) ends, or a workflow run stops at a review gate
+(needs_person: a person must act in Retab; tell the user rather than wait again), or timeout_s passes. Not
+finished in time: a normal result (finished=false, timed_out=true) and one line; call again to keep waiting
+(polling resumes where it left off); stop after ~15 min or when two calls show no progress. A run younger
+than a minute is seen within 2 s of ending. Sends progress (documents, steps or evals done) when asked.
 """)
 
 WAIT_RUNS = flow("""
-Wait on up to 20 Retab experiment runs at once, until all of them finish (mode='all') or the first one
-does (mode='any'), or until timeout_s passes. Returns one compact row per run (status, score, documents,
-error). A run that cannot be read gets its reason in its row (read_error; status not_found, invalid_id,
-refused or unreadable) while the others are still waited on. Progress is the sum of documents
-completed. When not done, the hint gives the exact call to make again, without the ids that name no run.
+Wait on up to 20 Retab runs of any kind at once, until all end (mode='all') or the first does (mode='any'),
+or until timeout_s passes; a workflow run held at a review gate counts as ended (needs_person). One compact
+row per run. A run that cannot be read gets its reason in its row (read_error; status not_found,
+invalid_id, refused or unreadable) while the others are still waited on. When not done, the hint gives the
+exact call to make again.
 """)
 
 LIST_RUNS = flow("""
-List Retab experiment runs, newest first, one compact row each (id, status, agreement score, documents,
-errors, created). Filter by experiment_id, workflow_id and status. Returns next_cursor when there are
-more: pass it as cursor to get the next page. Use it to find a run id, or the run before a given one.
+List Retab experiment runs, newest first, a compact row each (id, status, agreement score, documents,
+errors, created); filter by experiment_id, workflow_id and status; next_cursor pages. For workflow or eval
+runs, list_runs.
 """)
 
 LIST_RESULTS = flow("""
@@ -85,20 +84,17 @@ agreement scores per document, use get_experiment_run_metrics.
 """)
 
 GET_METRICS = flow("""
-Get a run's agreement scores (how far the block's consensus passes agree, 0 to 1): the score, the prior
-run's score and the difference, and the lowest-agreement items of a view. view='summary': documents of
-the run; 'by_document' (document_id): fields of a document; 'by_target' (target_path): documents for one
-field; 'votes' (document_id, target_path): what each pass produced, to see how they disagree. Stale or
-missing metrics are answered with a warning that gives Retab's reasons.
+A run's agreement scores (how far the consensus passes agree, 0 to 1): score, prior run's score and the
+difference, and the lowest items of a view. view='summary': the run's documents; 'by_document'
+(document_id): a document's fields; 'by_target' (target_path): documents for one field; 'votes'
+(document_id, target_path): what each pass produced. Stale or missing metrics: a warning with Retab's reasons.
 """)
 
 TRIAGE = flow("""
-Explain why a Retab experiment run ended as it did, in one call (under 4 KB): the verdict, the run
-summary, the agreement score against the prior run with a paired test over the documents both scored
-(its 95% interval excludes 0 exactly when p < 0.05; "no verdict" under 6 such documents; for a decision
-between two runs use compare_experiment_runs), failed documents grouped by error, the documents
-and fields where the consensus passes agree least, metrics staleness, and the next calls worth making.
-Works on an unfinished run too (a report so far).
+Explain why a Retab experiment run ended as it did, in one call (under 4 KB): the verdict, the run summary,
+its agreement against the prior run with a paired test (its interval excludes 0 exactly when p < 0.05; to
+decide between two runs use compare_experiment_runs), failed documents grouped by error, the documents and
+fields where the passes agree least, metrics staleness, and the next calls. Works on an unfinished run too.
 """)
 
 CANCEL = flow("""
@@ -128,28 +124,15 @@ allow_concurrent=true to start another anyway. Returns the run and the exact wai
 """)
 
 COMPARE = flow("""
-Say whether a change to an experiment's block really helped: compare two runs (base = before,
-candidate = after) document by document and field by field. Scores are agreement between the block's
-consensus passes, not accuracy, so each document's delta is change plus run-to-run noise. Omit
-base_run_id to compare with the latest completed run before the candidate on the same documents. When
-trying several edits, pass the same base each time (the run you keep): the tries since that base are
-counted from Retab's runs and the test is made stricter for each (below).
-Returns the verdict: "improved", "regressed", "no detectable change", or "no verdict" with
-why_no_verdict (same run twice, a run not completed, stale metrics, fewer than 6 documents scored in
-both) and what would give one. With it: n; score_delta (Retab's run scores, each over its own run's
-documents) beside mean_delta (over the paired documents only; failed documents make them differ); the
-interval of mean_delta and p-value; min_detectable_shift (a change smaller than this is likely missed);
-reading ("no change" when the interval lies within ±0.02, else "too few documents to tell", with
-documents_needed); the fields whose change is beyond noise; the documents that moved most; warnings
-(partial pairing, same block configuration = a noise measurement). Under 4 KB.
-Rule: one sign-flip test of the mean per-document delta, exact up to 16 documents. The interval is that
-test inverted (the shifts it does not reject), so verdict and interval cannot disagree: improved when
-the interval lies above 0, regressed when below, i.e. adjusted p < 0.05. The k-th candidate against one
-base (runs of its experiment after the base, on the same documents, not failed or cancelled) has its p
-multiplied by k(k+1)/2: however many edits that do nothing are tried against one base, the chance that
-any is called "improved" stays under 5%. Fields: the same test per field, Holm-corrected, so the chance
-of naming any field that did not change stays under 5%. Do not read "no detectable change" as "no change"
-unless reading says so.
+Did a change to an experiment's block really help? Compares two runs (base = before, candidate = after)
+document by document and field by field. Scores are agreement between consensus passes, not accuracy: each
+delta is change plus run-to-run noise. Omit base_run_id for the run before on the same documents; when trying
+several edits, pass the same base each time (each further try is judged stricter, so a chance "improved"
+stays under 5%). verdict: improved, regressed, no detectable change (reading: "no change" or "too few
+documents to tell"), or no verdict (why_no_verdict). The interval is the test inverted: it excludes 0
+exactly when the verdict is a change. score_delta (Retab's scores) and mean_delta (paired documents) differ
+when documents failed. min_detectable_shift: smaller changes are likely missed. Fields named are beyond
+noise (Holm-corrected). The full rule is in the result. Under 4 KB.
 """)
 
 
@@ -189,14 +172,14 @@ consensus passes agree more, and what to change next. Scores are agreement betwe
 """)
 
 GET_RUN_ANY = flow("""
-Get the current state of a Retab run of any kind: an experiment run (exprun_…), a workflow run (run_…:
-steps done, the failing step, and whether a review gate holds it for a person) or an eval run
-(wfevalrun_…: passed / failed / blocked of its evals). Returns at once; wait_for_run waits.
+A Retab run of any kind, now: experiment (exprun_…), workflow (run_…: steps done, the failing step, and
+whether a review gate holds it for a person) or eval (wfevalrun_…: passed / failed / blocked of its evals).
+wait_for_run waits.
 """)
 
 LIST_RUNS_ANY = flow("""
-List workflow runs or eval runs (kind), newest first, one row each; filter by workflow_id and status. Returns
-next_cursor when there are more. For experiment runs, list_experiment_runs.
+List workflow runs or eval runs (kind), newest first, a row each; filter by workflow_id and status;
+next_cursor pages. For experiment runs: list_experiment_runs.
 """)
 
 TRIAGE_RUN = flow("""
@@ -207,9 +190,8 @@ regressions). Experiment run: as triage_experiment_run.
 """)
 
 LIST_EVAL_RESULTS = flow("""
-An eval run's results, failures first: each eval's outcome (passed, failed, or blocked: could not be
-evaluated), its assertion kind, actual against expected, Retab's reason, and whether the eval drifted from
-its block. outcome filters; next_cursor pages.
+An eval run's results, failures first: each eval's outcome (passed, failed, or blocked: not evaluable), its
+assertion kind, actual against expected, Retab's reason, and whether the eval drifted from its block.
 """)
 
 COMPARE_EVALS = flow("""
