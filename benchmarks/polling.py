@@ -12,7 +12,7 @@ import anyio
 import httpx2
 from mcp import Client
 
-from retab_mcp.clock import Clock, RealClock
+from retab_mcp.base.clock import Clock, RealClock
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.simulator.scenario import Outcome

@@ -20,7 +20,7 @@ import httpx2
 from anyio.abc import ByteReceiveStream
 from mcp.types import CallToolResult, TextContent
 
-from retab_mcp.config import Settings
+from retab_mcp.base.config import Settings
 
 KEY = "sk_test_bench"
 SETTINGS = Settings(api_key=KEY, base_url="http://retab.bench")

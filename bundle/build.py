@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "dist" / "bundle"
-MAIN = "import sys\n\nfrom retab_mcp.cli import main\n\nsys.exit(main())\n"
+MAIN = "import sys\n\nfrom retab_mcp.entry.cli import main\n\nsys.exit(main())\n"
 
 
 def mcpb() -> str:

@@ -9,7 +9,7 @@ from mcp.server.mcpserver import MCPServer
 
 from retab_mcp.api.client import RetabClient
 from retab_mcp.api.retry import RetryPolicy
-from retab_mcp.config import Settings
+from retab_mcp.base.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.tools.common import AppState

@@ -21,7 +21,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
-from retab_mcp.clock import RealClock
+from retab_mcp.base.clock import RealClock
 from retab_mcp.simulator import SimulatedRetab
 
 from .helpers import TEST_KEY, LoopbackAPI, data_of

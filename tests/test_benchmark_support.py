@@ -12,8 +12,8 @@ import pytest
 from benchmarks.support import Section, baseline_problem
 
 from retab_mcp.api.client import RetabClient
-from retab_mcp.clock import RealClock
-from retab_mcp.config import Settings
+from retab_mcp.base.clock import RealClock
+from retab_mcp.base.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.loopback import Loopback
 

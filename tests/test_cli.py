@@ -10,7 +10,8 @@ import anyio
 import pytest
 from mcp import Client
 
-from retab_mcp.cli import (
+from retab_mcp.base.config import Settings
+from retab_mcp.entry.cli import (
     EXIT_CALL_FAILED,
     EXIT_COMPLETED,
     EXIT_INTERRUPTED,
@@ -19,7 +20,6 @@ from retab_mcp.cli import (
     EXIT_TIMED_OUT,
     EXIT_USAGE,
 )
-from retab_mcp.config import Settings
 from retab_mcp.tools.server import build_server
 
 from .processes import read_until
@@ -287,7 +287,7 @@ async def test_read_commands_print_the_tools_structured_content_as_json(
 
     import httpx2
 
-    from retab_mcp.clock import RealClock
+    from retab_mcp.base.clock import RealClock
     from retab_mcp.simulator import SimulatedRetab
     from retab_mcp.simulator.scenario import opaque_id
 

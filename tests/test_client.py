@@ -24,7 +24,7 @@ from retab_mcp.api.errors import (
     UnprocessableEntityError,
 )
 from retab_mcp.api.retry import RetryPolicy
-from retab_mcp.config import Settings
+from retab_mcp.base.config import Settings
 from retab_mcp.reads.common import every_page
 from retab_mcp.simulator import SimulatedRetab
 

@@ -15,7 +15,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from retab_mcp.api.models import Run
-from retab_mcp.config import Settings
+from retab_mcp.base.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.simulator.scenario import opaque_id

@@ -20,8 +20,8 @@ import pytest
 from mcp import Client, MCPError
 from mcp.types import ResourceTemplateReference
 
-from retab_mcp.clock import RealClock
-from retab_mcp.config import Settings
+from retab_mcp.base.clock import RealClock
+from retab_mcp.base.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.loopback import Loopback
 from retab_mcp.tools.server import build_server

@@ -11,8 +11,8 @@ import httpx2
 import pytest
 from mcp import Client
 
-from retab_mcp.config import Settings, placeholder_key
-from retab_mcp.doctor import run_doctor
+from retab_mcp.base.config import Settings, placeholder_key
+from retab_mcp.entry.doctor import run_doctor
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.tools.server import build_server
 

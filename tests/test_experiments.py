@@ -15,7 +15,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.types import ElicitResult
 
-from retab_mcp.config import Settings
+from retab_mcp.base.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.clock import VirtualClock
 
@@ -231,7 +231,7 @@ async def test_the_loop_over_stdio_lists_starts_and_compares() -> None:
 @pytest.mark.parametrize("how", ["502", "cut"])
 async def test_over_a_real_socket_a_lost_answer_still_makes_exactly_one_run(how: str) -> None:
     """The answer lost as the network loses it: a proxy's 502, or the connection cut mid-answer."""
-    from retab_mcp.clock import RealClock
+    from retab_mcp.base.clock import RealClock
     from retab_mcp.tools.server import build_server
 
     from .helpers import LoopbackAPI

@@ -17,8 +17,8 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
-from retab_mcp.clock import RealClock
-from retab_mcp.config import Settings
+from retab_mcp.base.clock import RealClock
+from retab_mcp.base.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.tools.server import build_server
 from retab_mcp.watch.schedule import FixedSchedule

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from retab_mcp.config import Settings
+from retab_mcp.base.config import Settings
 from retab_mcp.transports.http import HttpOptions, uvicorn_config
 
 from .helpers import FINISHED

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from retab_mcp.config import Settings
+from retab_mcp.base.config import Settings
 from retab_mcp.kinds.readers import WORKFLOW_KIND, WorkflowSnapshot
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.clock import VirtualClock

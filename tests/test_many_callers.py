@@ -18,7 +18,7 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
-from retab_mcp.config import Settings
+from retab_mcp.base.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.app import RecordedRequest
 from retab_mcp.simulator.clock import VirtualClock

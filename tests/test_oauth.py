@@ -338,7 +338,7 @@ async def test_keys_held_serve_through_an_outage_after_they_expire_and_are_fetch
 
 async def test_a_write_tool_checks_the_scope_itself_on_a_path_that_skips_the_http_gate() -> None:
     """In process there is no HTTP layer and no token at all: the tool refuses, the run goes on."""
-    from retab_mcp.config import Settings
+    from retab_mcp.base.config import Settings
     from retab_mcp.simulator import SimulatedRetab
     from retab_mcp.simulator.clock import VirtualClock
     from retab_mcp.tools.server import build_server

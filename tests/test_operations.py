@@ -18,7 +18,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from retab_mcp.clock import RealClock
+from retab_mcp.base.clock import RealClock
 from retab_mcp.simulator import SimulatedRetab
 
 from .helpers import FINISHED, TEST_KEY, LoopbackAPI

@@ -20,8 +20,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
-from retab_mcp.clock import RealClock
-from retab_mcp.config import Settings
+from retab_mcp.base.clock import RealClock
+from retab_mcp.base.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.app import RecordedRequest
 from retab_mcp.simulator.clock import VirtualClock

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp.types import CallToolResult
 
-from retab_mcp.config import Settings
+from retab_mcp.base.config import Settings
 from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.tools.server import build_server
 

@@ -2,7 +2,7 @@
 split across two fields, URL-encoded, or inside a stack trace; through tool results, the run resource,
 log records and the command line's output.
 
-Redaction runs on what is shown, after decoding (retab_mcp.redaction): redacting the bytes received
+Redaction runs on what is shown, after decoding (retab_mcp.base.redaction): redacting the bytes received
 missed `sk\\u005ftest_...`, which parsing turns back into the key.
 """
 
@@ -23,9 +23,9 @@ import httpx2
 import pytest
 from mcp import Client
 
-from retab_mcp.clock import RealClock
-from retab_mcp.config import Settings
-from retab_mcp.redaction import FRAGMENT, Redactor
+from retab_mcp.base.clock import RealClock
+from retab_mcp.base.config import Settings
+from retab_mcp.base.redaction import FRAGMENT, Redactor
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.simulator.loopback import Loopback

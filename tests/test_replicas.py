@@ -18,7 +18,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult
 
-from retab_mcp.clock import RealClock
+from retab_mcp.base.clock import RealClock
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.app import RecordedRequest
 from retab_mcp.tools.callers import partition_name

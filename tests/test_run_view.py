@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import pytest
 
-from retab_mcp.clock import RealClock
+from retab_mcp.base.clock import RealClock
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.scenario import opaque_id
 

@@ -21,7 +21,7 @@ from mcp.types import CallToolResult
 
 from retab_mcp.api.client import RetabClient
 from retab_mcp.api.errors import RetabError
-from retab_mcp.config import Settings
+from retab_mcp.base.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.tools.server import build_server

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from retab_mcp import __version__
-from retab_mcp.config import _ENVIRONMENT  # pyright: ignore[reportPrivateUsage]
+from retab_mcp.base.config import _ENVIRONMENT  # pyright: ignore[reportPrivateUsage]
 
 ROOT = Path(__file__).parents[1]
 SERVER: dict[str, Any] = json.loads((ROOT / "server.json").read_text())

@@ -1,6 +1,6 @@
 import pytest
 
-from retab_mcp.config import MISSING_KEY_MESSAGE, Settings, SettingsError
+from retab_mcp.base.config import MISSING_KEY_MESSAGE, Settings, SettingsError
 
 
 def test_flag_beats_environment_which_beats_default() -> None:

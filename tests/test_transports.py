@@ -188,7 +188,7 @@ async def test_waits_from_twenty_http_sessions_share_one_poll_loop() -> None:
     """Twenty sessions over streamable HTTP wait on one run; one more waits alone on a twin run."""
     import httpx2
 
-    from retab_mcp.config import Settings
+    from retab_mcp.base.config import Settings
     from retab_mcp.simulator import SimulatedRetab
     from retab_mcp.simulator.loopback import Loopback
     from retab_mcp.tools.server import build_server

@@ -13,8 +13,8 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 
-from retab_mcp.clock import RealClock
-from retab_mcp.config import Settings
+from retab_mcp.base.clock import RealClock
+from retab_mcp.base.config import Settings
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.tools.common import AppState

@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import anyio
 from pydantic import BaseModel, ValidationError
 
-from .. import __version__, telemetry
-from ..config import MISSING_KEY_MESSAGE, PLACEHOLDER_KEY_MESSAGE, Settings, placeholder_key
-from ..redaction import Redactor
-from ..text import clip
+from .. import __version__
+from ..base import telemetry
+from ..base.config import MISSING_KEY_MESSAGE, PLACEHOLDER_KEY_MESSAGE, Settings, placeholder_key
+from ..base.redaction import Redactor
+from ..base.text import clip
 from .errors import (
     APIConnectionError,
     APIResponseValidationError,

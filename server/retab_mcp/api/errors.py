@@ -32,7 +32,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import cast
 
-from ..text import clip
+from ..base.text import clip
 
 DETAIL_MAX = 300  # characters of what the API said about an error
 

@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 
 import anyio
 
-from ..config import Settings
+from ..base.config import Settings
 from .errors import Disposition, RateLimitError, RetabError, disposition
 
 

@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..clock import Clock, RealClock
+from ..base.clock import Clock, RealClock
 from .envelopes import experiment_run_not_found, http_exception
 from .eval_scenario import seed_eval_world
 from .eval_world import EvalWorld

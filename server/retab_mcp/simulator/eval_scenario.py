@@ -13,7 +13,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from ..clock import Clock
+from ..base.clock import Clock
 from .eval_world import EvalSuite, EvalVerdict, EvalWorld, Expectation, SimEval, SimEvalRun, eval_run_id
 from .scenario import opaque_id
 from .workflow_bodies import invoice_of, step_id

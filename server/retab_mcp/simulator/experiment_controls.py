@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..clock import Clock
+from ..base.clock import Clock
 from .scenario import BlockEdit, Outcome, SimRun, World, make_experiment, opaque_id, start_consensus_run
 
 DEMO_LOOP_EXPERIMENT = "invoices-tuned"  # the demo's experiment for the loop: start, wait, compare

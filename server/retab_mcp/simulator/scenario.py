@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from ..clock import Clock
+from ..base.clock import Clock
 
 Outcome = Literal["completed", "error", "cancelled", "never"]
 _ALPHABET = string.ascii_letters + string.digits + "_-"

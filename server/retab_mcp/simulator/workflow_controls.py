@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..clock import Clock
+from ..base.clock import Clock
 from .eval_scenario import EVAL_RUN_ROLES
 from .eval_world import EvalSuite, EvalVerdict, EvalWorld, SimEvalRun, eval_run_id, scoped_evals
 from .scenario import opaque_id

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from ..clock import Clock
+from ..base.clock import Clock
 from .scenario import opaque_id
 
 Verdict = Literal["approved", "rejected"]

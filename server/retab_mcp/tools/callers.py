@@ -30,10 +30,10 @@ import anyio.abc
 
 from ..api.client import RetabClient, http_pool
 from ..api.retry import RetryPolicy
-from ..clock import Clock
-from ..config import Settings
-from ..logs import forget_in_logs, redact_in_logs
-from ..redaction import Redactor
+from ..base.clock import Clock
+from ..base.config import Settings
+from ..base.logs import forget_in_logs, redact_in_logs
+from ..base.redaction import Redactor
 from ..watch.schedule import Schedule
 from ..watch.sharing import RedisHub
 from ..watch.starts import StartGate

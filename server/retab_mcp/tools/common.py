@@ -12,9 +12,9 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..api.client import RetabClient
-from ..clock import Clock
-from ..config import KEY_HEADER, Settings
-from ..redaction import Redactor
+from ..base.clock import Clock
+from ..base.config import KEY_HEADER, Settings
+from ..base.redaction import Redactor
 from ..watch.starts import StartGate
 from ..watch.watcher import ProgressCallback, RunWatcher
 

@@ -28,12 +28,13 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import ValidationError
 
-from .. import __version__, telemetry
+from .. import __version__
 from ..api.client import RetabClient, call_deadline
 from ..api.retry import RetryPolicy
-from ..clock import Clock, RealClock
-from ..config import Settings
-from ..redaction import Redactor
+from ..base import telemetry
+from ..base.clock import Clock, RealClock
+from ..base.config import Settings
+from ..base.redaction import Redactor
 from ..watch.schedule import Schedule
 from ..watch.sharing import RedisHub, Signer
 from ..watch.starts import StartGate

@@ -40,7 +40,7 @@ def _call(name: str, schema: dict[str, Any]) -> str:
 async def tools_table() -> str:
     from mcp import Client
 
-    from ..config import Settings
+    from ..base.config import Settings
     from .registry import catalog
     from .server import build_server
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import KEY_HEADER, placeholder_key
+from ..base.config import KEY_HEADER, placeholder_key
 from .answers import send_json
 
 KEY_MIN = 16  # Retab's keys are sk_live_ or sk_test_ and a long random part

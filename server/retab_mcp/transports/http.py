@@ -32,8 +32,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__, telemetry
-from ..config import Settings
+from .. import __version__
+from ..base import telemetry
+from ..base.config import Settings
 from ..tools.registry import write_tool_names
 from .answers import send_json
 from .caller_keys import CallerKeyGate

@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 
-from .. import telemetry
+from ..base import telemetry
 from .answers import send_json
 
 ReadyCheck = Callable[[], Awaitable[str | None]]  # None when ready; else what is wrong, in a few words

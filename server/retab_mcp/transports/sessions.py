@@ -24,7 +24,7 @@ from urllib.parse import parse_qs
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..config import Settings
+from ..base.config import Settings
 from .streams import OpenStream, OpenStreams
 
 logger = logging.getLogger(__name__)

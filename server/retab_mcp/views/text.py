@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..text import clip
+from ..base.text import clip
 
 __all__ = ["clip", "duration_text", "iso_seconds"]
 

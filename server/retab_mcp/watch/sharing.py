@@ -32,7 +32,7 @@ from typing import Any, Protocol, cast
 import anyio
 import anyio.abc
 
-from .. import telemetry
+from ..base import telemetry
 
 logger = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 import anyio
 
 from ..api.errors import RetabError, outcome_unknown
-from ..clock import Clock
+from ..base.clock import Clock
 from .sharing import PREFIX, RedisHub
 
 logger = logging.getLogger(__name__)

@@ -29,7 +29,6 @@ from typing import Any, cast
 import anyio
 import anyio.abc
 
-from .. import telemetry
 from ..api.client import RetabClient, call_deadline
 from ..api.errors import (
     APIStatusError,
@@ -41,7 +40,8 @@ from ..api.errors import (
     disposition,
     status_error,
 )
-from ..clock import Clock
+from ..base import telemetry
+from ..base.clock import Clock
 from ..kinds import RunKind, Snapshot
 from ..kinds.readers import EXPERIMENT_KIND
 from .schedule import Pace, PollSchedule, Schedule

@@ -23,29 +23,29 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp.types import CallToolResult, TextContent
 
-from . import __version__
-from .api.client import RetabClient, call_deadline
-from .api.errors import RetabError
-from .api.statuses import CANCELLED, COMPLETED, ERROR, KNOWN_STATUSES
-from .clock import RealClock
-from .config import KEY_HEADER, Settings, SettingsError
-from .console import ProgressBar
-from .kinds.readers import EXPERIMENT_KIND
-from .logs import configure_call_log, configure_logging, redact_in_logs
-from .redaction import Redactor
-from .tools import names
-from .tools.server import build_server
-from .transports.stdio import serve_stdio
-from .views.messages import explain
-from .views.run import summarize
-from .views.runs import wait_view
-from .watch.watcher import WaitOutcome, wait_for_finish
+from ... import __version__
+from ...api.client import RetabClient, call_deadline
+from ...api.errors import RetabError
+from ...api.statuses import CANCELLED, COMPLETED, ERROR, KNOWN_STATUSES
+from ...base.clock import RealClock
+from ...base.config import KEY_HEADER, Settings, SettingsError
+from ...base.logs import configure_call_log, configure_logging, redact_in_logs
+from ...base.redaction import Redactor
+from ...kinds.readers import EXPERIMENT_KIND
+from ...tools import names
+from ...tools.server import build_server
+from ...transports.stdio import serve_stdio
+from ...views.messages import explain
+from ...views.run import summarize
+from ...views.runs import wait_view
+from ...watch.watcher import WaitOutcome, wait_for_finish
+from ..console import ProgressBar
 
 if TYPE_CHECKING:
     import httpx2
 
-    from .simulator import SimulatedRetab
-    from .transports.http import HttpOptions
+    from ...simulator import SimulatedRetab
+    from ...transports.http import HttpOptions
 
 DEMO_KEY = "sk_demo_simulated"
 DEMO_URL = "http://retab.simulated"
@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     secrets_in_env = ("RETAB_API_KEY", "RETAB_MCP_AUTH_TOKEN", "RETAB_MCP_PARTITION_SECRET")
     configure_logging(args.log_level, [os.environ.get(name) for name in secrets_in_env])
     if args.command == "demo":
-        from .demo import run_demo
+        from ..demo import run_demo
 
         sys.exit(run_demo())
     try:
@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.demo:
         import httpx2
 
-        from . import simulator  # the demo's API; a real server never loads it
+        from ... import simulator  # the demo's API; a real server never loads it
 
         sim = simulator.SimulatedRetab(clock=RealClock(), demo=True)
         # With per-user keys the simulated API takes any caller's key, and the server still has none.
@@ -260,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return str(sim.run_ids.get(run_id, run_id) if sim is not None else run_id)
 
     if args.command == "doctor":
-        from .doctor import run_doctor
+        from ..doctor import run_doctor
 
         sys.exit(anyio.run(run_doctor, settings, transport, args.demo))
     if args.command in READ_COMMANDS:
@@ -286,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(EXIT_INTERRUPTED)
     options = None
     if args.transport != "stdio":
-        from .transports.http import HttpOptions, ServingError, check_binding  # only HTTP needs these
+        from ...transports.http import HttpOptions, ServingError, check_binding  # only HTTP needs these
 
         options = HttpOptions(args.transport, args.host, args.port, args.stateless, args.auth_handled_by_proxy)
         try:
@@ -306,7 +306,7 @@ async def _serve(settings: Settings, transport: httpx2.AsyncBaseTransport | None
     stop = anyio.Event()
     oauth: dict[str, Any] = {}
     if settings.oauth_issuer and settings.oauth_resource and options is not None:
-        from .transports.oauth import JwtVerifier, OAuthSettings
+        from ...transports.oauth import JwtVerifier, OAuthSettings
 
         resource_server = OAuthSettings(
             settings.oauth_issuer, settings.oauth_resource, settings.oauth_read_scope, settings.oauth_write_scope
@@ -327,7 +327,7 @@ async def _serve(settings: Settings, transport: httpx2.AsyncBaseTransport | None
         if options is None:
             await serve_stdio(server)
         else:
-            from .transports.http import serve_http
+            from ...transports.http import serve_http
 
             await serve_http(server, options, settings, stop)
         group.cancel_scope.cancel()

@@ -9,11 +9,11 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from .api.client import RetabClient, call_deadline
-from .api.errors import APIConnectionError, AuthenticationError, PermissionDeniedError, RetabError
-from .config import Settings, placeholder_key
-from .redaction import Redactor
-from .views.messages import explain
+from ..api.client import RetabClient, call_deadline
+from ..api.errors import APIConnectionError, AuthenticationError, PermissionDeniedError, RetabError
+from ..base.config import Settings, placeholder_key
+from ..base.redaction import Redactor
+from ..views.messages import explain
 
 if TYPE_CHECKING:
     import httpx2

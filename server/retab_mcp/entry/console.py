@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from .views.text import duration_text
+from ..views.text import duration_text
 
 
 class ProgressBar:

@@ -17,10 +17,10 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult, TextContent
 
+from ..simulator.app import DEMO_LOOP_EXPERIMENT
+from ..simulator.scenario import opaque_id
+from ..tools import names
 from .console import ProgressBar
-from .simulator.app import DEMO_LOOP_EXPERIMENT
-from .simulator.scenario import opaque_id
-from .tools import names
 
 RULE = "─" * 78
 

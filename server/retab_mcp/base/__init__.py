@@ -1,0 +1,1 @@
+"""Foundations every layer shares: settings, time, logs, redaction, telemetry, text clipping."""
