@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from retab_mcp.entry.cli import (
 )
 from retab_mcp.tools.server import build_server
 
+from .helpers import READ_TOOLS, WRITE_TOOLS
 from .processes import read_until
 
 pytestmark = pytest.mark.anyio
@@ -149,9 +151,10 @@ async def test_the_demo_walks_through_the_tools_within_a_minute() -> None:
         done = await anyio.run_process([sys.executable, "-m", "retab_mcp", "demo"], check=False)
     out = done.stdout.decode()
     assert done.returncode == 0, done.stderr.decode()
-    assert "tools/list: 12 tools" in out  # writes on: the walkthrough starts a run of the simulated API
+    assert f"tools/list: {len(READ_TOOLS | WRITE_TOOLS)} tools" in out  # writes on: the walk starts a run
     assert "completed · 12/12 docs" in out  # the wait saw the young run to its end
-    assert out.count("structuredContent:") == 7 and "Verdict: Completed" in out and "isError=True" in out
+    assert out.count("structuredContent:") == 9 and "Verdict: Completed" in out and "isError=True" in out
+    assert "NEEDS A PERSON" in out and "REGRESSED" in out  # a review gate, and a block edit that broke evals
     assert "STALE (block_changed)" in out and "Started: exprun_" in out
     assert "Verdict: improved (n=12 paired documents)." in out  # the loop: the edit helped, beyond noise
 
@@ -264,7 +267,7 @@ async def test_start_needs_writes_allowed_then_starts_and_waits() -> None:
     import json
 
     status, out, err = await cli("start", "invoices-tuned", "--demo")
-    assert status == EXIT_USAGE and "RETAB_MCP_ALLOW_WRITES=1" in err and out == ""
+    assert status == EXIT_CALL_FAILED and "RETAB_MCP_ALLOW_WRITES=1" in err and out == ""  # a setting, not usage
     writes = {"RETAB_MCP_ALLOW_WRITES": "1"}
     status, out, _ = await cli("start", "invoices-tuned", "--demo", "--wait", "--json", env=writes)
     data = json.loads(out)
@@ -311,3 +314,101 @@ async def test_list_prints_a_page_and_a_tool_error_is_one_line_with_exit_1() -> 
     status, out, err = await cli("triage", "exprun_nope", "--demo")
     assert status == EXIT_CALL_FAILED and out == "" and len(err.strip().splitlines()) == 1
     assert err.startswith("retab-mcp: No experiment run 'exprun_nope' was found")
+
+
+@pytest.mark.slow
+async def test_a_port_in_use_is_one_line_and_exit_1_and_a_port_out_of_range_is_a_usage_error() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        status, _, err = await cli("--demo", "--transport", "http", "--port", port)
+    assert status == EXIT_CALL_FAILED and len(err.strip().splitlines()) == 1 and "already in use" in err
+    assert "Traceback" not in err and "ExceptionGroup" not in err
+    status, _, err = await cli("--demo", "--transport", "http", "--port", "99999")
+    assert status == EXIT_USAGE and "is not a port" in err
+
+
+@pytest.mark.slow
+async def test_a_reader_that_goes_away_early_gets_no_traceback() -> None:
+    """`retab-mcp list --json | head -c 10`: the pipe is closed before anything is written, every time."""
+    import os
+    import subprocess
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the command writes
+    with anyio.fail_after(60):
+        process = await anyio.open_process(
+            [sys.executable, "-m", "retab_mcp", "list", "--json", "--demo"],
+            stdin=subprocess.DEVNULL,
+            stdout=write_end,
+        )
+        os.close(write_end)
+        assert process.stderr is not None
+        errors = b"".join([chunk async for chunk in process.stderr])
+        await process.wait()
+    assert process.returncode == EXIT_COMPLETED and b"Traceback" not in errors and b"BrokenPipe" not in errors
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seconds", ["0", "-5", "inf"])
+async def test_a_wait_of_no_time_is_a_usage_error(seconds: str) -> None:
+    status, out, err = await cli("wait", "latest", "--demo", "--timeout", seconds)
+    assert status == EXIT_USAGE and "seconds above 0" in err and out == ""
+
+
+@pytest.mark.slow
+async def test_the_next_steps_a_person_reads_are_commands_not_tool_calls() -> None:
+    status, out, _ = await cli("get", "latest", "--demo")
+    assert status == EXIT_COMPLETED and "`retab-mcp triage`" in out and "triage_experiment_run" not in out
+    status, out, _ = await cli("results", "candidate", "--demo")
+    assert "`retab-mcp triage wfevalrun_" in out and "(run_id=" not in out
+
+
+@pytest.mark.slow
+async def test_a_stale_cursor_is_named_as_the_command_names_it() -> None:
+    status, _, err = await cli("list", "--cursor", "exprun_gone", "--demo")
+    assert status == EXIT_CALL_FAILED and "cursor 'exprun_gone'" in err and "after" not in err
+
+
+def test_every_option_of_the_commands_says_what_it_does() -> None:
+    import argparse
+    from typing import cast
+
+    from retab_mcp.entry.cli.parser import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # pyright: ignore[reportPrivateUsage]
+    commands = cast(dict[str, argparse.ArgumentParser], sub.choices)
+    for name, command in commands.items():
+        for action in command._actions:  # pyright: ignore[reportPrivateUsage]
+            if action.option_strings and action.help is None:
+                raise AssertionError(f"`retab-mcp {name} {action.option_strings[0]}` has no help text")
+    assert {"experiments", "experiment", "cancel", "start-evals"} <= set(commands)
+
+
+@pytest.mark.slow
+async def test_a_workflow_run_at_a_review_gate_has_an_exit_status_of_its_own() -> None:
+    from retab_mcp.entry.cli import EXIT_NEEDS_PERSON
+
+    status, out, _ = await cli("get", "awaiting_review", "--demo")
+    assert status == EXIT_NEEDS_PERSON and "NEEDS A PERSON" in out
+    status, out, _ = await cli("wait", "awaiting_review", "--demo", "--json")
+    assert status == EXIT_NEEDS_PERSON and json.loads(out)["needs_person"] is True
+    status, out, _ = await cli("compare", "candidate", "--demo", "--json")
+    assert status == EXIT_COMPLETED and json.loads(out)["gate"] == "failed"
+
+
+@pytest.mark.slow
+async def test_the_experiment_commands_and_cancel_go_through_their_tools() -> None:
+    status, out, _ = await cli("experiment", "invoices-tuned", "--demo", "--json")
+    assert status == EXIT_COMPLETED and json.loads(out)["stale"] is True
+    workflow = json.loads(out)["workflow_id"]
+    status, out, _ = await cli("experiments", workflow, "--demo")
+    assert status == EXIT_COMPLETED and "invoices-tuned" in out
+    status, _, err = await cli("cancel", "long", "--demo")
+    assert status == EXIT_CALL_FAILED and "RETAB_MCP_ALLOW_WRITES=1" in err
+    status, out, _ = await cli("cancel", "long", "--demo", "--json", env={"RETAB_MCP_ALLOW_WRITES": "1"})
+    assert status == EXIT_COMPLETED and json.loads(out)["status"] == "cancelled"

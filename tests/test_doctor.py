@@ -54,8 +54,11 @@ async def doctor(sim: SimulatedRetab, key: str | None, capsys: pytest.CaptureFix
 async def test_doctor_exits_0_only_when_a_call_would_work(capsys: pytest.CaptureFixture[str]) -> None:
     status, out = await doctor(SimulatedRetab(), TEST_KEY, capsys)
     assert status == 0 and "ok   key: accepted by the API" in out and "ok   base URL: http://retab.test answers" in out
-    snippet = json.loads(out[out.index("{") :])
+    first = out.index("{")
+    snippet, end = json.JSONDecoder().raw_decode(out[first:])
     assert snippet["mcpServers"]["retab"]["env"] == {"RETAB_API_KEY": "<key>", "RETAB_API_BASE_URL": SIM_URL}
+    vscode = json.loads(out[out.index("{", first + end) :])
+    assert vscode["servers"]["retab"]["type"] == "stdio" and "inputs" in vscode  # VS Code's own format
     assert TEST_KEY not in out
     rejected = SimulatedRetab(accepted_keys={"sk_live_someone_else_0000"})
     status, out = await doctor(rejected, TEST_KEY, capsys)
@@ -65,7 +68,7 @@ async def test_doctor_exits_0_only_when_a_call_would_work(capsys: pytest.Capture
         ("sk_live_REPLACE_ME", "FAIL key: RETAB_API_KEY holds"),
     ):
         status, out = await doctor(SimulatedRetab(), key, capsys)
-        assert status == 1 and line in out and "base URL" not in out  # nothing sent
+        assert status == 1 and line in out and "ok   base URL: http://retab.test answers" in out  # checked anyway
 
 
 @pytest.mark.slow

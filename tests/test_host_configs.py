@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from retab_mcp.base.config import _ENVIRONMENT  # pyright: ignore[reportPrivateUsage]
-from retab_mcp.entry.cli import build_parser
+from retab_mcp.entry.cli.parser import build_parser
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text()

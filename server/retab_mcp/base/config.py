@@ -18,16 +18,17 @@ from urllib.parse import urlsplit
 DEFAULT_BASE_URL = "https://api.retab.com"
 
 MISSING_KEY_MESSAGE = (
-    "RETAB_API_KEY is not set. Add it to the `env` block of this server's entry in your MCP host config, "
-    'e.g. "env": {"RETAB_API_KEY": "sk_live_..."}, then restart the server. '
-    "To try the server without a key, launch it with --demo."
+    "RETAB_API_KEY is not set. Put your Retab API key (from the Retab dashboard) in the `env` block of this "
+    'server\'s entry in your MCP host config, e.g. "env": {"RETAB_API_KEY": "sk_live_..."}, and restart the '
+    "server; for the command line, set it in the environment. To try it without a key, use --demo."
 )
 
 
+# Said without quoting an example: the example may be the very key set, and then it would show redacted.
 PLACEHOLDER_KEY_MESSAGE = (
-    "RETAB_API_KEY holds a placeholder (like sk_live_REPLACE_ME), not a key. Put your Retab API key (sk_live_... or "
-    "sk_test_..., from the Retab dashboard) in the `env` block of this server's entry in your MCP host "
-    "config, then restart the server."
+    "RETAB_API_KEY holds a placeholder copied from an example, not a key. Put your Retab API key (it starts "
+    "with sk_live_ or sk_test_; the Retab dashboard has it) in the `env` block of this server's entry in your MCP "
+    "host config and restart the server; for the command line, set it in the environment."
 )
 # What a key copied from an example looks like: a word asking to replace it, an ellipsis, angle brackets.
 _PLACEHOLDER = re.compile(

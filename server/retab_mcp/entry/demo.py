@@ -2,7 +2,9 @@
 
 Starts `retab-mcp --demo` over stdio as a host would, connects with the MCP client, lists the tools,
 reads a finished and a failed run, triages the finished one, waits on a running one with live progress,
-and prints exactly what the agent receives (text and structured content) with its size.
+waits on a workflow run that a review gate holds (the wait ends at once: a person must act), compares two
+eval runs (a block edit broke two evals), then the experiment loop (start, wait, compare), and prints
+exactly what the agent receives (text and structured content) with its size.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from mcp import Client, StdioServerParameters
 from mcp.types import CallToolResult, TextContent
 
 from ..simulator.app import DEMO_LOOP_EXPERIMENT
+from ..simulator.eval_world import eval_run_id
 from ..simulator.scenario import opaque_id
+from ..simulator.workflow_world import workflow_run_id
 from ..tools import names
 from .console import ProgressBar
 
@@ -67,6 +71,7 @@ async def _walkthrough() -> int:
         bar.close()
         _show(result)
 
+        await _other_kinds(client)
         await _the_loop(client, bar)
 
         _section("a mistake the agent can fix")
@@ -74,6 +79,16 @@ async def _walkthrough() -> int:
     _section(f"done in {time.monotonic() - started:.0f}s")
     _say("Add it to a host: see mcp.json (entries `retab` and `retab-demo`) and the README.")
     return 0
+
+
+async def _other_kinds(client: Client) -> None:
+    """Workflow runs and eval runs: a wait that a review gate ends at once, and an eval run that regressed."""
+    gated = workflow_run_id("awaiting_review")
+    _section(f"{names.WAIT_RUN}(run_id={gated!r})  a workflow run held at a review gate")
+    _show(await client.call_tool(names.WAIT_RUN, {"run_id": gated, "timeout_s": 45}))
+    candidate = eval_run_id("candidate")
+    _section(f"{names.COMPARE_EVALS}(candidate_run_id={candidate!r})  did the block edit break evals?")
+    _show(await client.call_tool(names.COMPARE_EVALS, {"candidate_run_id": candidate}))
 
 
 async def _the_loop(client: Client, bar: ProgressBar) -> None:

@@ -20,7 +20,7 @@ from ..views.triage import TriageReport, build_report, fit_to_budget, gather_evi
 from ..views.workflow_triage import WorkflowTriage, render_workflow_triage, workflow_triage
 from . import descriptions, names
 from .common import AnyRunId, AppState, Cursor, Kind, OptionalId, dump, state_of, tool_result
-from .errors import tool_errors
+from .errors import cursor_errors, tool_errors
 from .registry import tool
 
 BUDGET_BYTES = 4_000
@@ -79,7 +79,7 @@ async def list_runs(
     cursor: Cursor = None,
 ) -> Annotated[CallToolResult, KindRunList]:
     state = state_of(ctx)
-    with tool_errors("", subject="the workflow"):
+    with tool_errors("", subject="the workflow"), cursor_errors(cursor):
         after = check_id(cursor, "cursor") if cursor else None
         if kind == WORKFLOW:
             page = await state.client.list_workflow_runs(

@@ -10,7 +10,7 @@ from typing import Any, cast
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
-from ..api.errors import RetabError
+from ..api.errors import RetabError, UnprocessableEntityError
 from ..kinds import RunKind
 from ..views.messages import explain
 
@@ -23,6 +23,20 @@ def tool_errors(run_id: str, subject: str | None = None, *, kind: RunKind | None
         yield
     except RetabError as error:
         raise ToolError(explain(error, run_id, subject, kind=kind)) from None
+
+
+@contextmanager
+def cursor_errors(cursor: str | None) -> Generator[None]:
+    """A cursor the API refuses (422 on its `after`) said in the tool's own word: `cursor`."""
+    try:
+        yield
+    except UnprocessableEntityError as error:
+        if cursor is None or "after" not in error.message:
+            raise
+        raise ToolError(
+            f"cursor {cursor[:60]!r} is stale or not from this list: pass the next_cursor of the page before, or "
+            "omit cursor for the first page."
+        ) from None
 
 
 ARGUMENT_ERRORS_SHOWN = 3

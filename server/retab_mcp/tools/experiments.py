@@ -45,7 +45,7 @@ from ..views.messages import explain
 from ..watch.starts import StartCalls, StartUnknownError, start_once
 from . import descriptions, names
 from .common import AppState, Cursor, state_of, tool_result
-from .errors import tool_errors
+from .errors import cursor_errors, tool_errors
 from .registry import tool
 
 STARTS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
@@ -74,7 +74,7 @@ async def list_experiments(
     cursor: Cursor = None,
 ) -> Annotated[CallToolResult, ExperimentList]:
     state = state_of(ctx)
-    with tool_errors("", subject=f"workflow {workflow_id!r}"):
+    with tool_errors("", subject=f"workflow {workflow_id!r}"), cursor_errors(cursor):
         page = await state.client.list_experiments(
             workflow_id, limit=limit, after=check_id(cursor, "cursor") if cursor else None
         )

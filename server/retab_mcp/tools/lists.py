@@ -12,7 +12,7 @@ from ..api.client import check_id
 from ..views.lists import ResultList, RunList, list_result_rows, render_result_list, render_run_list, run_list
 from . import descriptions, names
 from .common import AppState, Cursor, OptionalId, RunId, dump, state_of, tool_result
-from .errors import tool_errors
+from .errors import cursor_errors, tool_errors
 from .registry import tool
 
 # The statuses of api/statuses.py, spelled out: a schema needs literals.
@@ -35,7 +35,7 @@ async def list_experiment_runs(
     cursor: Cursor = None,
 ) -> Annotated[CallToolResult, RunList]:
     state = state_of(ctx)
-    with tool_errors("", subject="the experiment or workflow"):
+    with tool_errors("", subject="the experiment or workflow"), cursor_errors(cursor):
         page = await state.client.list_runs(
             experiment_id=experiment_id or None,
             workflow_id=workflow_id or None,
