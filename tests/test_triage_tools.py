@@ -110,7 +110,8 @@ async def test_a_bad_cursor_is_refused_with_what_to_do(mcp_client: Client, sim: 
     malformed = await call(mcp_client, "list_experiment_runs", cursor="not a cursor!")
     assert malformed.is_error and "cursor" in text_of(malformed) and sim.requests == []
     stale = await call(mcp_client, "list_experiment_runs", cursor="exprun_gone")
-    assert stale.is_error and "422" in text_of(stale) and "Cursor is stale" in text_of(stale)
+    said = text_of(stale)  # in the tool's own word, cursor, not the API's `after`
+    assert stale.is_error and "cursor 'exprun_gone' is stale" in said and "after" not in said
 
 
 async def test_a_status_outside_the_spec_is_refused(mcp_client: Client, sim: SimulatedRetab) -> None:

@@ -7,9 +7,10 @@ from typing import Any, TypeVar
 
 from ..api.errors import RetabError
 from ..api.models import APIModel, Page
-from ..views.messages import explain
+from ..base.text import clip
 
 T = TypeVar("T")
+WARNING_MAX = 200
 ItemT = TypeVar("ItemT", bound=APIModel)
 
 
@@ -18,7 +19,7 @@ async def optional(what: str, request: Awaitable[T], warnings: list[str]) -> T |
     try:
         return await request
     except RetabError as error:
-        warnings.append(f"{what} could not be read: {explain(error, '').rstrip('.')}")
+        warnings.append(clip(f"{what} not read: {error}", WARNING_MAX))
         return None
 
 

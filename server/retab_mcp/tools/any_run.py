@@ -12,11 +12,12 @@ from pydantic import BaseModel, Field
 from ..api.client import check_id
 from ..kinds import EVAL, WORKFLOW, kind_of_id
 from ..reads.evals import gather_eval_run
+from ..reads.triage import gather_evidence
 from ..reads.workflows import gather_workflow
 from ..views.eval_triage import EvalTriage, eval_triage, render_eval_triage
 from ..views.run_lists import KindRunList, eval_run_list, render_kind_run_list, workflow_run_list
 from ..views.runs import RunView, view_of
-from ..views.triage import TriageReport, build_report, fit_to_budget, gather_evidence
+from ..views.triage import TriageReport, build_report, fit_to_budget
 from ..views.workflow_triage import WorkflowTriage, render_workflow_triage, workflow_triage
 from . import descriptions, names
 from .common import AnyRunId, AppState, Cursor, Kind, OptionalId, dump, state_of, tool_result

@@ -9,7 +9,8 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from ..api.client import check_id
-from ..views.lists import ResultList, RunList, list_result_rows, render_result_list, render_run_list, run_list
+from ..reads.results import list_result_rows
+from ..views.lists import ResultList, RunList, render_result_list, render_run_list, run_list
 from . import descriptions, names
 from .common import AppState, Cursor, OptionalId, RunId, dump, state_of, tool_result
 from .errors import cursor_errors, tool_errors

@@ -11,8 +11,9 @@ from pydantic import Field
 
 from ..api.client import check_id
 from ..api.errors import InvalidIdError
+from ..reads.triage import gather_evidence
 from ..views.messages import explain
-from ..views.triage import TriageReport, build_report, fit_to_budget, gather_evidence
+from ..views.triage import TriageReport, build_report, fit_to_budget
 from . import descriptions, names
 from .common import AppState, RunId, state_of, tool_result
 from .errors import tool_errors

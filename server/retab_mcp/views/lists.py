@@ -1,8 +1,8 @@
 """Pages of runs and of per-document results: one compact row each, and a cursor for the next page.
 
-The API filters runs by status itself, but not results; a filtered page of results is assembled here by
-reading the API's pages in order. Its cursor therefore says where to resume *within* an API page:
-`<api cursor>.<rows already returned from that page>`, opaque to the model, checked when it comes back.
+The API filters runs by status itself, but not results; a filtered page of results is assembled by
+reads/results.py from the API's pages in order. Its cursor therefore says where to resume *within* an API
+page: `<api cursor>.<rows already returned from that page>`, opaque to the model, checked when it comes back.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 from ..api import statuses
-from ..api.client import RetabClient
 from ..api.errors import InvalidIdError
 from ..tools import names
 from .run import duration_s, run_state
@@ -136,51 +135,11 @@ def parse_result_cursor(cursor: str | None) -> tuple[str | None, int]:
     return match["after"] or None, int(match["skip"])
 
 
-def _result_cursor(after: str | None, skip: int) -> str:
+def result_cursor(after: str | None, skip: int) -> str:
     return f"{after or ''}.{skip}"
 
 
-async def list_result_rows(
-    client: RetabClient, run_id: str, *, status: str | None, limit: int, cursor: str | None
-) -> ResultList:
-    """A page of up to `limit` result rows (only those of `status` when given), within PAGE_MAX_BYTES."""
-    after, skip = parse_result_cursor(cursor)
-    rows: list[ResultRow] = []
-    resume_at: list[str] = []  # for each row, the cursor that resumes the listing at that row
-    next_cursor: str | None = None
-    page_size = RESULT_PAGE_SCAN if status else limit + skip
-    for _ in range(RESULT_SCAN_PAGES):
-        page = await client.list_results(run_id, limit=min(page_size, 1000), after=after, order="asc")
-        matched = [r for r in page.data if status is None or r.status == status]
-        used = min(len(matched), skip + limit - len(rows))  # matched rows consumed once this page is taken
-        for index in range(skip, used):
-            rows.append(result_row(matched[index]))
-            resume_at.append(_result_cursor(after, index))
-        skip = 0
-        if len(rows) >= limit:
-            if used < len(matched):
-                next_cursor = _result_cursor(after, used)
-            elif page.next_cursor:
-                next_cursor = _result_cursor(page.next_cursor, 0)
-            break
-        if not page.next_cursor or not page.data:
-            break
-        after = page.next_cursor
-    else:
-        next_cursor = _result_cursor(after, 0)  # scanned enough for one call; the rest is one call away
-    kept = _rows_within(rows, PAGE_MAX_BYTES - PAGE_OVERHEAD_BYTES)
-    if kept < len(rows):
-        rows, next_cursor = rows[:kept], resume_at[kept]
-    return ResultList(
-        run_id=run_id,
-        status_filter=status,
-        results=rows,
-        next_cursor=next_cursor,
-        hint=_results_hint(rows, next_cursor, status),
-    )
-
-
-def _rows_within(rows: Sequence[ResultRow], budget: int) -> int:
+def rows_within(rows: Sequence[ResultRow], budget: int) -> int:
     """How many leading rows fit in `budget` bytes, counting each row's text line and JSON; at least one."""
     size = 0
     for count, row in enumerate(rows):
@@ -190,7 +149,7 @@ def _rows_within(rows: Sequence[ResultRow], budget: int) -> int:
     return len(rows)
 
 
-def _results_hint(rows: Sequence[ResultRow], next_cursor: str | None, status: str | None) -> str:
+def results_hint(rows: Sequence[ResultRow], next_cursor: str | None, status: str | None) -> str:
     if not rows and next_cursor is None:
         return f"No document has status {status!r}." if status else "The run has no documents yet."
     more = "More: call again with cursor. " if next_cursor else ""

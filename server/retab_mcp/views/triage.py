@@ -1,25 +1,20 @@
-"""One answer to "why did this run end this way?", gathered in two rounds of concurrent requests.
-
-Round one reads the run, its results and its summary metrics at once; round two reads the per-field
-scores of the worst documents. Only the run is required: if results or metrics cannot be read, the
-report says so in `warnings` and keeps what it has, since a partial diagnosis beats none.
+"""One answer to "why did this run end this way?", from the evidence reads/triage.py gathers: a verdict,
+failures grouped by error, the lowest documents and fields, the change against the prior run, and the next
+calls, within 4 KB. What could not be read is said in `warnings`: a partial diagnosis beats none.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
-import anyio
 from pydantic import BaseModel, Field
 
 from ..api import statuses
-from ..api.client import RetabClient
-from ..api.errors import RetabError
 from ..tools import names
 from . import verdicts
 from .compare import keep_side, keep_sign, p_text, signed_text
@@ -44,8 +39,6 @@ TRIAGE_TRACE_LINES = 4
 TRIAGE_TRACE_BYTES = 500
 BUDGET_BYTES = 4_000  # text plus compact structured content, under the 4 KB promised
 CAUSE_MAX = 240
-
-T = TypeVar("T")
 
 
 class FailureGroup(BaseModel):
@@ -101,55 +94,6 @@ class Evidence:
     metrics: Metrics | None = None
     document_metrics: list[Metrics] = field(default_factory=list["Metrics"])
     warnings: list[str] = field(default_factory=list[str])
-
-
-async def gather_evidence(client: RetabClient, run_id: str) -> Evidence:
-    """Read everything the report needs; raises only if the run itself cannot be read."""
-    warnings: list[str] = []
-    run_box: list[Run] = []
-    run_error: list[RetabError] = []
-    results: list[list[Result]] = []
-    summary: list[Metrics] = []
-
-    async def read_run() -> None:
-        try:
-            run_box.append(await client.get_run(run_id))
-        except RetabError as error:  # raised after the group, not wrapped in an exception group
-            run_error.append(error)
-            group.cancel_scope.cancel()
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(read_run)
-        group.start_soon(_optional, "results", _read_results(client, run_id), results, warnings)
-        group.start_soon(_optional, "metrics", client.get_metrics(run_id, "summary"), summary, warnings)
-    if run_error:
-        raise run_error[0]
-    evidence = Evidence(run=run_box[0], warnings=warnings)
-    if results:
-        evidence.results = results[0]
-        evidence.results_truncated = len(results[0]) >= RESULTS_SCANNED
-    if summary:
-        evidence.metrics = summary[0]
-        if metrics_warning(summary[0]) is None:
-            worst = lowest(scored_items(summary[0]), FIELD_SOURCE_DOCUMENTS)
-            per_document: list[Metrics] = []
-            async with anyio.create_task_group() as group:
-                for item in worst:
-                    request = client.get_metrics(run_id, "by_document", document_id=item.id)
-                    group.start_soon(_optional, f"fields of {item.id}", request, per_document, warnings)
-            evidence.document_metrics = per_document
-    return evidence
-
-
-async def _read_results(client: RetabClient, run_id: str) -> list[Result]:
-    return (await client.list_results(run_id, limit=RESULTS_SCANNED, order="asc")).data
-
-
-async def _optional(what: str, request: Awaitable[T], into: list[T], warnings: list[str]) -> None:
-    try:
-        into.append(await request)
-    except RetabError as error:
-        warnings.append(clip(f"{what} not read: {error}", 200))
 
 
 def failure_groups(results: Sequence[Result]) -> tuple[int, list[FailureGroup]]:
