@@ -10,7 +10,8 @@ its kind (base.py); what a model reads of each kind is in views/.
 """
 
 from ..api.models import Progress
-from .base import EVAL, EXPERIMENT, KINDS, WORKFLOW, KindName, RunKind, Snapshot, kind_named, kind_of_id
+from .base import EVAL, EXPERIMENT, KINDS, WORKFLOW, KindName, RunKind, Snapshot
+from .readers import kind_named, kind_of_id
 
 __all__ = [
     "EVAL",

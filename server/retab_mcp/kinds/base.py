@@ -1,10 +1,5 @@
 """What the wait engine knows of a run of any kind (`Snapshot`), and what describes a kind (`RunKind`).
-
-A kind is found from the run id's prefix as Retab issues it (`exprun_`, `run_`, `wfevalrun_`), or named by
-the caller. An id whose prefix says nothing is read as an experiment run (the kind this server served
-first); if it is not one, the answer is one 404 that says to pass the kind. Nothing is ever guessed
-silently: every result names the kind it read.
-"""
+The kinds themselves, and how one is found for a run id, are readers.py's."""
 
 from __future__ import annotations
 
@@ -66,31 +61,6 @@ class RunKind:
 
     def __str__(self) -> str:
         return self.name
-
-
-def _experiment() -> RunKind:
-    from .readers import EXPERIMENT_KIND
-
-    return EXPERIMENT_KIND
-
-
-def kind_named(name: str) -> RunKind:
-    from .readers import KINDS_BY_NAME
-
-    return KINDS_BY_NAME[name]
-
-
-def kind_of_id(run_id: str, named: str | None = None) -> RunKind:
-    """The kind the caller named; else the one the id's prefix says; else experiment."""
-    from .readers import KINDS_BY_NAME
-
-    if named is not None:
-        return KINDS_BY_NAME[named]
-    # Longest prefix first: "wfevalrun_" before "run_".
-    for kind in sorted(KINDS_BY_NAME.values(), key=lambda k: -len(k.prefix)):
-        if run_id.startswith(kind.prefix):
-            return kind
-    return _experiment()
 
 
 EXPERIMENT: KindName = "experiment"

@@ -128,3 +128,19 @@ EXPERIMENT_KIND = RunKind(EXPERIMENT, "experiment run", "exprun_", read_experime
 WORKFLOW_KIND = RunKind(WORKFLOW, "workflow run", "run_", read_workflow_run, WorkflowSnapshot.model_validate)
 EVAL_KIND = RunKind(EVAL, "eval run", "wfevalrun_", read_eval_run, EvalRun.model_validate)
 KINDS_BY_NAME: dict[str, RunKind] = {kind.name: kind for kind in (EXPERIMENT_KIND, WORKFLOW_KIND, EVAL_KIND)}
+
+
+def kind_named(name: str) -> RunKind:
+    return KINDS_BY_NAME[name]
+
+
+def kind_of_id(run_id: str, named: str | None = None) -> RunKind:
+    """The kind the caller named; else the one the id's prefix says, as Retab issues ids (`exprun_`, `run_`,
+    `wfevalrun_`); else experiment, the kind this server served first. If the guess is wrong the answer is one
+    404 that says to pass the kind: nothing is guessed silently, and every result names the kind it read."""
+    if named is not None:
+        return KINDS_BY_NAME[named]
+    for kind in sorted(KINDS_BY_NAME.values(), key=lambda k: -len(k.prefix)):  # "wfevalrun_" before "run_"
+        if run_id.startswith(kind.prefix):
+            return kind
+    return EXPERIMENT_KIND

@@ -14,7 +14,7 @@ is silent:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,9 +24,7 @@ from .envelopes import bearer_key, check_enum, check_limit, json_object, page, p
 from .eval_bodies import artifact_body, artifact_id, eval_body, result_body, result_id, run_body
 from .eval_world import EvalWorld, SimEvalRun, scoped_evals
 from .scenario import opaque_id
-
-if TYPE_CHECKING:
-    from .app import SimulatedRetab
+from .state import SimState
 
 PREFIX = "/v1/workflows/evals"
 ORDERS = ("asc", "desc")
@@ -38,7 +36,7 @@ def run_not_found(run_id: str) -> JSONResponse:
 
 
 class EvalEndpoints:
-    def __init__(self, sim: SimulatedRetab) -> None:
+    def __init__(self, sim: SimState) -> None:
         self.sim = sim
 
     def routes(self) -> list[Route]:

@@ -6,7 +6,7 @@ Every path under `/v1/workflows/experiments` (NOTES.md, first part). The world t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,9 +25,7 @@ from .envelopes import (
 )
 from .metrics import VIEWS, metrics_answer
 from .scenario import BlockEdit, SimExperiment, iso, make_experiment, result_body, run_body, start_consensus_run
-
-if TYPE_CHECKING:
-    from .app import SimulatedRetab
+from .state import SimState
 
 PREFIX = "/v1/workflows/experiments"
 RUNS_PREFIX = f"{PREFIX}/runs/"
@@ -35,7 +33,7 @@ RUN_STATUSES = ("pending", "queued", "running", "completed", "error", "cancelled
 
 
 class ExperimentEndpoints:
-    def __init__(self, sim: SimulatedRetab) -> None:
+    def __init__(self, sim: SimState) -> None:
         self.sim = sim
 
     def routes(self) -> list[Route]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -33,11 +33,9 @@ from .envelopes import (
     validation_error,
 )
 from .scenario import opaque_id
+from .state import SimState
 from .workflow_bodies import artifact_body, artifact_id, review_body, review_id, run_body, step_body, step_id
 from .workflow_world import OPERATION_BY_PREFIX, SimWorkflowRun, StepSpan, WorkflowWorld, plan_run
-
-if TYPE_CHECKING:
-    from .app import SimulatedRetab
 
 RUN_FILTER_STATUSES = ("pending", "queued", "running", "completed", "error", "failed", "awaiting_review", "cancelled")
 FILTER_ALIASES = {"failed": "error", "queued": "pending"}
@@ -51,7 +49,7 @@ ArtifactFinder = Callable[[Request, str], "dict[str, Any] | None"]
 
 
 class WorkflowRunEndpoints:
-    def __init__(self, sim: SimulatedRetab, other_artifacts: ArtifactFinder) -> None:
+    def __init__(self, sim: SimState, other_artifacts: ArtifactFinder) -> None:
         self.sim = sim
         self.other_artifacts = other_artifacts  # eval executions make artifacts too (evals.py)
 

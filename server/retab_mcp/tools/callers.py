@@ -38,11 +38,10 @@ from ..watch.schedule import Schedule
 from ..watch.sharing import RedisHub
 from ..watch.starts import StartGate
 from ..watch.watcher import RunWatcher
+from .common import AppState
 
 if TYPE_CHECKING:
     import httpx2
-
-    from .common import AppState
 
 
 def partition_name(secret: bytes, key: str) -> str:
@@ -103,8 +102,6 @@ class Callers:
         return partition.state
 
     def _open(self, key: str) -> AppState:
-        from .common import AppState
-
         settings = replace(self._settings, api_key=key, per_user_keys=False)
         retry = RetryPolicy.from_settings(settings, sleep=self._clock.sleep)
         if self._pool is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -20,7 +20,6 @@ from ..watch.watcher import ProgressCallback, RunWatcher
 
 if TYPE_CHECKING:
     from ..watch.sharing import RedisHub
-    from .callers import Callers
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
@@ -48,6 +47,12 @@ WaitSeconds = Annotated[
 ]
 
 
+class CallerStates(Protocol):
+    """With per-user keys, each caller's own state, made on its first call (tools/callers.py's Callers)."""
+
+    def state_for(self, key: str) -> AppState: ...
+
+
 @dataclass
 class AppState:
     """What the lifespan opens once and every call uses."""
@@ -58,7 +63,7 @@ class AppState:
     watcher: RunWatcher
     redact: Redactor
     starts: StartGate  # one start at a time per experiment (watch/starts.py)
-    callers: Callers | None = None  # with per-user keys: each caller's own state (tools/callers.py)
+    callers: CallerStates | None = None  # with per-user keys: each caller's own state (tools/callers.py)
     hub: RedisHub | None = None  # with replicas: the link to Redis that shares polls (watch/sharing.py)
 
     def now(self) -> datetime:
