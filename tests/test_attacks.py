@@ -56,8 +56,12 @@ async def api_and_server(
         api = LoopbackAPI(sim, group)
         api.start()
         full_env = {"RETAB_API_BASE_URL": api.url, "RETAB_API_KEY": TEST_KEY, **(env or {})}
-        async with serve("--transport", "http", *flags, env=full_env, demo=False, stderr=stderr) as port:
-            yield f"http://127.0.0.1:{port}"
+        async with serve("--transport", "http", *flags, env=full_env, demo=False) as served:
+            try:
+                yield served.url
+            finally:
+                if stderr is not None:
+                    stderr += served.stderr
         await api.stop()
         group.cancel_scope.cancel()
 

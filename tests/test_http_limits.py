@@ -3,24 +3,17 @@ requests up to the file limit, and shutdown with streams open. Each is bounded i
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import httpx2
 import pytest
-from anyio.abc import ByteReceiveStream, Process
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.types import CallToolResult
 
-from .processes import listening_port
+from .processes import serve
 
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -32,59 +25,6 @@ INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 ACCEPT = {"Accept": "application/json, text/event-stream"}
 
 pytestmark = pytest.mark.anyio
-
-
-class Stderr:
-    """A child's stderr, read in the background so the child never blocks on a full pipe."""
-
-    def __init__(self, first: bytes) -> None:
-        self.text = first
-        self._more = anyio.Event()
-
-    async def drain(self, stream: ByteReceiveStream) -> None:
-        async for chunk in stream:
-            self.text += chunk
-            self._more.set()
-            self._more = anyio.Event()
-
-    async def wait_for(self, marker: bytes) -> None:
-        while marker not in self.text:
-            await self._more.wait()
-
-
-@dataclass
-class Served:
-    process: Process
-    port: int
-    stderr: Stderr
-
-    def rss_kib(self) -> int:
-        with open(f"/proc/{self.process.pid}/status") as status:
-            line = next(line for line in status if line.startswith("VmRSS:"))
-        return int(line.split()[1])
-
-
-@asynccontextmanager
-async def serve(transport: str, env: dict[str, str], *, nofile: int | None = None) -> AsyncIterator[Served]:
-    """A `--demo` server process; it is terminated on exit unless the test ended it."""
-    command = [sys.executable, "-m", "retab_mcp", "--demo", "--transport", transport, "--port", "0"]
-    command += ["--log-level", "INFO"]
-    if nofile is not None:
-        command = ["sh", "-c", f'ulimit -n {nofile} && exec "$@"', "sh", *command]
-    async with (
-        await anyio.open_process(command, stdin=subprocess.DEVNULL, env={**os.environ, **env}) as process,
-        anyio.create_task_group() as group,
-    ):
-        assert process.stderr is not None
-        port, seen = await listening_port(process.stderr)
-        stderr = Stderr(seen)
-        group.start_soon(stderr.drain, process.stderr)
-        try:
-            yield Served(process, port, stderr)
-        finally:
-            if process.returncode is None:
-                process.terminate()
-            await process.wait()
 
 
 async def open_session(http: httpx2.AsyncClient, url: str) -> str:
@@ -100,7 +40,10 @@ async def test_a_flood_of_unclosed_sessions_leaves_room_for_newcomers_and_keeps_
     are closed to make room, a session that made calls survives the flood, and memory stays flat."""
     limits = {"RETAB_MCP_MAX_SESSIONS": "40", "RETAB_MCP_MAX_SESSIONS_PER_CLIENT": "40"}
     with anyio.fail_after(90):
-        async with serve("http", limits) as served, httpx2.AsyncClient(timeout=10) as http:
+        async with (
+            serve("--transport", "http", "--log-level", "INFO", env=limits) as served,
+            httpx2.AsyncClient(timeout=10) as http,
+        ):
             url = f"http://127.0.0.1:{served.port}/mcp"
             async with Client(url, mode="legacy") as used:
                 await used.call_tool("list_experiment_runs", {"limit": 1})
@@ -126,19 +69,22 @@ async def test_a_flood_of_unclosed_sessions_leaves_room_for_newcomers_and_keeps_
     assert evicted.status_code == 404  # the oldest unused session made room
     # Unbounded, 1,500 sessions held about 54 MB; bounded, growth stays within allocator noise.
     assert rss_after_flood - rss_after_warm_up < 20_000, (rss_after_warm_up, rss_after_flood)
-    assert "Traceback" not in served.stderr.text.decode()
+    assert "Traceback" not in served.text
 
 
 @pytest.mark.slow
 async def test_sessions_that_only_made_the_handshake_are_closed_soon() -> None:
     env = {"RETAB_MCP_UNUSED_SESSION_IDLE_S": "1"}
     with anyio.fail_after(30):
-        async with serve("http", env) as served, httpx2.AsyncClient(timeout=10) as http:
+        async with (
+            serve("--transport", "http", "--log-level", "INFO", env=env) as served,
+            httpx2.AsyncClient(timeout=10) as http,
+        ):
             url = f"http://127.0.0.1:{served.port}/mcp"
             async with Client(url, mode="legacy") as used:
                 await used.call_tool("list_experiment_runs", {"limit": 1})
                 unused = [await open_session(http, url) for _ in range(5)]
-                await served.stderr.wait_for(b"Closed 5 idle session(s), 5 of them never used")
+                await served.wait_for(b"Closed 5 idle session(s), 5 of them never used")
                 gone = [
                     (await http.post(url, json=INITIALIZED, headers={**ACCEPT, "mcp-session-id": key})).status_code
                     for key in unused
@@ -156,7 +102,10 @@ async def test_a_flood_of_sse_streams_is_bounded_and_the_oldest_end_cleanly() ->
     ended: list[int] = []
     results: list[CallToolResult] = []
     with anyio.fail_after(60):
-        async with serve("sse", limits) as served, httpx2.AsyncClient(timeout=30) as http:
+        async with (
+            serve("--transport", "sse", "--log-level", "INFO", env=limits) as served,
+            httpx2.AsyncClient(timeout=30) as http,
+        ):
             url = f"http://127.0.0.1:{served.port}/sse"
             opened = [anyio.Event() for _ in range(60)]
 
@@ -177,7 +126,7 @@ async def test_a_flood_of_sse_streams_is_bounded_and_the_oldest_end_cleanly() ->
                 group.cancel_scope.cancel()
     assert [result.is_error for result in results] == [False]
     assert len(ended) >= 40 and set(ended[:40]) == set(range(40)), ended  # the oldest made room
-    assert "Traceback" not in served.stderr.text.decode()
+    assert "Traceback" not in served.text
 
 
 @pytest.mark.slow
@@ -189,7 +138,9 @@ async def test_half_sent_requests_up_to_the_file_limit_do_not_lock_out_a_normal_
     closed: list[int] = []
     results: list[CallToolResult] = []
     with anyio.fail_after(60):
-        async with serve("http", {"RETAB_MCP_REQUEST_READ_TIMEOUT_S": "2"}, nofile=256) as served:
+        async with serve(
+            "--transport", "http", "--log-level", "INFO", env={"RETAB_MCP_REQUEST_READ_TIMEOUT_S": "2"}, nofile=256
+        ) as served:
 
             async def trickle(index: int) -> None:
                 try:
@@ -212,7 +163,7 @@ async def test_half_sent_requests_up_to_the_file_limit_do_not_lock_out_a_normal_
                         group.start_soon(trickle, index)
                     async with Client(f"http://127.0.0.1:{served.port}/mcp") as client:
                         results.append(await client.call_tool("list_experiment_runs", {"limit": 1}))
-    log = served.stderr.text.decode()
+    log = served.text
     warnings = [line for line in log.splitlines() if line.startswith("WARNING")]
     assert [result.is_error for result in results] == [False]
     assert len(closed) == 300
@@ -226,7 +177,10 @@ async def test_sigterm_with_open_streams_ends_them_cleanly_and_exits_0(transport
     graceful shutdown exceeded", in 2.4 s): streamable HTTP's GET streams, and SSE streams."""
     ended: list[int] = []
     with anyio.fail_after(30):
-        async with serve(transport, {}) as served, httpx2.AsyncClient(timeout=30) as http:
+        async with (
+            serve("--transport", transport, "--log-level", "INFO") as served,
+            httpx2.AsyncClient(timeout=30) as http,
+        ):
             opened = [anyio.Event() for _ in range(10)]
 
             async def listen(index: int) -> None:
@@ -253,7 +207,7 @@ async def test_sigterm_with_open_streams_ends_them_cleanly_and_exits_0(transport
                 with anyio.fail_after(3):
                     served.process.send_signal(signal.SIGTERM)
                     await served.process.wait()
-    log = served.stderr.text.decode()
+    log = served.text
     assert served.process.returncode == 0, log
     assert sorted(ended) == list(range(10)), ended
     assert "Traceback" not in log and "graceful shutdown exceeded" not in log, log

@@ -32,7 +32,8 @@ async def post_initialize(port: int, **headers: str) -> httpx2.Response:
 @pytest.mark.slow
 async def test_with_a_token_every_request_needs_it() -> None:
     with anyio.fail_after(30):
-        async with serve("--transport", "http", env={"RETAB_MCP_AUTH_TOKEN": TOKEN}) as port:
+        async with serve("--transport", "http", env={"RETAB_MCP_AUTH_TOKEN": TOKEN}) as served:
+            port = served.port
             missing = await post_initialize(port)
             wrong = await post_initialize(port, Authorization="Bearer " + TOKEN[:-1] + "x")
             basic = await post_initialize(port, Authorization="Basic " + TOKEN)
@@ -52,9 +53,10 @@ async def test_with_a_token_every_request_needs_it() -> None:
 async def test_sse_needs_the_token_too() -> None:
     with anyio.fail_after(30):
         async with (
-            serve("--transport", "sse", env={"RETAB_MCP_AUTH_TOKEN": TOKEN}) as port,
+            serve("--transport", "sse", env={"RETAB_MCP_AUTH_TOKEN": TOKEN}) as served,
             httpx2.AsyncClient() as http,
         ):
+            port = served.port
             refused = await http.get(f"http://127.0.0.1:{port}/sse")
             refused_post = await http.post(f"http://127.0.0.1:{port}/messages/?session_id=x", json=INITIALIZE)
     assert refused.status_code == 401 and refused_post.status_code == 401
@@ -63,7 +65,8 @@ async def test_sse_needs_the_token_too() -> None:
 @pytest.mark.slow
 async def test_dns_rebinding_protection_checks_host_and_origin() -> None:
     with anyio.fail_after(30):
-        async with serve("--transport", "http") as port:
+        async with serve("--transport", "http") as served:
+            port = served.port
             rebound = await post_initialize(port, Host="evil.example")
             foreign = await post_initialize(port, Origin="http://evil.example")
             local = await post_initialize(port, Origin=f"http://localhost:{port}")
@@ -74,7 +77,8 @@ async def test_dns_rebinding_protection_checks_host_and_origin() -> None:
 async def test_allowed_hosts_admit_a_deployment_behind_a_proxy() -> None:
     env = {"RETAB_MCP_ALLOWED_HOSTS": "mcp.example.com", "RETAB_MCP_ALLOWED_ORIGINS": "https://mcp.example.com"}
     with anyio.fail_after(30):
-        async with serve("--transport", "http", env=env) as port:
+        async with serve("--transport", "http", env=env) as served:
+            port = served.port
             proxied = await post_initialize(port, Host="mcp.example.com", Origin="https://mcp.example.com")
             other = await post_initialize(port, Host="other.example.com")
     assert (proxied.status_code, other.status_code) == (200, 421)
@@ -107,7 +111,8 @@ async def test_a_non_loopback_bind_is_allowed_with_a_token_or_a_proxy(
     flags: tuple[str, ...], env: dict[str, str]
 ) -> None:
     with anyio.fail_after(30):
-        async with serve("--transport", "http", "--host", "0.0.0.0", *flags, env=env) as port:
+        async with serve("--transport", "http", "--host", "0.0.0.0", *flags, env=env) as served:
+            port = served.port
             headers: dict[str, Any] = {"Authorization": f"Bearer {TOKEN}"} if env else {}
             answer = await post_initialize(port, **headers)
     assert answer.status_code == 200

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,7 +27,7 @@ from retab_mcp.simulator.scenario import opaque_id
 from retab_mcp.transports.http import HttpTransport
 
 from .helpers import FINISHED, text_of
-from .processes import listening_port, read_until
+from .processes import read_until, serve
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -75,31 +74,13 @@ async def authorization_server(keys: Path, *later: Path) -> AsyncIterator[str]:
 @asynccontextmanager
 async def resource_server(issuer: str, *flags: str, stderr: bytearray | None = None) -> AsyncIterator[str]:
     """`retab-mcp --demo` with OAuth and writes on, over streamable HTTP unless `flags` say otherwise."""
-    env = {
-        **os.environ,
-        "RETAB_MCP_OAUTH_ISSUER": issuer,
-        "RETAB_MCP_OAUTH_RESOURCE": RESOURCE,
-        "RETAB_MCP_ALLOW_WRITES": "1",
-    }
-    command = [sys.executable, "-m", "retab_mcp", "--demo", "--transport", "http", "--port", "0", *flags]
-    async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=env) as process:
-        with anyio.fail_after(30):
-            port, seen = await listening_port(process.stderr)
-        async with anyio.create_task_group() as group:
+    env = {"RETAB_MCP_OAUTH_ISSUER": issuer, "RETAB_MCP_OAUTH_RESOURCE": RESOURCE, "RETAB_MCP_ALLOW_WRITES": "1"}
+    async with serve("--transport", "http", *flags, env=env) as served:
+        try:
+            yield served.url
+        finally:
             if stderr is not None:
-                stderr += seen
-                group.start_soon(_drain, process.stderr, stderr)
-            try:
-                yield f"http://127.0.0.1:{port}"
-            finally:
-                process.terminate()
-                await process.wait()
-                group.cancel_scope.cancel()
-
-
-async def _drain(stream: Any, into: bytearray) -> None:
-    async for chunk in stream:
-        into.extend(chunk)
+                stderr += served.stderr
 
 
 def key_set(path: Path, *keys: dict[str, Any]) -> Path:

@@ -4,11 +4,8 @@ one JSON log line per tool call, none of them carrying a key or a token."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,7 +19,7 @@ from retab_mcp.base.clock import RealClock
 from retab_mcp.simulator import SimulatedRetab
 
 from .helpers import FINISHED, TEST_KEY, LoopbackAPI
-from .processes import listening_port
+from .processes import serve
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -32,25 +29,11 @@ TOKEN = "tok_ops_0123456789abcdefSECRET"
 @asynccontextmanager
 async def http_server(env: dict[str, str], stderr: bytearray) -> AsyncIterator[str]:
     """A `retab-mcp --transport http` process; yields its base URL, and keeps its stderr in `stderr`."""
-    command = [sys.executable, "-m", "retab_mcp", "--transport", "http", "--port", "0"]
-    full_env = {**os.environ, "RETAB_API_KEY": TEST_KEY, **env}
-    async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=full_env) as process:
-        with anyio.fail_after(30):
-            port, seen = await listening_port(process.stderr)
-        stderr += seen
-        async with anyio.create_task_group() as group:
-
-            async def drain() -> None:
-                assert process.stderr is not None
-                async for chunk in process.stderr:
-                    stderr.extend(chunk)
-
-            group.start_soon(drain)
-            try:
-                yield f"http://127.0.0.1:{port}"
-            finally:
-                process.terminate()
-                await process.wait()
+    async with serve("--transport", "http", env={"RETAB_API_KEY": TEST_KEY, **env}, demo=False) as served:
+        try:
+            yield served.url
+        finally:
+            stderr += served.stderr
 
 
 def closed_port() -> int:

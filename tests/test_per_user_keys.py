@@ -29,7 +29,7 @@ from retab_mcp.tools.callers import Callers
 from retab_mcp.tools.server import build_server
 
 from .helpers import SIM_URL, LoopbackAPI, text_of
-from .processes import listening_port
+from .processes import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -43,26 +43,13 @@ HEADER = "X-Retab-Api-Key"
 async def team_server(api_url: str, stderr: bytearray) -> AsyncIterator[str]:
     """`retab-mcp --transport http --per-user-keys` over the API at `api_url`; yields its MCP URL and keeps
     everything it wrote to stderr in `stderr`."""
-    env = {**os.environ, "RETAB_API_BASE_URL": api_url, "RETAB_API_KEY": ""}
-    flags = ["--transport", "http", "--port", "0", "--per-user-keys", "--log-level", "DEBUG"]  # all there is to log
-    command = [sys.executable, "-m", "retab_mcp", *flags]
-    async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=env) as process:
-        with anyio.fail_after(30):
-            port, seen = await listening_port(process.stderr)
-        stderr += seen
-        async with anyio.create_task_group() as group:
-
-            async def drain() -> None:
-                assert process.stderr is not None
-                async for chunk in process.stderr:
-                    stderr.extend(chunk)
-
-            group.start_soon(drain)
-            try:
-                yield f"http://127.0.0.1:{port}/mcp"
-            finally:
-                process.terminate()
-                await process.wait()
+    env = {"RETAB_API_BASE_URL": api_url, "RETAB_API_KEY": ""}
+    flags = ["--transport", "http", "--per-user-keys", "--log-level", "DEBUG"]  # all there is to log
+    async with serve(*flags, env=env, demo=False) as served:
+        try:
+            yield f"{served.url}/mcp"
+        finally:
+            stderr += served.stderr
 
 
 @asynccontextmanager

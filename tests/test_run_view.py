@@ -109,8 +109,8 @@ def demo(screenshots: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     work = tmp_path_factory.mktemp("demo-host")
 
     async def main() -> dict[str, Any]:
-        async with serve("--transport", "http") as port:
-            return await observe(port, DEMO_PLAN, screenshots, work)
+        async with serve("--transport", "http") as served:
+            return await observe(served.port, DEMO_PLAN, screenshots, work)
 
     return anyio.run(main)
 
@@ -133,7 +133,7 @@ def held(screenshots: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
             api = LoopbackAPI(sim, group)
             api.start()
             env = {"RETAB_API_BASE_URL": api.url, "RETAB_API_KEY": TEST_KEY}
-            async with serve("--transport", "http", env=env, demo=False) as port:
+            async with serve("--transport", "http", env=env, demo=False) as served:
                 going = sim.add_run(documents=10, duration_s=20, queue_s=1)
                 plan = [
                     {
@@ -146,7 +146,7 @@ def held(screenshots: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
                     },
                     {"name": "hostile", "tool": "triage_experiment_run", "args": {"run_id": hostile}},
                 ]
-                seen = await observe(port, plan, screenshots, work)
+                seen = await observe(served.port, plan, screenshots, work)
             await api.stop()
             group.cancel_scope.cancel()
         return seen

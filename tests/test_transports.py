@@ -16,7 +16,9 @@ from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.types import TextContent
 
+from retab_mcp.simulator.eval_world import eval_run_id
 from retab_mcp.simulator.scenario import opaque_id
+from retab_mcp.simulator.workflow_world import workflow_run_id
 
 from .helpers import READ_TOOLS, WRITE_TOOLS
 from .processes import serve
@@ -97,14 +99,14 @@ async def test_the_real_entry_starts_without_a_key_and_explains_how_to_set_it() 
 
 @pytest.fixture
 async def http_port() -> AsyncIterator[int]:
-    async with serve("--transport", "http") as port:
-        yield port
+    async with serve("--transport", "http") as served:
+        yield served.port
 
 
 @pytest.fixture
 async def sse_port() -> AsyncIterator[int]:
-    async with serve("--transport", "sse") as port:
-        yield port
+    async with serve("--transport", "sse") as served:
+        yield served.port
 
 
 @pytest.mark.slow
@@ -134,8 +136,15 @@ PARITY_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("get_experiment", {"experiment_id": opaque_id("exp", "invoices-tuned")}),
     ("start_experiment_run", {"experiment_id": opaque_id("exp", "invoices-tuned")}),
     ("cancel_experiment_run", {"run_id": FINISHED}),
+    # every kind of run
+    ("get_run", {"run_id": workflow_run_id("awaiting_review")}),
+    ("list_runs", {"kind": "eval", "status": "completed"}),
+    ("triage_run", {"run_id": workflow_run_id("failed")}),
+    ("list_eval_results", {"run_id": eval_run_id("candidate"), "outcome": "failed"}),
+    ("compare_eval_runs", {"candidate_run_id": eval_run_id("candidate")}),
+    ("start_eval_run", {"workflow_id": opaque_id("workflow", "wf-support-replies")}),
 ]
-WALL_CLOCK_KEYS = {"started_at", "created_at"}  # demo runs are dated from when each process started
+WALL_CLOCK_KEYS = {"started_at", "created_at", "elapsed_s"}  # demo runs are dated from when each process started
 
 
 def without_wall_clock(value: Any) -> Any:
@@ -155,11 +164,11 @@ async def test_every_tool_answers_identically_over_stdio_http_and_sse() -> None:
     answers: dict[str, list[Any]] = {}
     with anyio.fail_after(60):
         async with (
-            serve("--transport", "http", env=writes) as http_port,
-            serve("--transport", "sse", env=writes) as sse_port,
+            serve("--transport", "http", env=writes) as http_served,
+            serve("--transport", "sse", env=writes) as sse_served,
             Client(params) as over_stdio,
-            Client(f"http://127.0.0.1:{http_port}/mcp") as over_http,
-            Client(sse_client(f"http://127.0.0.1:{sse_port}/sse")) as over_sse,
+            Client(f"{http_served.url}/mcp") as over_http,
+            Client(sse_client(f"{sse_served.url}/sse")) as over_sse,
         ):
             for name, client in (("stdio", over_stdio), ("http", over_http), ("sse", over_sse)):
                 tools = {t.name for t in (await client.list_tools()).tools}
