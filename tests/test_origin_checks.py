@@ -7,8 +7,6 @@ and one short, rate-limited log line per kind of rejection, without a traceback.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any, cast
 
 import anyio
@@ -18,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from retab_mcp.transports.origins import HostAndOriginGate
 
-from .processes import listening_port
+from .processes import serve
 from .raw_stdio import INITIALIZE
 
 pytestmark = pytest.mark.anyio
@@ -119,13 +117,9 @@ async def post(http: httpx2.AsyncClient, port: int, **headers: str) -> int:
 
 @pytest.mark.slow
 async def test_a_real_server_refuses_the_attacks_logs_one_short_line_each_and_takes_any_bearer_case() -> None:
-    import os
-
-    command = [sys.executable, "-m", "retab_mcp", "--demo", "--transport", "http", "--port", "0"]
-    env = {**os.environ, "RETAB_MCP_AUTH_TOKEN": TOKEN}
     with anyio.fail_after(60):
-        async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=env) as process:
-            port, seen = await listening_port(process.stderr)
+        async with serve("--transport", "http", env={"RETAB_MCP_AUTH_TOKEN": TOKEN}) as served:
+            port = served.port
             auth = {"Authorization": f"Bearer {TOKEN}"}
             async with httpx2.AsyncClient() as http:
                 hosts = [await post(http, port, Host=host, **auth) for host in BAD_HOSTS if host]
@@ -133,10 +127,7 @@ async def test_a_real_server_refuses_the_attacks_logs_one_short_line_each_and_ta
                 huge = await post(http, port, Host="h" * 10_000, **auth)
                 schemes = [await post(http, port, Authorization=f"{s} {TOKEN}") for s in ("bearer", "BEARER", "Bearer")]
                 wrong = await post(http, port, Authorization=f"bearer {TOKEN}x")
-            process.terminate()
-            await process.wait()
-            assert process.stderr is not None
-            seen += b"".join([chunk async for chunk in process.stderr])
+    seen = served.stderr
     assert set(hosts) == {421} and set(origins) == {403} and huge == 421
     assert schemes == [200, 200, 200] and wrong == 401
     log = seen.decode()
@@ -147,23 +138,16 @@ async def test_a_real_server_refuses_the_attacks_logs_one_short_line_each_and_ta
 
 @pytest.mark.slow
 async def test_sse_refuses_a_rebound_host_too() -> None:
-    import os
-
-    command = [sys.executable, "-m", "retab_mcp", "--demo", "--transport", "sse", "--port", "0"]
     with anyio.fail_after(60):
-        async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=dict(os.environ)) as process:
-            port, seen = await listening_port(process.stderr)
+        async with serve("--transport", "sse") as served:
+            port = served.port
             async with httpx2.AsyncClient() as http:
                 rebound = await http.get(f"http://127.0.0.1:{port}/sse", headers={"Host": "127.0.0.1:1.evil.com"})
                 posted = await http.post(
                     f"http://127.0.0.1:{port}/messages/?session_id=x", json=INITIALIZE, headers={"Host": "evil.com"}
                 )
-            process.terminate()
-            await process.wait()
-            assert process.stderr is not None
-            seen += b"".join([chunk async for chunk in process.stderr])
     assert (rebound.status_code, posted.status_code) == (421, 421)
-    assert b"Traceback" not in seen
+    assert b"Traceback" not in served.stderr
 
 
 async def post_status(http: httpx2.AsyncClient, url: str, **kwargs: Any) -> int:
@@ -176,13 +160,11 @@ async def post_status(http: httpx2.AsyncClient, url: str, **kwargs: Any) -> int:
 
 @pytest.mark.slow
 async def test_bad_posts_to_a_live_sse_session_and_huge_session_ids_log_one_short_line_each() -> None:
-    import os
     import re
 
-    command = [sys.executable, "-m", "retab_mcp", "--demo", "--transport", "sse", "--port", "0"]
     with anyio.fail_after(60):
-        async with await anyio.open_process(command, stdin=subprocess.DEVNULL, env=dict(os.environ)) as process:
-            port, seen = await listening_port(process.stderr)
+        async with serve("--transport", "sse") as served:
+            port = served.port
             endpoint: list[str] = []
             announced = anyio.Event()
             bad: list[int] = []
@@ -210,11 +192,8 @@ async def test_bad_posts_to_a_live_sse_session_and_huge_session_ids_log_one_shor
                 bad += [await post_status(http, url, content=b"{not json", headers=MCP_HEADERS) for _ in range(20)]
                 huge_id = f"http://127.0.0.1:{port}/messages/?session_id={'a' * 10_000}"
                 unknown += [await post_status(http, huge_id, json=INITIALIZE) for _ in range(5)]
-                group.cancel_scope.cancel()
-            process.terminate()  # the SSE stream is closed first: shutdown with open streams is another matter
-            await process.wait()
-            assert process.stderr is not None
-            seen += b"".join([chunk async for chunk in process.stderr])
+                group.cancel_scope.cancel()  # the SSE stream is closed before the server ends
+    seen = served.stderr
     assert bad[0] == 400 and set(bad) <= {400, 404, 0} and set(unknown) == {400}
     log = seen.decode()
     assert "_handle_post_message" not in log and "a" * 100 not in log  # no traceback, no 10 KB id
