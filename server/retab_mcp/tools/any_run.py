@@ -20,7 +20,7 @@ from ..views.runs import RunView, view_of
 from ..views.triage import TriageReport, build_report, fit_to_budget
 from ..views.workflow_triage import WorkflowTriage, render_workflow_triage, workflow_triage
 from . import descriptions, names
-from .common import AnyRunId, AppState, Cursor, Kind, OptionalId, dump, state_of, tool_result
+from .common import AnyRunId, AppState, Cursor, Kind, OptionalId, state_of, tool_result
 from .errors import cursor_errors, tool_errors
 from .registry import tool
 
@@ -92,7 +92,7 @@ async def list_runs(
                 workflow_id=workflow_id, status=status, limit=limit, after=after
             )
             listing = eval_run_list(eval_page)
-    return tool_result(render_kind_run_list(listing), dump(listing))
+    return tool_result(render_kind_run_list(listing), listing.model_dump(mode="json"))
 
 
 @tool(

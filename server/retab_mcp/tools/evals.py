@@ -24,7 +24,7 @@ from ..views.evals import EvalStartResult, eval_start_result, render_eval_start
 from ..views.messages import explain
 from ..watch.starts import StartCalls, StartUnknownError, start_once
 from . import descriptions, names
-from .common import AnyRunId, AppState, Cursor, dump, state_of, tool_result
+from .common import AnyRunId, AppState, Cursor, state_of, tool_result
 from .errors import tool_errors
 from .registry import STARTS, tool
 
@@ -62,7 +62,7 @@ async def list_eval_results(
         check_id(run_id)
         evidence = await gather_eval_run(state.client, run_id)
     listing = result_list(evidence, outcome=outcome, offset=offset, limit=limit)
-    return tool_result(render_result_list(listing), dump(listing))
+    return tool_result(render_result_list(listing), listing.model_dump(mode="json", exclude_none=False))
 
 
 @tool(
