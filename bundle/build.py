@@ -1,9 +1,12 @@
 """Build the Claude Desktop bundle: `uv run python bundle/build.py` writes dist/retab-mcp-<version>.mcpb.
 
-The bundle is `manifest.json`, a two-line `server/main.py`, and the wheel with its dependencies in
-`server/lib` (installed by uv for this machine's platform and Python: build it where it will run).
-The manifest is validated and the bundle packed with the real `mcpb` (npm @anthropic-ai/mcpb, installed
-by `npm ci` in interop/).
+The bundle is of MCPB's `uv` type: it carries the project (pyproject.toml, uv.lock, the package's source and
+a two-line `server/main.py`), not its dependencies. The host's uv picks a Python the manifest allows and
+installs the locked dependencies' wheels for the user's platform and that Python, so one bundle serves every
+platform and Python it names (tests/test_bundle.py launches it on each Python this machine has and resolves
+the lock's wheels for each platform). The manifest's tool list is filled from the server's own catalog, so
+it cannot drift. The manifest is validated and the bundle packed with the real `mcpb` (npm
+@anthropic-ai/mcpb, installed by `npm ci` in interop/).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / "dist" / "bundle"
 MAIN = "import sys\n\nfrom retab_mcp.entry.cli import main\n\nsys.exit(main())\n"
+# What a uv project needs to install itself: the build file and lock, the files the build file names.
+PROJECT_FILES = ("pyproject.toml", "uv.lock", "README.md", "LICENSE")
 
 
 def mcpb() -> str:
@@ -26,18 +31,30 @@ def mcpb() -> str:
     return str(tool)
 
 
-def build() -> Path:
+def listed_tools() -> list[dict[str, str]]:
+    sys.path.insert(0, str(ROOT / "server"))
+    from retab_mcp.tools.registry import catalog
+
+    # The tools a model is offered (not the ones only the run view calls), with their titles.
+    return [{"name": spec.name, "description": spec.title} for spec in catalog() if spec.view != "app_only"]
+
+
+def stage() -> dict[str, object]:
     manifest = json.loads((ROOT / "bundle" / "manifest.json").read_text())
+    manifest["tools"] = listed_tools()
     shutil.rmtree(STAGE, ignore_errors=True)
-    (STAGE / "server" / "lib").mkdir(parents=True)
-    wheels = ROOT / "dist" / "wheel"
-    shutil.rmtree(wheels, ignore_errors=True)
-    subprocess.run(["uv", "build", "--wheel", "--quiet", "--out-dir", str(wheels)], cwd=ROOT, check=True)
-    (wheel,) = wheels.glob("*.whl")
-    target = ["--target", str(STAGE / "server" / "lib"), "--python", sys.executable]
-    subprocess.run(["uv", "pip", "install", "--quiet", *target, str(wheel)], check=True)
+    STAGE.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        shutil.copy2(ROOT / name, STAGE / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "server" / "retab_mcp", STAGE / "server" / "retab_mcp", ignore=ignore)
     (STAGE / "server" / "main.py").write_text(MAIN)
     (STAGE / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def build() -> Path:
+    manifest = stage()
     tool = mcpb()
     subprocess.run([tool, "validate", str(STAGE / "manifest.json")], check=True)
     out = ROOT / "dist" / f"retab-mcp-{manifest['version']}.mcpb"
