@@ -75,6 +75,20 @@ async def test_triage_text(mcp_client: Client, sim: SimulatedRetab, role: str) -
     assert_snapshot(f"triage_{role}.txt", text_of(result) + "\n")
 
 
+@pytest.mark.slow
+async def test_texts_of_workflow_and_eval_runs(mcp_client: Client, sim: SimulatedRetab) -> None:
+    """What a model reads about the other kinds: a workflow run held at a review gate, a failed one triaged,
+    an eval run triaged, and two eval runs compared."""
+    gate = await mcp_client.call_tool("get_run", {"run_id": sim.workflow_run_ids["awaiting_review"]})
+    failed = await mcp_client.call_tool("triage_run", {"run_id": sim.workflow_run_ids["failed"]})
+    evals = await mcp_client.call_tool("triage_run", {"run_id": sim.eval_run_ids["candidate"]})
+    compared = await mcp_client.call_tool("compare_eval_runs", {"candidate_run_id": sim.eval_run_ids["candidate"]})
+    assert_snapshot("workflow_gate.txt", text_of(gate) + "\n")
+    assert_snapshot("workflow_triage.txt", text_of(failed) + "\n")
+    assert_snapshot("eval_triage.txt", text_of(evals) + "\n")
+    assert_snapshot("eval_compare.txt", text_of(compared) + "\n")
+
+
 async def test_list_and_metrics_texts(mcp_client: Client, sim: SimulatedRetab) -> None:
     runs = await mcp_client.call_tool("list_experiment_runs", {"limit": 4})
     results = await mcp_client.call_tool("list_experiment_run_results", {"run_id": sim.run_ids["latest"], "limit": 5})

@@ -120,9 +120,14 @@ def _verdict(report: EvalTriage, failed_fitting: int) -> str:
         return f"Every eval passed ({counts['passed']})."
     bits: list[str] = []
     if failed_fitting:
-        top = report.failures[0]
-        kind = top.condition or "assertion"
-        bits.append(f"{failed_fitting} eval(s) failed; most in block {top.block_id} ({top.count}x {kind})")
+        by_block: dict[str | None, list[str]] = defaultdict(list)
+        for group in report.failures:
+            by_block[group.block_id].extend([group.condition or "assertion"] * group.count)
+        where = "; ".join(
+            f"{len(kinds)} in block {block} ({', '.join(sorted(set(kinds)))})"
+            for block, kinds in sorted(by_block.items(), key=lambda item: -len(item[1]))[:3]
+        )
+        bits.append(f"{failed_fitting} eval(s) failed that fit their block: {where}")
     if report.drifted:
         bits.append(f"{len(report.drifted)} drifted from their block (fix the eval, not the block)")
     if counts[BLOCKED]:

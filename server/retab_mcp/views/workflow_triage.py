@@ -152,9 +152,11 @@ def _verdict(report: WorkflowTriage) -> str:
         )
     if run.status == "error":
         top = report.failures[0] if report.failures else None
-        cause = f" {top.count} step(s) failed with: {top.message}" if top else ""
+        block = f" in block '{top.blocks[0]}'" if top and top.blocks else ""
         where = f" at step {run.failing_step_id}" if run.failing_step_id else ""
-        return f"Failed{where}.{cause}"
+        cause = f": {top.message}" if top else "."
+        more = f" ({report.failed_steps} steps failed in all)" if top and report.failed_steps > 1 else ""
+        return f"Failed{block}{where}{cause}{more}"
     if run.status == "completed":
         failed = f"; {report.failed_steps} step(s) failed on the way" if report.failed_steps else ""
         slowest = report.slowest_steps[0] if report.slowest_steps else None
@@ -198,6 +200,9 @@ def render_workflow_triage(report: WorkflowTriage) -> str:
     if report.next_calls:
         lines.append("Next calls:")
         lines.extend(f"- {call}" for call in report.next_calls)
+    elif run.status == "error":  # the run's own hint says to triage: this is the triage
+        fix = f"block '{report.failures[0].blocks[0]}'" if report.failures and report.failures[0].blocks else "the step"
+        lines.append(f"Next: Fix {fix} for the error above, then run the workflow again; waiting won't change it.")
     elif run.hint:
         lines.append(f"Next: {run.hint}")
     return "\n".join(lines)
