@@ -14,7 +14,9 @@ from pathlib import Path
 from .snapshot import SNAPSHOTS
 
 README = Path(__file__).parents[1] / "README.md"
-_SAMPLE = re.compile(r"(<!-- sample (?P<name>[\w.]+)(?: lines=(?P<lines>\d+))? -->\n)(?P<body>.*?)(<!-- /sample -->)", re.S)
+_SAMPLE = re.compile(
+    r"(<!-- sample (?P<name>[\w.]+)(?: lines=(?P<lines>\d+))? -->\n)(?P<body>.*?)(<!-- /sample -->)", re.S
+)
 
 
 def _block(name: str, lines: int | None) -> str:

@@ -97,8 +97,9 @@ def test_the_manifest_claims_what_the_tests_try(bundle: Path, tmp_path: Path) ->
     assert not (tmp_path / "server" / "lib").exists()  # MCPB: a uv bundle carries no dependencies
     assert manifest["compatibility"]["runtimes"]["python"] == ">=3.11,<3.14"
     assert "--python" in manifest["server"]["mcp_config"]["args"]
-    assert manifest["server"]["mcp_config"]["args"][manifest["server"]["mcp_config"]["args"].index("--python") + 1] == (
-        manifest["compatibility"]["runtimes"]["python"]
+    assert (
+        manifest["server"]["mcp_config"]["args"][manifest["server"]["mcp_config"]["args"].index("--python") + 1]
+        == (manifest["compatibility"]["runtimes"]["python"])
     )
     assert set(manifest["compatibility"]["platforms"]) == set(PLATFORMS)
     assert manifest["user_config"]["api_key"]["sensitive"] is True
@@ -155,10 +156,11 @@ def test_the_lock_has_wheels_for_each_platform_and_python_claimed(bundle: Path, 
         check=True,
     ).stdout
     (tmp_path / "requirements.txt").write_text(exported)
+    wheels_only = ["uv", "pip", "install", "--dry-run", "--only-binary", ":all:", "--python-platform", platform]
+    into = ["--target", str(tmp_path / "target"), "-r", str(tmp_path / "requirements.txt")]
     for python in PYTHONS:
         resolved = subprocess.run(
-            ["uv", "pip", "install", "--dry-run", "--only-binary", ":all:", "--python-platform", platform]
-            + ["--python-version", python, "--target", str(tmp_path / "target"), "-r", str(tmp_path / "requirements.txt")],
+            [*wheels_only, "--python-version", python, *into],
             capture_output=True,
             text=True,
         )
