@@ -3,6 +3,7 @@ triage, waiting on several runs, cancelling, and the run resource and triage pro
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import anyio
@@ -463,7 +464,7 @@ async def test_reading_an_unknown_run_resource_is_an_error_with_the_fix(mcp_clie
 
 async def test_the_triage_prompt_walks_through_the_tools(mcp_client: Client) -> None:
     prompts = (await mcp_client.list_prompts()).prompts
-    assert [p.name for p in prompts] == ["triage-experiment-run", "iterate-on-experiment"]
+    assert [p.name for p in prompts] == ["triage-experiment-run", "iterate-on-experiment", "iterate-on-block"]
     prompt = await mcp_client.get_prompt("triage-experiment-run", {"run_id": "exprun_2"})
     text = prompt.messages[0].content.text  # type: ignore[union-attr]
     for tool in ("get_experiment_run", "wait_for_run", "triage_experiment_run", "list_experiment_run_results"):
@@ -480,3 +481,35 @@ async def test_the_iterate_prompt_walks_the_loop_and_starts_only_when_asked_or_s
     assert "only if the user asked" in text and "stale" in text and "run-to-run noise" in text
     with pytest.raises(Exception, match="experiment id"):
         await mcp_client.get_prompt("iterate-on-experiment", {"experiment_id": "exp abc"})
+
+
+async def test_the_block_prompt_gates_on_evals_before_it_measures_agreement(writer: Client) -> None:
+    arguments = {"workflow_id": "wf_1", "block_id": "block_a"}
+    text = (await writer.get_prompt("iterate-on-block", arguments)).messages[0].content.text  # type: ignore[union-attr]
+    order = ["list_runs(", "start_eval_run(", "wait_for_run(", "compare_eval_runs(", "list_experiments("]
+    order += ["start_experiment_run(", "compare_experiment_runs("]
+    assert [text.index(call) for call in order] == sorted(text.index(call) for call in order)
+    assert 'start_eval_run(workflow_id="wf_1", block_id="block_a")' in text and "stop" in text
+    known = (await writer.get_prompt("iterate-on-block", arguments | {"experiment_id": "exp_9"})).messages[0]
+    assert 'get_experiment(experiment_id="exp_9")' in known.content.text  # type: ignore[union-attr]
+    with pytest.raises(Exception, match="block id"):
+        await writer.get_prompt("iterate-on-block", {"workflow_id": "wf_1", "block_id": "block a"})
+
+
+async def test_every_call_a_prompt_names_is_a_listed_tool_with_its_arguments(writer: Client) -> None:
+    """A prompt that names a tool or an argument the server does not have sends the model astray."""
+    schemas = {tool.name: set(tool.input_schema.get("properties", {})) for tool in (await writer.list_tools()).tools}
+    arguments = {"run_id": "exprun_2", "experiment_id": "exp_1", "workflow_id": "wf_1", "block_id": "block_a"}
+    named = 0
+    for prompt in (await writer.list_prompts()).prompts:
+        given = {a.name: arguments[a.name] for a in prompt.arguments or [] if a.required}
+        text = (await writer.get_prompt(prompt.name, given)).messages[0].content.text  # type: ignore[union-attr]
+        for call in re.finditer(r"\b([a-z_]+)\(([^()]*)\)", text):
+            name, args = call.groups()
+            if name not in schemas and "_" not in name:
+                continue  # a word in brackets, not a call
+            assert name in schemas, (prompt.name, name)
+            used = set(re.findall(r"(\w+)=", args))
+            assert used <= schemas[name], (prompt.name, name, used - schemas[name])
+            named += 1
+    assert named >= 15

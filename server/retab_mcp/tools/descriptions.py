@@ -212,3 +212,23 @@ DOCUMENT_SCORES = flow("""
 Every scored document of a run with its agreement and the prior run's, lowest first: the run view's
 chart. Only hosts that render the view list this tool.
 """)
+
+ITERATE_BLOCK_PROMPT = flow("""
+Check an edit to block {block_id} of the Retab workflow {workflow_id} in two steps: first that its evals
+still pass (correctness on saved inputs), then that its consensus passes agree at least as well as before
+(the experiment: agreement between passes, no labels). Both runs cost money: start one only if the user
+asked for runs, and use a run that is already going instead of starting another.
+1. Evals. Call list_runs(kind="eval", workflow_id="{workflow_id}", limit=3). If no eval run started after
+   the edit, start one with start_eval_run(workflow_id="{workflow_id}", block_id="{block_id}").
+2. Wait with wait_for_run(run_id=<the eval run>) until it is finished (stop after ~15 min, or when two calls
+   bring no new evals, and say so).
+3. Call compare_eval_runs(candidate_run_id=<the eval run>). If its gate failed, report each regression with
+   actual against expected and stop: the edit broke what the evals hold. Evals that drifted from the block
+   are the eval's to fix, not the block's; for blocked evals, triage_run(run_id=<the eval run>) says why.
+4. Agreement. {experiment_step} Start a run with start_experiment_run(experiment_id=<it>) only if asked or
+   its metrics are stale, wait for it with wait_for_run, then call
+   compare_experiment_runs(candidate_run_id=<that run>) and read its verdict.
+5. Report in a few lines: the evals' gate and verdict (fixes, regressions, n), the agreement verdict (n, the
+   interval, the smallest change it could detect), and whether to keep the edit: keep it when the gate
+   passed and agreement did not regress; otherwise name the one edit most likely to help.
+""")

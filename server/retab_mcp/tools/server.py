@@ -39,7 +39,7 @@ from ..watch.schedule import Schedule
 from ..watch.sharing import RedisHub, Signer
 from ..watch.starts import StartGate
 from ..watch.watcher import running_watcher
-from . import apps, descriptions, experiments, names, runs, sdk_compat, triage
+from . import apps, descriptions, evals, experiments, names, runs, sdk_compat, triage
 from .callers import Callers, partition_name
 from .common import AppState, state_of
 from .errors import invalid_arguments
@@ -276,6 +276,7 @@ def build_server(
     runs.register_resource(server, lambda: server.state)
     triage.register_prompt(server)
     experiments.register_prompt(server)
+    evals.register_prompt(server)
     sdk_compat.accept_log_level(server)
     sdk_compat.list_tools_per_caller(server, apps.tools_for_caller)
     return server
