@@ -252,6 +252,60 @@ def eval_false_alarms(rng: np.random.Generator, evals: int, flip_rate: float) ->
     return float(alarms), float(gate), float(np.mean(base != candidate))
 
 
+def eval_power(rng: np.random.Generator, evals: int, flip_rate: float, fixed: int) -> tuple[float, float]:
+    """Eval runs where the candidate fixed `fixed` evals that failed in the base, the others as in
+    eval_false_alarms (flaky ones flip). (McNemar's power to say improved, an unpaired test's: Fisher's exact
+    test on the two runs' pass counts, two-sided at 5 % like the verdict: the baseline a pairing should beat.)"""
+    base, candidate = _null_evals(rng, evals, flip_rate)
+    base[:, :fixed], candidate[:, :fixed] = False, True
+    regressions = (base & ~candidate).sum(axis=1)
+    fixes = (~base & candidate).sum(axis=1)
+    ours = np.mean(
+        [
+            verdicts.pass_fail_verdict(int(b), int(c)).verdict == "improved"
+            for b, c in zip(regressions, fixes, strict=True)
+        ]
+    )
+    passed_base, passed_candidate = base.sum(axis=1), candidate.sum(axis=1)
+    unpaired = np.mean(
+        [
+            stats.fisher_exact([[int(pc), evals - int(pc)], [int(pb), evals - int(pb)]], alternative="greater")[1]
+            < 0.05
+            for pb, pc in zip(passed_base, passed_candidate, strict=True)
+        ]
+    )
+    return float(ours), float(unpaired)
+
+
+def _null_evals(rng: np.random.Generator, evals: int, flip_rate: float) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    flaky = rng.random((POWER_PAIRS, evals)) < 2 * flip_rate
+    steady = rng.random((POWER_PAIRS, evals)) < 0.85
+    base = np.where(flaky, rng.random((POWER_PAIRS, evals)) < 0.5, steady)
+    candidate = np.where(flaky, rng.random((POWER_PAIRS, evals)) < 0.5, steady)
+    return base, candidate
+
+
+def eval_power_rows(rng: np.random.Generator) -> list[tuple[int, float, int | None, float, int | None]]:
+    """Per n and flip rate: the fewest fixes McNemar calls improved 80 % of the time, and the unpaired test's."""
+    rows: list[tuple[int, float, int | None, float, int | None]] = []
+    for n in SIZES:
+        for rate in FLIP_RATES:
+            ours_needed = unpaired_needed = None
+            ours_at = 0.0
+            for fixed in range(1, n + 1):
+                ours, unpaired = eval_power(rng, n, rate, fixed)
+                if ours_needed is None and ours >= 0.8:
+                    ours_needed, ours_at = fixed, ours
+                if unpaired_needed is None and unpaired >= 0.8:
+                    unpaired_needed = fixed
+                if ours_needed is not None and unpaired_needed is not None:
+                    break
+                if fixed >= 30:  # beyond, only the larger n; what is needed is known by then
+                    break
+            rows.append((n, rate, ours_needed, ours_at, unpaired_needed))
+    return rows
+
+
 @dataclass
 class PowerRow:
     n: int
@@ -399,6 +453,7 @@ async def measure() -> Section:
     loops = {n: loop_rates(rng, n) for n in LOOP_SIZES}
     disagreements, done = consistency(rng)
     fill(section, rates, power, loops, disagreements, done)
+    fill_eval_power(section, eval_power_rows(rng))
     section.add(f"Measured in {time.perf_counter() - started:.0f} s.")
     return section
 
@@ -564,6 +619,42 @@ def fill(
             if single <= plain <= 0.5
             else f"unadjusted {_pct(plain)} is outside {single:.1%}-50 %",
         )
+
+
+def fill_eval_power(section: Section, rows: list[tuple[int, float, int | None, float, int | None]]) -> None:
+    def needed(count: int | None, n: int) -> str:
+        return "never" if count is None else f"{count} ({count / n:.0%})"
+
+    section.add(
+        "### Power of the eval comparison",
+        "",
+        f"The fewest evals a candidate must fix (failing in the base, passing in the candidate; the other evals as "
+        f"in the null above, flaky ones flipping) for compare_eval_runs to say improved in 80 % of {POWER_PAIRS:,} "
+        "pairs, against an unpaired test of the same runs (Fisher's exact test on the pass counts, two-sided at 5 % "
+        "like the verdict, which ignores which eval is which). 'never': not even with every eval fixed "
+        "(up to 30 tried).",
+        "",
+        *table(
+            ["evals", "flips", "McNemar: fixes needed", "its power there", "unpaired: fixes needed"],
+            [
+                [n, f"{rate:.0%}", needed(ours, n), f"{at:.1%}", needed(unpaired, n)]
+                for n, rate, ours, at, unpaired in rows
+            ],
+        ),
+        "",
+        "McNemar's exact test reads only the evals that changed: with no regressions it needs six fixes for a "
+        "two-sided p under 5 % (2 x 0.5^6 = 3.1 %), whatever the number of evals; flaky evals add discordant pairs "
+        "both ways and so need a few more.",
+        "",
+    )
+    behind = [
+        (n, rate) for n, rate, ours, _, unpaired in rows if unpaired is not None and (ours is None or ours > unpaired)
+    ]
+    section.goal(
+        "calibration: eval comparison needs no more fixes than an unpaired test, at every n and flip rate",
+        "every one" if not behind else "behind at " + ", ".join(f"n={n} ({rate:.0%})" for n, rate in behind),
+        not behind,
+    )
 
 
 def _t_test_shift(n: int) -> float:

@@ -3,6 +3,8 @@ API JSON of the same data, and everything an agent reads while waiting out a 10-
 
 from __future__ import annotations
 
+import json
+
 import httpx2
 from mcp import Client
 
@@ -248,9 +250,114 @@ async def measure() -> Section:
         "raw tokens",
         "total / raw",
     ]
+    rows += await _kinds(section)
     section.add(*table(header, rows, "ll" + "r" * 8))
+    section.add("", *await _listing(section))
     section.add("", *await _whole_wait())
     return section
+
+
+# (tool, case, arguments, budget), as tests/test_kinds.py holds them: a run's state 900 B when there is
+# nothing to act on, 1,500 B when a review or a failure is to be read (an experiment run's failure: 3,000 B);
+# triage and comparisons 4 KB; lists of runs as list_experiment_runs; an eval run's results 5,000 B for 12
+# evals (each row carries actual, expected, score, threshold and Retab's reason).
+KIND_CASES: list[tuple[str, str, dict[str, object], int]] = [
+    ("get_run", "workflow run, completed", {"run_id": "completed"}, 900),
+    ("get_run", "workflow run at a review gate", {"run_id": "awaiting_review"}, 1500),
+    ("get_run", "workflow run, failed", {"run_id": "failed"}, 1500),
+    ("get_run", "eval run, completed", {"run_id": "candidate"}, 900),
+    ("wait_for_run", "workflow run at a review gate", {"run_id": "awaiting_review"}, 1500),
+    ("triage_run", "workflow run, failed", {"run_id": "failed"}, 4096),
+    ("triage_run", "workflow run at a review gate", {"run_id": "awaiting_review"}, 4096),
+    ("triage_run", "eval run: failed, blocked, drifted", {"run_id": "candidate"}, 4096),
+    ("list_runs", "workflow runs, 10 rows", {"kind": "workflow"}, 2800),
+    ("list_runs", "eval runs, 10 rows", {"kind": "eval"}, 2800),
+    ("list_eval_results", "12 evals", {"run_id": "candidate"}, 5000),
+    ("compare_eval_runs", "regressions and a fix", {"candidate_run_id": "candidate"}, 4096),
+    ("compare_eval_runs", "unchanged, flipping", {"candidate_run_id": "noisy_candidate"}, 4096),
+    ("start_eval_run", "started", {"workflow_id": "support"}, 1200),
+]
+
+
+async def _kinds(section: Section) -> list[tuple[object, ...]]:
+    """The tools of workflow and eval runs on the simulator's scenarios; the raw baseline is every API
+    answer the tool read, fetched again as a pass-through server would forward it."""
+    clock = VirtualClock(1_000.0)
+    sim = SimulatedRetab(clock=clock)
+    writer = build_server(
+        SETTINGS.with_overrides(allow_writes=True), transport=httpx2.ASGITransport(app=sim), clock=clock
+    )
+    ids = {**sim.workflow_run_ids, **sim.eval_run_ids, **sim.workflow_ids}
+    rows: list[tuple[object, ...]] = []
+    async with (
+        Client(writer) as client,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=sim),
+            base_url="http://retab.bench",
+            headers={"Authorization": f"Bearer {KEY}"},
+        ) as raw,
+    ):
+        for tool, case, arguments, budget in KIND_CASES:
+            given = {name: ids.get(str(value), value) for name, value in arguments.items()}
+            before = len(sim.requests)
+            result = await client.call_tool(tool, given)
+            assert not result.is_error, (tool, text_of(result))
+            read = [r for r in sim.requests[before:] if r.method == "GET"]
+            body = b"".join([(await raw.get(r.path, params=r.query)).content for r in read])
+            text, data = text_of(result), json_of(result)
+            total = len(text.encode()) + len(data.encode())
+            rows.append(
+                (
+                    tool,
+                    case,
+                    len(text.encode()),
+                    len(data.encode()),
+                    total,
+                    budget,
+                    tokens(text) + tokens(data),
+                    len(body),
+                    tokens(body.decode(errors="replace")),
+                    f"{total / len(body):.2f}" if body else "-",
+                )
+            )
+            section.goal(f"{tool}, {case}: <= {budget} B", f"{total} B", total <= budget)
+    return rows
+
+
+LISTING_GOAL = 14_000
+LISTING_BEFORE = 9_461  # the 10 read tools of experiment runs alone, before workflow and eval runs
+
+
+async def _listing(section: Section) -> list[str]:
+    """What a host puts before the model on every turn: each listed tool's name, description and input
+    schema, as compact JSON, for the default server (writes off) and with writes allowed."""
+    rows: list[tuple[object, ...]] = []
+    measured: dict[bool, int] = {}
+    for writes in (False, True):
+        server = build_server(SETTINGS.with_overrides(allow_writes=writes))
+        async with Client(server) as client:
+            tools = (await client.list_tools()).tools
+        each = [
+            len(
+                json.dumps(
+                    {"name": t.name, "description": t.description, "inputSchema": t.input_schema}, separators=(",", ":")
+                ).encode()
+            )
+            for t in tools
+        ]
+        measured[writes] = sum(each)
+        rows.append(("writes allowed" if writes else "default (writes off)", len(tools), sum(each), max(each)))
+    section.goal(
+        f"listing, default (writes off): <= {LISTING_GOAL:,} B",
+        f"{measured[False]:,} B ({measured[False] - LISTING_BEFORE:+,} B against the experiment-only 9,461 B)",
+        measured[False] <= LISTING_GOAL,
+    )
+    return [
+        "The tool listing a host puts before the model on every turn (name, description and input schema of "
+        "each listed tool, compact JSON); before workflow and eval runs, the 10 read tools took 9,461 B:",
+        "",
+        *table(["server", "tools", "bytes", "largest tool"], rows, "lrrr"),
+    ]
 
 
 async def _whole_wait() -> list[str]:

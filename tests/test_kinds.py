@@ -245,3 +245,25 @@ async def test_the_kth_eval_run_tried_against_one_base_is_judged_at_a_stricter_l
     if data["p_value"] is not None:
         k = data["candidate_index"]
         assert data["adjusted_p_value"] == pytest.approx(min(1.0, data["p_value"] * k * (k + 1) / 2), abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "budget"),
+    [
+        ("get_run", {"run_id": "completed"}, 900),
+        ("get_run", {"run_id": "candidate"}, 900),
+        ("get_run", {"run_id": "awaiting_review"}, 1_500),
+        ("get_run", {"run_id": "failed"}, 1_500),
+        ("wait_for_run", {"run_id": "awaiting_review"}, 1_500),
+        ("list_runs", {"kind": "workflow"}, 2_800),
+        ("list_runs", {"kind": "eval"}, 2_800),
+        ("list_eval_results", {"run_id": "candidate"}, 5_000),
+    ],
+)
+async def test_results_of_the_other_kinds_stay_within_their_budgets(
+    mcp_client: Client, sim: SimulatedRetab, tool: str, arguments: dict[str, str], budget: int
+) -> None:
+    """Text and structuredContent together, as BENCHMARKS.md's context section measures them."""
+    ids = {**sim.workflow_run_ids, **sim.eval_run_ids}
+    result = await call(mcp_client, tool, **{name: ids.get(value, value) for name, value in arguments.items()})
+    assert not result.is_error and size_of(result) <= budget, (size_of(result), text_of(result))

@@ -40,7 +40,10 @@ class EvalResultRow(BaseModel):
     expected: str | None = Field(default=None, description="What the assertion expected, as JSON, cut short.")
     score: float | None = None
     threshold: float | None = None
-    why: str | None = Field(default=None, description="Retab's reason for a failure or a block.")
+    why: str | None = Field(
+        default=None,
+        description="Retab's reason for a failure or a block; null when it only restates actual vs expected.",
+    )
     drifted: bool | None = Field(
         default=None,
         description="True when the eval no longer fits its block (schema drift or stale): not a regression.",
@@ -69,19 +72,29 @@ def result_row(result: EvalResult, evals: Mapping[str, Eval]) -> EvalResultRow:
         why = clip(assertion.failure.message, WHY_MAX)
     elif result.warnings:
         why = clip(result.warnings[0], WHY_MAX)
+    actual = _json(assertion.actual_value) if assertion else None
+    expected = _json(assertion.expected_value) if assertion else None
+    if why is not None and _restates(why, actual, expected):
+        why = None
     return EvalResultRow(
         eval_id=result.eval_id,
         name=clip(saved.name, NAME_MAX) if saved and saved.name else None,
         block_id=result.block_id,
         outcome=result.outcome,
         condition=assertion.condition_kind if assertion else None,
-        actual=_json(assertion.actual_value) if assertion else None,
-        expected=_json(assertion.expected_value) if assertion else None,
+        actual=actual,
+        expected=expected,
         score=assertion.score if assertion else None,
         threshold=assertion.threshold if assertion else None,
         why=why,
         drifted=True if saved is not None and saved.drifted else None,
     )
+
+
+def _restates(why: str, actual: str | None, expected: str | None) -> bool:
+    """Retab's reason says no more than the values beside it ("number_compare: expected 5, got 4")."""
+    values = [value.strip('"') for value in (actual, expected) if value is not None]
+    return len(values) == 2 and all(value in why for value in values) and len(why) < 80
 
 
 def ordered_rows(evidence: EvalEvidence) -> list[EvalResultRow]:
@@ -129,7 +142,7 @@ def row_line(row: EvalResultRow) -> str:
     if row.condition:
         bits.append(row.condition)
     if row.outcome in (FAILED, BLOCKED) and (row.actual is not None or row.expected is not None):
-        bits.append(f"actual {row.actual} vs expected {row.expected}")
+        bits.append(f"actual {row.actual or 'nothing'} vs expected {row.expected or 'nothing'}")
     if row.score is not None and row.threshold is not None:
         bits.append(f"score {row.score:.2f} (threshold {row.threshold:.2f})")
     line = " · ".join(bits)

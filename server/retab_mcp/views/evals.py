@@ -99,8 +99,8 @@ def eval_next_step(view: EvalView) -> str:
     match view.status:
         case "completed" if view.failed or view.blocked:
             return (
-                f"{names.LIST_EVAL_RESULTS}(run_id='{view.run_id}') shows each failure, actual against expected; "
-                f"{names.COMPARE_EVALS}(candidate_run_id='{view.run_id}') says what changed since the run before."
+                f"Why: {names.TRIAGE_RUN}(run_id='{view.run_id}'). What changed since the run before: "
+                f"{names.COMPARE_EVALS} with this run as candidate_run_id."
             )
         case "completed":
             return (

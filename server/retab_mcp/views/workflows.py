@@ -120,19 +120,14 @@ def workflow_lines(view: WorkflowView) -> list[str]:
     """The lines after the headline: who must act, or why it failed."""
     lines: list[str] = []
     if view.needs_person:
-        where = f"Workflows > {view.workflow_id or 'its workflow'} > Runs > {view.run_id}"
         lines.append(
-            "NEEDS A PERSON: held at a review gate; nothing moves until someone approves or rejects it in Retab "
-            f"({where} > Reviews)."
+            "NEEDS A PERSON: a review gate holds it; nothing moves until someone approves or rejects it in Retab "
+            f"(run {view.run_id} > Reviews)."
         )
         for review in view.pending_reviews or []:
-            bits = [
-                f"block {review.block_id}" if review.block_id else "",
-                f"step {review.step_id}" if review.step_id else "",
-                f"triggered by {review.trigger}" if review.trigger else "",
-            ]
-            detail = ", ".join(bit for bit in bits if bit)
-            lines.append(f"- pending review {review.review_id}" + (f" ({detail})" if detail else ""))
+            on = f" on block {review.block_id}" if review.block_id else ""
+            why = f" ({review.trigger})" if review.trigger else ""
+            lines.append(f"- review {review.review_id}{on}{why}")
         if not view.pending_reviews and view.waiting_for_block_ids:
             lines.append(f"- waiting on block(s) {', '.join(view.waiting_for_block_ids)}")
     if view.error is not None:
@@ -158,8 +153,7 @@ def workflow_next_step(view: WorkflowView) -> str:
             return "Cancelled; it will not finish."
         case "awaiting_review":
             return (
-                "Tell the user a review waits for them in Retab; wait again only once they say it was decided "
-                f"({names.WAIT_RUN}(run_id='{view.run_id}'))."
+                f"Tell the user a review waits for them in Retab; {names.WAIT_RUN} again once they say it was decided."
             )
         case "pending" | "queued" | "running":
             return f"Not finished: call {names.WAIT_RUN} to wait (up to ~45 s a call)."
