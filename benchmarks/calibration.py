@@ -269,12 +269,16 @@ def eval_power(rng: np.random.Generator, evals: int, flip_rate: float, fixed: in
     passed_base, passed_candidate = base.sum(axis=1), candidate.sum(axis=1)
     unpaired = np.mean(
         [
-            stats.fisher_exact([[int(pc), evals - int(pc)], [int(pb), evals - int(pb)]], alternative="greater")[1]
-            < 0.05
+            _fisher_p([[int(pc), evals - int(pc)], [int(pb), evals - int(pb)]]) < 0.05
             for pb, pc in zip(passed_base, passed_candidate, strict=True)
         ]
     )
     return float(ours), float(unpaired)
+
+
+def _fisher_p(counts: list[list[int]]) -> float:
+    result: Any = stats.fisher_exact(counts, alternative="two-sided")
+    return float(result[1])
 
 
 def _null_evals(rng: np.random.Generator, evals: int, flip_rate: float) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:

@@ -37,7 +37,7 @@ from retab_mcp.ui import run_view_html
 ROOT = Path(__file__).resolve().parents[1]
 HOST = ROOT / "interop" / "apps" / "host.mjs"
 DOCUMENTS = 40
-VIEW_SIZE_GOAL = 60_000
+VIEW_SIZE_GOAL = 32_000  # bytes, as tests/test_run_view_server.py holds it
 
 
 async def follow_one_run(minutes: float) -> tuple[dict[str, object], int, float]:
@@ -90,7 +90,7 @@ def report(seen: dict[str, object], requests: int, took: float, minutes: float) 
     assert isinstance(errors, list) and isinstance(leaks, list)
     rows = [
         ("the view's size", f"{len(html):,} bytes ({len(gzip.compress(html)):,} gzipped)"),
-        ("goal: under 60 KB", "yes" if len(html) < VIEW_SIZE_GOAL else "no"),
+        (f"goal: under {VIEW_SIZE_GOAL:,} bytes", "yes" if len(html) < VIEW_SIZE_GOAL else "no"),
         ("tool calls by the view, in all", sum(by_tool.values())),
         *((f"- {name}", count) for name, count in sorted(by_tool.items())),
         ("wait_for_run timeout_s asked", f"{min(waits):g} to {max(waits):g} s" if waits else "none"),

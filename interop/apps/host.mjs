@@ -6,11 +6,15 @@
 // to the server so the page's MCP client speaks to it same-origin, as a web host's backend would. Each
 // scenario of the plan opens the view of one tool call in a fresh page and records what a person would
 // see; it prints one JSON object with the observations and leaves the judging to the test that ran it.
+// A scenario of kind "gate" (a workflow run held at a review gate) stops once the view shows the gate and
+// prints one line {"event": "gate", ...} before the observations; it goes on when a line comes on stdin
+// (the test has decided the review meanwhile).
 import http from "node:http";
 import { mkdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
 import { chromium } from "playwright-core";
@@ -64,6 +68,8 @@ const viewState = () => {
   const text = (id) => document.getElementById(id)?.textContent.trim() ?? null;
   const shown = (id) => !document.getElementById(id).hidden;
   const bar = document.getElementById("progress");
+  const items = (id) => (shown(id) ? [...document.querySelectorAll(`#${id} li`)].map((n) => n.innerText.trim()) : []);
+  const heading = (id) => (shown(id) ? text(`${id}-h`) : null);
   return {
     title: text("title"),
     headline: text("headline"),
@@ -73,8 +79,20 @@ const viewState = () => {
     verdict: shown("verdict") ? text("verdict") : null,
     chartRows: [...document.querySelectorAll("#chart li .sr")].map((n) => n.textContent),
     chartShown: shown("chart"),
-    failures: shown("failures") ? [...document.querySelectorAll("#failures li")].map((n) => n.textContent) : [],
-    fields: shown("fields") ? [...document.querySelectorAll("#fields li")].map((n) => n.textContent) : [],
+    barShown: shown("progress"),
+    failures: items("failures"),
+    blocked: items("blocked"),
+    drifted: items("drifted"),
+    fixes: items("fixes"),
+    fields: items("fields"),
+    headings: Object.fromEntries(["failures", "blocked", "drifted", "fixes", "fields"].map((id) => [id, heading(id)])),
+    facts: shown("facts")
+      ? Object.fromEntries([...document.querySelectorAll("#facts div")].map((d) => [d.firstChild.textContent, d.lastChild.textContent]))
+      : {},
+    tally: shown("tally") ? document.querySelector("#tally figcaption").innerText.trim() : null,
+    gate: shown("gate") ? document.getElementById("gate").innerText.trim() : null,
+    reviews: items("gate"),
+    againNote: text("again-note"),
     note: shown("note") ? text("note") : null,
     scripts: document.scripts.length,
     images: document.images.length,
@@ -110,6 +128,16 @@ async function runScenario(browser, origin, scenario) {
     if (options.out && name) await page.locator("#stage").screenshot({ path: path.join(options.out, name) });
   };
   const state = () => frame.evaluate(viewState);
+  // Until the bar or whether the view is busy changes (or, for a workflow run, which has no bar, the headline).
+  const changed = (last, headline = null) =>
+    frame.waitForFunction(
+      ([done, busy, said]) =>
+        Number(document.getElementById("progress").getAttribute("aria-valuenow")) !== done ||
+        document.getElementById("view").getAttribute("aria-busy") !== busy ||
+        (said !== null && document.getElementById("headline").textContent.trim() !== said),
+      [last.done, last.busy, headline],
+      { timeout },
+    );
 
   if (scenario.kind === "follow") {
     // Each change of the bar, until the run has ended and the view has explained it.
@@ -117,19 +145,40 @@ async function runScenario(browser, origin, scenario) {
     seen.progress.push([last.done, last.total, last.headline]);
     let shotRunning = false;
     while (!(last.busy === "false" && (last.chartShown || last.verdict || last.note))) {
-      await frame.waitForFunction(
-        ([done, busy]) =>
-          Number(document.getElementById("progress").getAttribute("aria-valuenow")) !== done ||
-          document.getElementById("view").getAttribute("aria-busy") !== busy,
-        [last.done, last.busy],
-        { timeout },
-      );
+      await changed(last);
       last = await state();
       seen.progress.push([last.done, last.total, last.headline]);
       if (!shotRunning && last.done > 0 && last.done < last.total) {
         shotRunning = true;
         await shot(scenario.screenshots?.running);
       }
+    }
+  } else if (scenario.kind === "gate") {
+    // Follow the run to its gate; ask to be waited once before anyone decided; then, once the test has
+    // decided the review, ask again and follow the run to its end.
+    let last = await state();
+    seen.progress.push([last.headline, last.gate !== null]);
+    while (!(last.gate !== null && last.busy === "false")) {
+      await changed(last, last.headline);
+      last = await state();
+      seen.progress.push([last.headline, last.gate !== null]);
+    }
+    seen.atGate = last;
+    seen.ariaAtGate = await frame.locator("body").ariaSnapshot();
+    seen.callsAtGate = await page.evaluate(() => window.viewCalls.length);
+    await shot(scenario.screenshots?.gate);
+    await frame.click("#again");
+    await frame.waitForFunction(() => document.getElementById("again-note").textContent.startsWith("Still"));
+    seen.undecided = await state();
+    process.stdout.write(JSON.stringify({ event: "gate", scenario: scenario.name, reviews: seen.atGate.reviews }) + "\n");
+    await nextLine();
+    await frame.click("#again");
+    last = await state();
+    seen.progress.push([last.headline, last.gate !== null]);
+    while (!(last.busy === "false" && last.verdict && last.gate === null)) {
+      await changed(last, last.headline);
+      last = await state();
+      seen.progress.push([last.headline, last.gate !== null]);
     }
   } else if (scenario.kind === "teardown") {
     await page.waitForFunction(() => window.viewCalls.some((c) => c.name === "wait_for_run"));
@@ -140,7 +189,7 @@ async function runScenario(browser, origin, scenario) {
   } else {
     await frame.waitForFunction(() => {
       const busy = document.getElementById("view").getAttribute("aria-busy") === "true";
-      const said = ["verdict", "failures", "note"].some((id) => !document.getElementById(id).hidden);
+      const said = ["verdict", "failures", "note", "gate"].some((id) => !document.getElementById(id).hidden);
       return !busy && said;
     });
   }
@@ -150,6 +199,13 @@ async function runScenario(browser, origin, scenario) {
   await shot(scenario.screenshots?.final);
   await page.close();
   return seen;
+}
+
+let lines;
+async function nextLine() {
+  lines ??= createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  const { done } = await lines.next();
+  if (done) throw new Error("stdin closed before the test said to go on");
 }
 
 const hostServer = await serveHost();

@@ -49,6 +49,7 @@ class RunTriage(BaseModel):
         "evals and whether it is stale. The kind comes from the id's prefix, or `kind`."
     ),
     example='get_run(run_id="run_abc123xyz")',
+    view="shown",
 )
 async def get_run(run_id: AnyRunId, ctx: Context[AppState], kind: Kind = None) -> Annotated[CallToolResult, RunView]:
     state = state_of(ctx)
@@ -107,6 +108,7 @@ async def list_runs(
         "`triage_experiment_run`'s report."
     ),
     example='triage_run(run_id="wfevalrun_q1z2")',
+    view="shown",
 )
 async def triage_run(
     run_id: AnyRunId, ctx: Context[AppState], kind: Kind = None

@@ -1,10 +1,12 @@
 """The live run view for hosts that render MCP Apps (the `io.modelcontextprotocol/ui` extension).
 
-The tools that show a run point at `ui://retab/run` through `_meta.ui.resourceUri`; such a host renders
-the view beside the result and the view calls the read tools itself, through the host, to stay current
-and to say why the run scored as it did. The one tool only the view needs, every document's score for
-its chart, is app-only. A host that did not negotiate the extension gets the listing and the results it
-always had: no `_meta.ui`, no app-only tool (`tools_for_caller`).
+The tools that show a run of any kind point at `ui://retab/run` through `_meta.ui.resourceUri`; such a
+host renders the view beside the result and the view calls the read tools itself, through the host, to
+stay current and to say why the run ended as it did: an experiment run's score against the prior run, a
+workflow run's steps and the review gate it waits at, an eval run's passed / failed / blocked, and a
+comparison of two runs. The one tool only the view needs, every document's score for its chart, is
+app-only. A host that did not negotiate the extension gets the listing and the results it always had: no
+`_meta.ui`, no app-only tool (`tools_for_caller`).
 """
 
 from __future__ import annotations
@@ -35,8 +37,11 @@ def extension() -> Apps:
         RUN_VIEW_URI,
         run_view_html(),
         name="run-view",
-        title="Experiment run",
-        description="A run's progress, its score against the prior run, and where its passes disagree.",
+        title="Retab run",
+        description=(
+            "A run's progress and why it ended so: an experiment run's score against the prior run, a workflow "
+            "run's steps and the review gate it waits at, an eval run's passed / failed / blocked."
+        ),
         prefers_border=True,
     )
     return apps

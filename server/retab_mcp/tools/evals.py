@@ -79,6 +79,7 @@ async def list_eval_results(
         "why, when nothing pairs. Without `base_run_id`, the run before."
     ),
     example='compare_eval_runs(candidate_run_id="wfevalrun_…")',
+    view="shown",
 )
 async def compare_eval_runs(
     ctx: Context[AppState],
