@@ -34,6 +34,7 @@ async def test_real_task_clients_of_both_eras_wait_out_three_minute_runs_and_can
         transport: [sim.add_run(duration_s=RUN_S, queue_s=1.0), sim.add_run(duration_s=3 * RUN_S)]
         for transport in ("stdio", "http", "modern")
     }
+    done: subprocess.CompletedProcess[bytes] | None = None
     async with anyio.create_task_group() as group:
         api = LoopbackAPI(sim, group)
         api.start()
@@ -51,6 +52,7 @@ async def test_real_task_clients_of_both_eras_wait_out_three_minute_runs_and_can
             )
         await api.stop()
         group.cancel_scope.cancel()
+    assert done is not None
     output = done.stdout.decode()
     assert done.returncode == 0, output
     assert output.count("ok 20") == 3, output
