@@ -4,7 +4,9 @@ Such a host is told at `initialize` that the server takes task-augmented `tools/
 `tasks/cancel`), and sees `execution.taskSupport: "optional"` on the two waits (listing.py). A call of a
 wait with `task: {ttl}` is answered at once with a `CreateTaskResult`; then `tasks/get`, `tasks/result`
 (blocks until the run ends; exactly what the call would have returned), `tasks/list` and `tasks/cancel`.
-Any other host, and any call without `task`, gets today's bounded call, byte for byte.
+Any other host, and any call without `task`, gets today's bounded call, byte for byte. On stateless HTTP
+(replicas) no request knows what the handshake declared: there a call that sends `task` gets a task, and the
+listing, the same for every host, is not marked.
 
 The SDK checks every result on this wire against the 2025 schema of its method, where a `tools/call`
 answers with a `CallToolResult` only: the `CreateTaskResult` is therefore given by a middleware, above that
@@ -43,7 +45,7 @@ def middleware(service: TaskService) -> Any:
     async def tasks_2025(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method == "initialize":
             return _with_capability(ctx, await call_next(ctx))
-        if ctx.method != "tools/call" or "task" not in (ctx.params or {}) or not service.offered_2025(ctx):
+        if ctx.method != "tools/call" or "task" not in (ctx.params or {}) or not service.asks_2025(ctx):
             return await call_next(ctx)  # receivers ignore `task` where they did not offer tasks
         params = CallToolRequestParams.model_validate(ctx.params, by_name=False)  # as the SDK would, below
         if params.name not in WAITS:

@@ -119,6 +119,13 @@ class TaskService:
         return ctx.protocol_version == TASKS_VERSION and capabilities is not None and capabilities.tasks is not None
 
     @staticmethod
+    def asks_2025(ctx: Ctx) -> bool:
+        """A 2025-11-25 `tools/call` that may become a task: from a host that declared tasks, or on stateless
+        HTTP, where no request knows what the handshake declared, from any that sends `task` (it asks)."""
+        stateless = ctx.request is not None and connection_of(ctx).session_id is None
+        return TaskService.offered_2025(ctx) or (stateless and ctx.protocol_version == TASKS_VERSION)
+
+    @staticmethod
     def offered_2026(ctx: Ctx) -> bool:
         """A 2026-07-28 request that declared the tasks extension: the server may answer it with a task."""
         capabilities = ctx.session.client_capabilities
