@@ -200,6 +200,9 @@ async def test_a_finished_run_is_one_round_and_a_2026_cancel_ends_a_working_task
             "_meta": finished["_meta"],
         }
         cancelled = await wire.result("tasks/get", {"taskId": working["taskId"]})
+        late = await wire.ask("tasks/cancel", {"taskId": done["taskId"]})  # ended: acknowledged, left as it is
+        still = await wire.result("tasks/get", {"taskId": done["taskId"]})
+    assert "result" in late and still["status"] == "completed"
     assert finished["status"] == "completed" and finished["result"]["structuredContent"]["status"] == "completed"
     assert cancelled["status"] == "cancelled" and "result" not in cancelled
 

@@ -209,15 +209,17 @@ class TaskService:
 
     async def cancel(self, ctx: Ctx, task_id: str, era: Era) -> TaskRecord:
         """Cancel the caller's task: its wait ends (here, or on the replica holding it); the run goes on.
-        Raises INVALID_PARAMS for a task that has already ended."""
+        A task that has already ended: INVALID_PARAMS on the 2025 wire, as it says; left as it is on 2026."""
         served = self.lifespan_of(ctx)
         registry = served.registry
         record = await registry.find(task_id, self.owner(ctx), era)
         if record is None:
             raise not_found(task_id)
-        if record.terminal:
+        if record.terminal and era == "2025":  # 2025 rejects it; 2026 acknowledges (cancelling is best effort there)
             message = f"Cannot cancel task: already in terminal status '{record.status}'"
             raise MCPError(code=INVALID_PARAMS, message=message)
+        if record.terminal:
+            return record
         live = registry.live(task_id)
         if registry.shared is not None:
             await registry.shared.cancel(task_id, record.expires_wall - registry.now())
