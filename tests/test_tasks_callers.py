@@ -71,11 +71,15 @@ async def test_twenty_sessions_with_a_task_each_on_one_run_cost_one_poll_loop_an
                 hosts = [HostSession(http, f"{mcp_http.url}/mcp") for _ in range(21)]
                 for host in hosts:
                     await host.open()
-                created = [
-                    await host.ask("tools/call", {"name": "wait_for_run", "arguments": {"run_id": run}, "task": {}})
-                    for host, run in zip(hosts, [shared] * 20 + [alone], strict=True)
-                ]
-                task_ids = [answer["result"]["task"]["taskId"] for answer in created]
+                task_ids = [""] * len(hosts)
+
+                async def create(i: int, run_id: str) -> None:  # all at once, as the waits start together
+                    call = {"name": "wait_for_run", "arguments": {"run_id": run_id}, "task": {}}
+                    task_ids[i] = (await hosts[i].ask("tools/call", call))["result"]["task"]["taskId"]
+
+                async with anyio.create_task_group() as creating:
+                    for i, run_id in enumerate([shared] * 20 + [alone]):
+                        creating.start_soon(create, i, run_id)
                 for host, other in zip(hosts, task_ids[1:] + task_ids[:1], strict=True):
                     strangers.append(await host.ask("tasks/get", {"taskId": other}))
 
@@ -89,4 +93,4 @@ async def test_twenty_sessions_with_a_task_each_on_one_run_cost_one_poll_loop_an
     count = {run_id: sum(r.path.endswith(run_id) for r in sim.requests) for run_id in (shared, alone)}
     assert [final["result"]["structuredContent"]["status"] for final in finals] == ["completed"] * 21
     assert all(stranger["error"]["code"] == -32602 for stranger in strangers), strangers
-    assert count[shared] <= 1.5 * count[alone]
+    assert count[shared] <= 1.5 * count[alone] + 1, count  # one loop each (on a loaded machine, one poll more)
