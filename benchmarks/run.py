@@ -26,7 +26,7 @@ import anyio
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import calibration, coalescing, context, overhead, polling, startup, tenants
+from benchmarks import calibration, coalescing, context, overhead, polling, startup, tasks, tenants
 from benchmarks.support import Section, table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +48,7 @@ MEASURES = {
     "context": _context,
     "calibration": calibration.measure,
     "tenants": tenants.measure,
+    "tasks": tasks.measure,
 }
 
 

@@ -22,16 +22,19 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
 upstreams=""
+routes=""
 for i in $(seq 1 "$replicas"); do
   replica_port=$((8100 + i))
   RETAB_MCP_REPLICA_ID="replica-$i" uv run --frozen retab-mcp --transport http --stateless \
     --host 127.0.0.1 --port "$replica_port" 2>"$run_dir/replica-$i.log" &
   pids+=("$!")
   upstreams+="        server 127.0.0.1:${replica_port} max_fails=1 fail_timeout=2s;"$'\n'
+  routes+="        \"~^replica-$i[.]\" 127.0.0.1:${replica_port};"$'\n'
 done
 
 sed -e "s|@PREFIX@|$run_dir|g" -e "s|@LISTEN@|127.0.0.1:$port|g" deploy/nginx.conf.template \
-  | awk -v upstreams="$upstreams" '{ if ($0 == "@UPSTREAMS@") printf "%s", upstreams; else print }' \
+  | awk -v upstreams="$upstreams" -v routes="$routes" \
+      '{ if ($0 == "@UPSTREAMS@") printf "%s", upstreams; else if ($0 == "@ROUTES@") printf "%s", routes; else print }' \
   > "$run_dir/nginx.conf"
 echo "nginx on http://127.0.0.1:$port/mcp -> $replicas replicas (logs in $run_dir)" >&2
 nginx -c "$run_dir/nginx.conf" -p "$run_dir" &

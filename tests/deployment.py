@@ -124,11 +124,13 @@ async def deployment(
                 group.start_soon(_drain, process.stderr, replica.stderr)
                 started.append(replica)
             upstreams = "".join(f"        server 127.0.0.1:{r.port} max_fails=1 fail_timeout=2s;\n" for r in started)
+            routes = "".join(f'        "~^replica-{r.index}[.]" 127.0.0.1:{r.port};\n' for r in started)
             config = (
                 TEMPLATE.read_text()
                 .replace("@PREFIX@", str(directory))
                 .replace("@LISTEN@", f"unix:{nginx_socket}")
                 .replace("@UPSTREAMS@\n", upstreams)
+                .replace("@ROUTES@\n", routes)
                 .replace(f"error_log {directory}/nginx-error.log warn;", "error_log stderr notice;")
             )
             (directory / "nginx.conf").write_text(config)

@@ -104,6 +104,12 @@ class Settings:
     redis_url: str | None = field(default=None, repr=False)  # it may hold a password
     partition_secret: str | None = field(default=None, repr=False)  # the same on every replica
     replica_id: str | None = None  # default: host name and process id
+    # Waits run as MCP tasks for hosts that ask (tasks/): how long a task and its result live when the host asks
+    # for no time (or more than the maximum), and how many tasks wait at once, per caller and in all
+    task_ttl_s: float = 3600.0
+    task_max_ttl_s: float = 86400.0
+    max_tasks_per_caller: int = 50
+    max_tasks: int = 1000
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalise_base_url(self.base_url))
@@ -117,6 +123,8 @@ class Settings:
             "session_idle_s",
             "request_read_timeout_s",
             "caller_idle_s",
+            "task_ttl_s",
+            "task_max_ttl_s",
         ):
             if not 0 < getattr(self, name) < math.inf:
                 raise SettingsError(f"{name} must be a positive, finite number of seconds.")
@@ -142,7 +150,13 @@ class Settings:
                 'same RETAB_MCP_PARTITION_SECRET, 16 characters or more (e.g. `python -c "import secrets; '
                 'print(secrets.token_urlsafe(32))"`).'
             )
-        for name in ("max_sessions", "max_sessions_per_client", "max_connections", "max_callers"):
+        if self.task_ttl_s > self.task_max_ttl_s:
+            raise SettingsError(
+                "RETAB_MCP_TASK_TTL_S (a task's lifetime when the host asks for none) must not exceed "
+                "RETAB_MCP_TASK_MAX_TTL_S (the longest a task may live)."
+            )
+        counts = ("max_sessions", "max_sessions_per_client", "max_connections", "max_callers")
+        for name in (*counts, "max_tasks_per_caller", "max_tasks"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SettingsError(f"{name} must be 1 or more.")
@@ -232,4 +246,8 @@ _ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "redis_url": ("RETAB_MCP_REDIS_URL", str),
     "partition_secret": ("RETAB_MCP_PARTITION_SECRET", str),
     "replica_id": ("RETAB_MCP_REPLICA_ID", str),
+    "task_ttl_s": ("RETAB_MCP_TASK_TTL_S", float),
+    "task_max_ttl_s": ("RETAB_MCP_TASK_MAX_TTL_S", float),
+    "max_tasks_per_caller": ("RETAB_MCP_MAX_TASKS_PER_CALLER", int),
+    "max_tasks": ("RETAB_MCP_MAX_TASKS", int),
 }

@@ -52,6 +52,10 @@ class CallerStates(Protocol):
 
     def state_for(self, key: str) -> AppState: ...
 
+    def partition_of(self, key: str) -> str:
+        """The name of the partition a caller's key belongs to (no key in it)."""
+        ...
+
 
 @dataclass
 class AppState:

@@ -139,8 +139,9 @@ noise (Holm-corrected). The full rule is in the result. Under 4 KB.
 TRIAGE_PROMPT = flow("""
 Triage the Retab experiment run {run_id}. Its score is the agreement between the block's consensus
 passes over each document, not accuracy: a low score means the passes disagree.
-1. Call get_experiment_run(run_id="{run_id}"). If it is not finished, call wait_for_run(run_id="{run_id}")
-   until it is (stop after ~15 min, or when two calls bring no new documents, and say so).
+1. Call get_experiment_run(run_id="{run_id}"). If it is not finished, wait with wait_for_run(run_id="{run_id}"):
+   as a task where your host offers one (one call, its result when the run ends); else call it again until
+   the run is finished (stop after ~15 min, or when two calls bring no new documents, and say so).
 2. Call triage_experiment_run(run_id="{run_id}") and read its verdict.
 3. If documents failed, call list_experiment_run_results(run_id="{run_id}", status="error") to see them
    all; group them by cause.
@@ -159,7 +160,8 @@ consensus passes agree more, and what to change next. Scores are agreement betwe
 2. Start a run with start_experiment_run(experiment_id="{experiment_id}") only if the user asked for one
    or the experiment's metrics are stale (the block or documents changed since its last run); it costs
    money. If a run is already going, use that one.
-3. Wait for the latest run with wait_for_run until it is finished (stop after ~15 min, or when two calls
+3. Wait for the latest run with wait_for_run: as a task where your host offers one (one call, its result
+   when the run ends); else call it again until the run is finished (stop after ~15 min, or when two calls
    bring no new documents, and say so).
 4. Call compare_experiment_runs(candidate_run_id=<the latest run>), with base_run_id=<the run of the version
    you kept> when you are trying several edits, and read its verdict: "no detectable change" means the
@@ -220,8 +222,9 @@ still pass (correctness on saved inputs), then that its consensus passes agree a
 asked for runs, and use a run that is already going instead of starting another.
 1. Evals. Call list_runs(kind="eval", workflow_id="{workflow_id}", limit=3). If no eval run started after
    the edit, start one with start_eval_run(workflow_id="{workflow_id}", block_id="{block_id}").
-2. Wait with wait_for_run(run_id=<the eval run>) until it is finished (stop after ~15 min, or when two calls
-   bring no new evals, and say so).
+2. Wait with wait_for_run(run_id=<the eval run>): as a task where your host offers one (one call, its result
+   when the run ends); else call it again until it is finished (stop after ~15 min, or when two calls bring
+   no new evals, and say so).
 3. Call compare_eval_runs(candidate_run_id=<the eval run>). If its gate failed, report each regression with
    actual against expected and stop: the edit broke what the evals hold. Evals that drifted from the block
    are the eval's to fix, not the block's; for blocked evals, triage_run(run_id=<the eval run>) says why.

@@ -1,4 +1,4 @@
-"""The three places this server needs the SDK's low-level server, which `MCPServer` keeps private.
+"""The places this server needs the SDK's low-level server or a request's connection, which the SDK keeps private.
 
 Each use says why no public API does it; if a release of the SDK moves or renames `_lowlevel_server`, this
 module is the one to change.
@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
+from mcp.server.extension import RequestHandler
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import MCPServer
 from mcp.types import EmptyResult, ListToolsResult, PaginatedRequestParams, SetLevelRequestParams, Tool
@@ -50,3 +52,17 @@ def list_tools_per_caller(server: MCPServer[Any], choose: ToolChoice) -> None:
         return ListToolsResult(tools=choose(ctx, await server.list_tools()))
 
     lowlevel(server).add_request_handler("tools/list", PaginatedRequestParams, handle)
+
+
+def tool_call_handler(server: MCPServer[Any]) -> RequestHandler:
+    """The `tools/call` handler as the SDK serves it (the extensions' interceptors around the tool call), so a
+    task can call a tool again after its request has been answered, from a context of its own (tasks/)."""
+    entry = lowlevel(server).get_request_handler("tools/call")
+    assert entry is not None, "MCPServer always serves tools/call"
+    return entry.handler
+
+
+def connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection:
+    """The connection a request came on: its session id, its standalone channel for notifications after the
+    request is answered, and its teardown. `ServerSession` keeps it private and no public API hands it out."""
+    return ctx.session._connection  # pyright: ignore[reportPrivateUsage]

@@ -28,7 +28,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import ValidationError
 
-from .. import __version__
+from .. import __version__, tasks
 from ..api.client import RetabClient, call_deadline
 from ..api.retry import RetryPolicy
 from ..base import telemetry
@@ -214,6 +214,7 @@ def build_server(
     """The retab MCP server. `transport` and `clock` let the demo and tests put the simulated API behind it;
     setting `stop` makes every wait in progress return at once (for a prompt, clean shutdown)."""
     the_clock = clock or RealClock()
+    task_service = tasks.TaskService(settings)
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncGenerator[AppState]:
@@ -238,7 +239,8 @@ def build_server(
                 assert isinstance(server, RetabServer)
                 server.state = state
                 try:
-                    yield state
+                    async with task_service.running(state, group, hub, stop):
+                        yield state
                 finally:
                     server.state = None
                     if callers is not None:
@@ -255,11 +257,13 @@ def build_server(
         version=__version__,
         lifespan=lifespan,
         log_level="WARNING",
-        extensions=[apps.extension()],
+        extensions=[apps.extension(), tasks.TasksExtension(task_service)],
+        middleware=[tasks.legacy_middleware(task_service)],
         auth=auth,
         token_verifier=token_verifier,
     )
     server.token_verifier = token_verifier
+    task_service.attach(server)
     # The order of registration is the order of tools/list (registry.catalog's).
     for spec in catalog():
         if spec.writes and not settings.allow_writes:
@@ -278,5 +282,5 @@ def build_server(
     experiments.register_prompt(server)
     evals.register_prompt(server)
     sdk_compat.accept_log_level(server)
-    sdk_compat.list_tools_per_caller(server, apps.tools_for_caller)
+    sdk_compat.list_tools_per_caller(server, tasks.with_task_support(apps.tools_for_caller))
     return server
