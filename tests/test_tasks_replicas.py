@@ -8,15 +8,18 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx2
 import pytest
 
 from retab_mcp.base.clock import RealClock
 from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.app import RecordedRequest
 
 from .deployment import Deployment, deployment, missing_parts
 from .helpers import TEST_KEY, LoopbackAPI
@@ -28,6 +31,8 @@ ENVELOPE = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
     "io.modelcontextprotocol/clientCapabilities": {"extensions": {TASKS: {}}},
 }
+RUN_PATH = "/v1/workflows/experiments/runs/"
+TERMINAL = {"completed", "error", "cancelled"}
 _ids = itertools.count(1)
 
 
@@ -65,23 +70,57 @@ async def with_deployment(tmp_path: Path, body: Any, env: dict[str, str] | None 
         group.cancel_scope.cancel()
 
 
-async def until_ended(http: httpx2.AsyncClient, task_id: str, seen: list[dict[str, Any]]) -> dict[str, Any]:
+class Arrivals:
+    """Events on the requests the simulated API receives: the run polled n times, the run polled once it has
+    ended (after that poll, its waiters are told within moments)."""
+
+    def __init__(self, sim: SimulatedRetab) -> None:
+        self.sim = sim
+        self._waiting: list[tuple[Callable[[RecordedRequest], bool], anyio.Event]] = []
+        sim.request_hook = self._arrived
+
+    def _arrived(self, request: RecordedRequest) -> None:
+        for predicate, event in self._waiting:
+            if predicate(request):
+                event.set()
+
+    def _on(self, predicate: Callable[[RecordedRequest], bool]) -> anyio.Event:
+        event = anyio.Event()
+        self._waiting.append((predicate, event))
+        return event
+
+    def polled(self, run_id: str) -> anyio.Event:
+        return self._on(lambda r: r.method == "GET" and r.path == RUN_PATH + run_id)
+
+    def ended(self, run_id: str) -> anyio.Event:
+        run = next(run for run in self.sim.world.runs if run.id == run_id)
+        return self._on(
+            lambda r: r.method == "GET" and r.path == RUN_PATH + run_id and run.state_at(r.t)[0] in TERMINAL
+        )
+
+
+async def until_ended(http: httpx2.AsyncClient, task_id: str, ended: anyio.Event) -> dict[str, Any]:
+    """The task's final state: asked once the API has told a poller the run ended, then again until the
+    replica holding the task has recorded it (moments)."""
+    await ended.wait()
     while True:
         answer = await post(http, "tasks/get", {"taskId": task_id})
         assert "result" in answer, answer
-        seen.append(answer["result"])
         if answer["result"]["status"] != "working":
             return answer["result"]
-        await anyio.sleep(0.5)  # a host's poll interval, shortened
+        await anyio.lowlevel.checkpoint()
 
 
 async def test_any_replica_answers_for_a_task_another_holds_in_both_eras(tmp_path: Path) -> None:
     async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
         run_id = sim.add_run(duration_s=8, documents=4)
-        seen: list[dict[str, Any]] = []
+        arrivals = Arrivals(sim)
+        ended = arrivals.ended(run_id)
         async with deployed.http(timeout=60) as http:
             created = await post(http, "tools/call", {"name": "wait_for_run", "arguments": {"run_id": run_id}})
             task_id = created["result"]["taskId"]
+            # Asked of each replica in turn (nginx round robin): each knows the task one of them holds.
+            going = [await post(http, "tasks/get", {"taskId": task_id}) for _ in deployed.replicas]
             old = await post(
                 http,
                 "initialize",
@@ -98,12 +137,39 @@ async def test_any_replica_answers_for_a_task_another_holds_in_both_eras(tmp_pat
             )
             old_id = made["result"]["task"]["taskId"]
             with anyio.fail_after(40):
-                final = await until_ended(http, task_id, seen)
+                final = await until_ended(http, task_id, ended)
                 result = await post(http, "tasks/result", {"taskId": old_id}, era="2025")
+        assert [answer["result"]["status"] for answer in going] == ["working"] * len(deployed.replicas), going
         assert final["status"] == "completed" and final["result"]["structuredContent"]["finished"] is True
-        assert len(seen) >= 3  # asked of every replica in turn, round robin: each knew the task
         assert result["result"]["structuredContent"]["status"] == "completed"
-        assert "." not in task_id.split("-")[0][:10] or not task_id.startswith("replica-")  # no routing prefix
+        assert not task_id.startswith("replica-")  # with Redis, no routing prefix: any replica answers
+
+    await with_deployment(tmp_path, body)
+
+
+async def test_twenty_hosts_with_a_task_each_on_one_run_across_replicas_share_one_poll_loop(tmp_path: Path) -> None:
+    async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
+        shared = sim.add_run(duration_s=8, documents=4)
+        alone = sim.add_run(duration_s=8, documents=4)
+        arrivals = Arrivals(sim)
+        ended = {run_id: arrivals.ended(run_id) for run_id in (shared, alone)}
+        finals: dict[str, dict[str, Any]] = {}
+
+        async def host(run_id: str) -> None:
+            async with deployed.http(timeout=60) as http:
+                created = await post(http, "tools/call", {"name": "wait_for_run", "arguments": {"run_id": run_id}})
+                task_id = created["result"]["taskId"]
+                finals[task_id] = await until_ended(http, task_id, ended[run_id])
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as hosts:
+                for run_id in [shared] * 20 + [alone]:
+                    hosts.start_soon(host, run_id)
+        assert len(finals) == 21  # a task of its own for each host
+        assert all(f["status"] == "completed" and f["result"]["structuredContent"]["finished"] for f in finals.values())
+        shared_polls = sum(1 for r in sim.requests if r.method == "GET" and r.path == RUN_PATH + shared)
+        alone_polls = sum(1 for r in sim.requests if r.method == "GET" and r.path == RUN_PATH + alone)
+        assert 0 < shared_polls <= 1.2 * alone_polls + 1, (shared_polls, alone_polls)
 
     await with_deployment(tmp_path, body)
 
@@ -111,21 +177,32 @@ async def test_any_replica_answers_for_a_task_another_holds_in_both_eras(tmp_pat
 async def test_a_task_whose_replica_is_killed_is_taken_over_and_ends_with_its_run(tmp_path: Path) -> None:
     async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
         run_id = sim.add_run(duration_s=14, documents=7)
+        arrivals = Arrivals(sim)
+        first_poll, ended = arrivals.polled(run_id), arrivals.ended(run_id)
         from redis.asyncio import Redis
 
         redis: Any = Redis(unix_socket_path=str(deployed.directory / "redis.sock"), decode_responses=True)
-        seen: list[dict[str, Any]] = []
+        await redis.config_set("notify-keyspace-events", "Ex")  # tell the test when the dead holder's lease lapses
+        lapses = redis.pubsub()
+        await lapses.subscribe("__keyevent@0__:expired")
         async with deployed.http(timeout=60) as http:
             created = await post(http, "tools/call", {"name": "wait_for_run", "arguments": {"run_id": run_id}})
             task_id = created["result"]["taskId"]
-            holder = await redis.get(f"retab-mcp:tasklease:{task_id}")
-            victim = next(r for r in deployed.replicas if f"replica-{r.index}" == holder)
-            await anyio.sleep(2)
-            deployed.kill(victim)
+            lease = f"retab-mcp:tasklease:{task_id}"
             with anyio.fail_after(60):
-                final = await until_ended(http, task_id, seen)
-            new_holder = await redis.get(f"retab-mcp:tasklease:{task_id}")
+                await first_poll.wait()  # the holder is waiting on the run
+                holder = await redis.get(lease)
+                victim = next(r for r in deployed.replicas if f"replica-{r.index}" == holder)
+                deployed.kill(victim)
+                async for message in lapses.listen():
+                    if message["type"] == "message" and message["data"] == lease:
+                        break
+                asked = await post(http, "tasks/get", {"taskId": task_id})  # the replica asked takes it over
+                final = await until_ended(http, task_id, ended)
+            new_holder = await redis.get(lease)
+        await lapses.aclose()
         await redis.aclose()
+        assert asked["result"]["status"] == "working", asked
         assert final["status"] == "completed", final
         assert final["result"]["structuredContent"]["finished"] is True
         assert new_holder is None or new_holder != holder
@@ -138,7 +215,7 @@ async def test_without_redis_nginx_routes_a_task_s_requests_by_mcp_name_to_the_r
 ) -> None:
     async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
         run_id = sim.add_run(duration_s=6, documents=3)
-        seen: list[dict[str, Any]] = []
+        ended = Arrivals(sim).ended(run_id)
         async with deployed.http(timeout=60) as http:
             made = [
                 await post(http, "tools/call", {"name": "wait_for_run", "arguments": {"run_id": run_id}})
@@ -146,9 +223,8 @@ async def test_without_redis_nginx_routes_a_task_s_requests_by_mcp_name_to_the_r
             ]
             task_ids = [answer["result"]["taskId"] for answer in made]
             with anyio.fail_after(40):
-                finals = [await until_ended(http, task_id, seen) for task_id in task_ids]
+                finals = [await until_ended(http, task_id, ended) for task_id in task_ids]
         assert {task_id.split(".")[0] for task_id in task_ids} == {"replica-0", "replica-1", "replica-2"}
         assert all(final["status"] == "completed" for final in finals)
-        assert all("result" in answer or answer.get("status") for answer in seen)
 
     await with_deployment(tmp_path, body, env={"RETAB_MCP_REDIS_URL": ""})
