@@ -8,6 +8,8 @@ that do not ask get the bounded call they always had. Real clients over stdio an
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import anyio
@@ -39,6 +41,14 @@ def waiters(server: MCPServer[AppState]) -> int:
     return server.state.watcher.waiting
 
 
+def live_records(server: MCPServer[AppState]) -> list[Any]:
+    """The task records the server holds in memory (its registry's), to watch them be freed."""
+    assert isinstance(server, RetabServer) and server.state is not None and server.task_service is not None
+    registry = server.task_service.registry_of(server.state)
+    assert registry is not None
+    return registry.records()
+
+
 def polls_of(sim: SimulatedRetab, run_id: str) -> int:
     return sim.stats()["per_run"].get(run_id, 0)
 
@@ -68,6 +78,36 @@ async def test_a_2025_host_that_does_not_declare_tasks_gets_the_handshake_listin
     assert all("execution" not in tool for tool in tools)
     assert answer["structuredContent"]["timed_out"] is True  # the bounded call: the `task` field is ignored
     assert "task" not in answer
+
+
+async def test_a_2025_call_whose_task_is_null_is_the_bounded_call(
+    sim: SimulatedRetab, server: MCPServer[AppState]
+) -> None:
+    run_id = sim.add_run(duration_s=TEN_MINUTES)
+    async with legacy_session(server) as (wire, _):
+        answer = await wire.result("tools/call", wait_call(run_id, task=None))
+    assert answer["structuredContent"]["timed_out"] is True and "task" not in answer
+
+
+async def test_a_long_session_keeps_nothing_of_its_tasks_once_they_have_expired(
+    sim: SimulatedRetab, clock: VirtualClock, server: MCPServer[AppState]
+) -> None:
+    """A stdio session lives as long as the process: each task it made must be freed at its TTL, not held
+    until the session closes (by the callback that cancels the session's tasks when it does)."""
+    async with legacy_session(server) as (wire, _):
+        for _ in range(30):
+            created = await wire.result("tools/call", wait_call(FINISHED, task={"ttl": 10_000}))
+            record = await wire.result("tasks/get", {"taskId": created["task"]["taskId"]})
+            assert record["status"] in ("working", "completed")
+        with anyio.fail_after(30):
+            for task_id in [t["taskId"] for t in (await wire.result("tasks/list"))["tasks"]]:
+                await wire.result("tasks/result", {"taskId": task_id})
+        held = [weakref.ref(record) for record in live_records(server)]
+        await clock.sleep(20)
+        assert (await wire.result("tasks/list"))["tasks"] == []  # dropped at their TTL
+        gc.collect()
+        collected = [ref for ref in held if ref() is None]
+    assert len(held) == 30 and len(collected) == 30, f"{len(held) - len(collected)} of {len(held)} still held"
 
 
 async def test_a_2025_task_waits_out_a_ten_minute_run_and_tasks_result_is_the_final_wait_result(

@@ -59,12 +59,12 @@ async def post(http: httpx2.AsyncClient, method: str, params: dict[str, Any], *,
     return next(m for m in map(json.loads, lines) if m.get("id") == request["id"])
 
 
-async def with_deployment(tmp_path: Path, body: Any, env: dict[str, str] | None = None) -> None:
+async def with_deployment(tmp_path: Path, body: Any, env: dict[str, str] | None = None, replicas: int = 3) -> None:
     sim = SimulatedRetab(clock=RealClock())
     async with anyio.create_task_group() as group:
         api = LoopbackAPI(sim, group)
         api.start()
-        async with deployment(tmp_path, api.url, TEST_KEY, env=env) as deployed:
+        async with deployment(tmp_path, api.url, TEST_KEY, replicas, env=env) as deployed:
             await body(sim, deployed)
         await api.stop()
         group.cancel_scope.cancel()
@@ -228,3 +228,28 @@ async def test_without_redis_nginx_routes_a_task_s_requests_by_mcp_name_to_the_r
         assert all(final["status"] == "completed" for final in finals)
 
     await with_deployment(tmp_path, body, env={"RETAB_MCP_REDIS_URL": ""})
+
+
+async def test_twenty_calls_at_once_from_one_caller_get_no_more_tasks_than_its_bound_with_redis(
+    tmp_path: Path,
+) -> None:
+    """With Redis a task is stored before it is counted as added; the bound must hold for calls that arrive
+    together all the same: three tasks, and the bounded call for the seventeen others (2026: its way past it)."""
+
+    async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
+        run_id = sim.add_run(duration_s=60, documents=4)
+        answers: list[dict[str, Any]] = []
+
+        async def host() -> None:
+            async with deployed.http(timeout=60) as http:
+                call = {"name": "wait_for_run", "arguments": {"run_id": run_id, "timeout_s": 1}}
+                answers.append(await post(http, "tools/call", call))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as hosts:
+                for _ in range(20):
+                    hosts.start_soon(host)
+        kinds = sorted(answer["result"]["resultType"] for answer in answers)
+        assert kinds == ["complete"] * 17 + ["task"] * 3, kinds
+
+    await with_deployment(tmp_path, body, env={"RETAB_MCP_MAX_TASKS_PER_CALLER": "3"}, replicas=1)

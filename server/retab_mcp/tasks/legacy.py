@@ -45,8 +45,8 @@ def middleware(service: TaskService) -> Any:
     async def tasks_2025(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method == "initialize":
             return _with_capability(ctx, await call_next(ctx))
-        if ctx.method != "tools/call" or "task" not in (ctx.params or {}) or not service.asks_2025(ctx):
-            return await call_next(ctx)  # receivers ignore `task` where they did not offer tasks
+        if ctx.method != "tools/call" or (ctx.params or {}).get("task") is None or not service.asks_2025(ctx):
+            return await call_next(ctx)  # receivers ignore `task` where they did not offer tasks; null is no task
         params = CallToolRequestParams.model_validate(ctx.params, by_name=False)  # as the SDK would, below
         if params.name not in WAITS:
             raise MCPError(METHOD_NOT_FOUND, f"{params.name} does not run as a task; call it without `task`.")

@@ -13,8 +13,9 @@ or listing (no sweeper runs in the background, so the registry costs nothing whi
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import anyio
@@ -49,6 +50,7 @@ class TaskRegistry:
         self.clock = clock
         self.shared = shared
         self._tasks: OrderedDict[str, LiveTask] = OrderedDict()
+        self._starting: Counter[str] = Counter()  # tasks admitted, not yet added, by owner
 
     def now(self) -> float:
         """Wall time by the server's clock (virtual in tests), in epoch seconds."""
@@ -61,22 +63,37 @@ class TaskRegistry:
     def working(self) -> int:
         return sum(1 for live in self._tasks.values() if not live.record.terminal)
 
-    def admit(self, owner: str) -> None:
-        """Raise TooManyTasksError if `owner` may not start one more task now."""
+    @contextmanager
+    def admitted(self, owner: str) -> Generator[None]:
+        """Hold a place for one more of `owner`'s tasks while it is being created (and stored, with replicas),
+        so that calls arriving at once are counted against the bounds before any of them is added; raise
+        TooManyTasksError if there is none."""
+        self._admit(owner)
+        self._starting[owner] += 1
+        try:
+            yield
+        finally:
+            self._starting[owner] -= 1
+            if not self._starting[owner]:
+                del self._starting[owner]
+
+    def _admit(self, owner: str) -> None:
         self.drop_expired()
-        mine = sum(1 for live in self._tasks.values() if live.record.owner == owner and not live.record.terminal)
+        working = (live.record for live in self._tasks.values() if not live.record.terminal)
+        mine = sum(1 for record in working if record.owner == owner) + self._starting[owner]
         if mine >= self.settings.max_tasks_per_caller:
             raise TooManyTasksError(
                 f"{mine} tasks are already waiting for this caller (RETAB_MCP_MAX_TASKS_PER_CALLER): "
                 "wait for one of them to end, or cancel one, before starting another."
             )
+        starting = sum(self._starting.values())
         finished = [task_id for task_id, live in self._tasks.items() if live.record.terminal]
-        for task_id in finished[: max(0, len(self._tasks) - self.settings.max_tasks + 1)]:
+        for task_id in finished[: max(0, len(self._tasks) + starting - self.settings.max_tasks + 1)]:
             del self._tasks[task_id]
-        if len(self._tasks) >= self.settings.max_tasks:
+        if len(self._tasks) + starting >= self.settings.max_tasks:
             raise TooManyTasksError(
-                f"this server already holds {len(self._tasks)} waiting tasks (RETAB_MCP_MAX_TASKS): call again "
-                "in a few minutes, or wait with a bounded call."
+                f"this server already holds {len(self._tasks) + starting} waiting tasks (RETAB_MCP_MAX_TASKS): "
+                "call again in a few minutes, or wait with a bounded call."
             )
 
     async def add(self, record: TaskRecord, notify: Notify | None = None) -> LiveTask:
@@ -85,6 +102,10 @@ class TaskRegistry:
             await self.shared.store(record, self.now())
         live = self._tasks[record.task_id] = LiveTask(record, notify=notify)
         return live
+
+    def records(self) -> list[TaskRecord]:
+        """Every task held here, working or ended (not yet dropped)."""
+        return [live.record for live in self._tasks.values()]
 
     def live(self, task_id: str) -> LiveTask | None:
         return self._tasks.get(task_id)

@@ -77,6 +77,7 @@ class TaskService:
         self.settings = settings
         self._server: MCPServer[Any] | None = None
         self._lifespans: dict[int, Lifespan] = {}  # by the lifespan's state: tests run several on one server
+        self._bound: dict[int, set[str]] = {}  # by connection: the tasks that end when it closes (_end_with)
         shared_secret = settings.partition_secret
         # Replicas share the secret, so that one caller's tasks have one owner on all of them.
         self._secret = shared_secret.encode() if shared_secret else secrets.token_bytes(32)
@@ -99,6 +100,11 @@ class TaskService:
             yield
         finally:
             del self._lifespans[id(state)]
+
+    def registry_of(self, state: AppState) -> TaskRegistry | None:
+        """The tasks held in the lifespan whose state is `state` (None when it is not running)."""
+        found = self._lifespans.get(id(state))
+        return found.registry if found is not None else None
 
     def lifespan_of(self, ctx: Ctx) -> Lifespan:
         found = self._lifespans.get(id(ctx.lifespan_context))
@@ -148,7 +154,31 @@ class TaskService:
         owner = self.owner(ctx)
         served = self.lifespan_of(ctx)
         registry = served.registry
-        registry.admit(owner)
+        with registry.admitted(owner):
+            notify = self._notifier(ctx) if era == "2025" else None
+            live = await self._create(served, owner, era, name, arguments, ttl_s, progress_token, notify)
+            self._launch(served, live, ctx)
+        connection = connection_of(ctx)
+        if era == "2025" and (ctx.request is None or connection.session_id is not None):
+            # A session the task cannot outlive (stdio, or an HTTP session): when it closes, nobody can ask for
+            # the task again, so its wait ends with it.
+            self._end_with(served, connection, live.record.task_id)
+        record = live.record
+        logger.info("task started: %s %s, ttl %.0f s", record.tool, record.task_id[-6:], record.ttl_s)
+        return record
+
+    async def _create(
+        self,
+        served: Lifespan,
+        owner: str,
+        era: Era,
+        name: str,
+        arguments: dict[str, Any],
+        ttl_s: float | None,
+        progress_token: str | int | None,
+        notify: Notify | None,
+    ) -> LiveTask:
+        registry = served.registry
         now = registry.now()
         asked = ttl_s if ttl_s is not None else self.settings.task_ttl_s
         ttl = min(max(asked, MIN_TTL_S), self.settings.task_max_ttl_s)
@@ -167,15 +197,25 @@ class TaskService:
         )
         if registry.shared is not None:
             await registry.shared.claim(record.task_id)  # before any replica can see it without a holder
-        live = await registry.add(record, self._notifier(ctx) if era == "2025" else None)
-        self._launch(served, live, ctx)
-        connection = connection_of(ctx)
-        if era == "2025" and (ctx.request is None or connection.session_id is not None):
-            # A session the task cannot outlive (stdio, or an HTTP session): when it closes, nobody can ask for
-            # the task again, so its wait ends with it.
-            connection.exit_stack.push_async_callback(self._cancel, served, live, DROPPED_MESSAGE)
-        logger.info("task started: %s %s, ttl %.0f s", record.tool, record.task_id[-6:], ttl)
-        return record
+        return await registry.add(record, notify)
+
+    def _end_with(self, served: Lifespan, connection: Any, task_id: str) -> None:
+        """Cancel the task when `connection` closes. One close callback per connection, over the ids of its
+        tasks still working: a long session (stdio: the process's life) keeps no ended task alive."""
+        key = id(connection)
+        ids = self._bound.get(key)
+        if ids is None:
+            ids = self._bound[key] = set()
+
+            async def closed() -> None:
+                for bound in self._bound.pop(key, set()):
+                    live = served.registry.live(bound)
+                    if live is not None:
+                        await self._cancel(served, live, DROPPED_MESSAGE)
+
+            connection.exit_stack.push_async_callback(closed)
+        ids.difference_update([i for i in ids if (live := served.registry.live(i)) is None or live.record.terminal])
+        ids.add(task_id)
 
     async def find(self, ctx: Ctx, task_id: str, era: Era) -> TaskRecord:
         """The caller's task, else `not found`. A working task whose holder died is taken over here."""

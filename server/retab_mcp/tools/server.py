@@ -82,6 +82,7 @@ class RetabServer(MCPServer[AppState]):
         self.redact = Redactor(settings.secrets)
         self.state: AppState | None = None  # the lifespan's, for handlers the SDK gives no context (completion)
         self.token_verifier: TokenVerifier | None = None  # with OAuth, for the HTTP layer's write-scope check
+        self.task_service: tasks.TaskService | None = None  # the waits run as MCP tasks (tasks/service.py)
         self._calls_in_flight = 0
         self._no_calls = anyio.Event()
         self._no_calls.set()
@@ -263,6 +264,7 @@ def build_server(
         token_verifier=token_verifier,
     )
     server.token_verifier = token_verifier
+    server.task_service = task_service
     task_service.attach(server)
     # The order of registration is the order of tools/list (registry.catalog's).
     for spec in catalog():
