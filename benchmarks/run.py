@@ -43,6 +43,7 @@ MEASURES = {
     "startup": startup.measure,
     "overhead": overhead.measure,
     "polling": polling.measure,
+    "patterns": polling.patterns,
     "coalescing": coalescing.coalescing,
     "scale": coalescing.scale,
     "context": _context,
