@@ -120,13 +120,18 @@ def _steadiest(steps: list[Step], done: int) -> Fit | None:
         return None
     top = len(steps) - 1
     spans = [(0, 1)] + [(skip, span) for skip in (0, 1, 2) for span in range(2, min(FIT_STEPS, top - skip) + 1)]
+    # A fit's score is at least its penalty (the slack is never negative): trying them by penalty, the
+    # search stops once no fit left can beat the best one found, which a steady run finds first.
+    spans.sort(key=lambda fit: _penalty(*fit))
     best: tuple[float, int, int, float, float, float] | None = None
     for skip, span in spans:
+        if best is not None and _penalty(skip, span) >= best[0]:
+            break
         slack, lo, hi = _fit(steps[top - skip - span : top - skip + 1])
         pace = (lo + hi) / 2
         if pace <= 0 or any(_faster(step, slack, lo) for step in steps[top - skip + 1 :]):
             continue
-        score = slack / pace + STEADINESS_PER_STEP * (FIT_STEPS - span) + SKIP_LATEST_COST * skip
+        score = slack / pace + _penalty(skip, span)
         if best is None or score < best[0]:
             best = (score, top - skip - span, top - skip, slack, lo, hi)
     if best is None:
@@ -138,6 +143,10 @@ def _steadiest(steps: list[Step], done: int) -> Fit | None:
     jitter = max(2 * slack / math.sqrt(covered), UNIT_JITTER * (lo + hi) / 2)
     anchors = (steps[top], *(step for step in reversed(steps[start : stop + 1]) if step is not steps[top]))
     return Fit(anchors, slack, lo, hi, jitter)
+
+
+def _penalty(skip: int, span: int) -> float:
+    return STEADINESS_PER_STEP * (FIT_STEPS - span) + SKIP_LATEST_COST * skip
 
 
 def _faster(step: Step, slack: float, pace: float) -> bool:
@@ -161,13 +170,14 @@ def _fit(steps: list[Step]) -> tuple[float, float, float]:
         for late in steps[x + 1 :]:
             lows.append((late.after - early.by, late.first - early.last))
             highs.append((late.by - early.after, late.last - early.first))
-    slack = 0.0
+    slack = lo = hi = 0.0
     for _ in range(len(lows) + len(highs)):  # each round reconciles a pair for good; rarely more than three
-        a, wa = max(lows, key=lambda low: (low[0] - 2 * slack) / low[1])
-        b, wb = min(highs, key=lambda high: (high[0] + 2 * slack) / high[1])
-        if (a - 2 * slack) / wa <= (b + 2 * slack) / wb + 1e-9:
+        lo, a, wa = max(((a - 2 * slack) / w, a, w) for a, w in lows)
+        hi, b, wb = min(((b + 2 * slack) / w, b, w) for b, w in highs)
+        if lo <= hi + 1e-9:
             break
         slack = (a * wb - b * wa) / (2 * (wa + wb))
-    lo = max(0.0, max((a - 2 * slack) / w for a, w in lows))
-    hi = min((b + 2 * slack) / w for b, w in highs)
-    return slack, lo, max(lo, hi)
+    else:  # not reconciled within the rounds (rounding): the last slack, as it is
+        lo = max((a - 2 * slack) / w for a, w in lows)
+        hi = min((b + 2 * slack) / w for b, w in highs)
+    return slack, max(0.0, lo), max(lo, hi)
