@@ -242,8 +242,9 @@ async def breakdown(samples: int = 9) -> list[str]:
         f"Where the difference goes (CPU, median of {samples} fresh processes): importing the SDK {sdk:.0f} ms "
         f"(the bare server pays it too); importing this server's modules {imports:.0f} ms; building the server "
         f"{build:.0f} ms, most of it the SDK making each of its tools' argument model and output schema (what "
-        "`tools/list` shows). Redis, OAuth (joserfc) and Prometheus are not imported on this path (the HTTP "
-        "transport and its settings import them); the rest is needed to list the tools.",
+        "`tools/list` shows). Beyond the bare server's, this path imports only this server's modules, the SDK's apps "
+        "extension and the standard library's: not Redis, OAuth (joserfc), Prometheus, the HTTP transport nor the "
+        "simulator, which HTTP and its settings import when chosen (tests/test_startup_imports.py holds it).",
     ]
 
 
