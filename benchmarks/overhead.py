@@ -5,9 +5,10 @@ The tool call goes through the real server process and a raw JSON-RPC client (ne
 on its stdin and stdout), so what is timed is the server's work; the SDK's client, which also parses and
 checks every result against the tool's output schema, is timed apart (no goal: that is the host's work).
 Calls and GETs alternate, in turns that swap which goes first, so that a slow moment of the machine falls
-on both. Beside wall time, CPU time: the server process's (kernel schedstat, Linux) against this process's
-for the GETs. The benchmark runs twice in a row (`RUNS`); the goal holds only if it holds in both.
-Alone: `uv run python benchmarks/overhead.py`.
+on both. For reference (no goal), the SDK's floor: a bare MCPServer whose one tool makes the same GET
+(benchmarks/bare_get_server.py), measured the same way in each run. Beside wall time, CPU time: the
+server process's (kernel schedstat, Linux) against this process's for the GETs. The benchmark runs
+twice in a row (`RUNS`); the goal holds only if it holds in both. Alone: `uv run python benchmarks/overhead.py`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ CALLS = 2000
 WARMUP = 100
 SDK_CALLS = 500
 RUNS = 2
+BARE_CALLS = 1000
+OURS = [sys.executable, "-m", "retab_mcp"]
+BARE = [sys.executable, str(Path(__file__).parent / "bare_get_server.py")]
 RUN_ID = opaque_id("exprun", "latest")
 RUN_PATH = f"/v1/workflows/experiments/runs/{RUN_ID}"
 
@@ -64,6 +68,8 @@ class Run:
     sdk_tool_ms: list[float]
     sdk_direct_ms: list[float]
     steal: float | None = None  # the share of the machine's CPU taken by the hypervisor meanwhile
+    bare_overhead_ms: float | None = None  # the same for a bare MCPServer making the same GET (reference)
+    bare_cpu_overhead_ms: float | None = None
 
     @property
     def overhead_ms(self) -> float:
@@ -109,13 +115,40 @@ class RawClient:
                 return answer
 
 
+@dataclass(frozen=True)
+class Calls:
+    """One server's calls against the GETs alternating with them."""
+
+    tool_ms: list[float]
+    direct_ms: list[float]
+    server_cpu_ms: float | None
+    direct_cpu_ms: float
+    steal: float | None
+
+
 async def one_run(url: str, calls: int, warmup: int, sdk_calls: int) -> Run:
+    ours = await raw_calls(url, OURS, calls, warmup)
+    bare = await raw_calls(url, BARE, BARE_CALLS, warmup)
+    sdk_tool, sdk_direct = await _through_the_sdk(url, sdk_calls, warmup)
+    return Run(
+        ours.tool_ms,
+        ours.direct_ms,
+        ours.server_cpu_ms,
+        ours.direct_cpu_ms,
+        sdk_tool,
+        sdk_direct,
+        ours.steal,
+        bare_overhead_ms=median(bare.tool_ms) - median(bare.direct_ms),
+        bare_cpu_overhead_ms=bare.server_cpu_ms - bare.direct_cpu_ms if bare.server_cpu_ms is not None else None,
+    )
+
+
+async def raw_calls(url: str, command: list[str], calls: int, warmup: int) -> Calls:
     env = {"PATH": os.environ["PATH"], "RETAB_API_KEY": KEY, "RETAB_API_BASE_URL": url}
     headers = {"Authorization": f"Bearer {KEY}"}
     tool: list[float] = []
     direct: list[float] = []
     direct_cpu = 0.0
-    command = [sys.executable, "-m", "retab_mcp"]
     async with (
         await anyio.open_process(command, env=env, stderr=subprocess.DEVNULL) as process,
         httpx2.AsyncClient(base_url=url, headers=headers) as http,
@@ -156,8 +189,14 @@ async def one_run(url: str, calls: int, warmup: int, sdk_calls: int) -> Run:
         steal.stop()
         await process.stdin.aclose()  # type: ignore[union-attr]
     server_cpu = (cpu_after - cpu_before) * 1000 / calls if cpu_before is not None and cpu_after is not None else None
-    sdk_tool, sdk_direct = await _through_the_sdk(url, sdk_calls, warmup)
-    return Run(tool, direct, server_cpu, direct_cpu * 1000 / calls, sdk_tool, sdk_direct, steal.share)
+    return Calls(tool, direct, server_cpu, direct_cpu * 1000 / calls, steal.share)
+
+
+def _bare(run: Run) -> str:
+    if run.bare_overhead_ms is None:
+        return "-"
+    cpu = f"{run.bare_cpu_overhead_ms:.2f} ms" if run.bare_cpu_overhead_ms is not None else "-"
+    return f"{run.bare_overhead_ms:.2f} / {cpu}"
 
 
 async def _through_the_sdk(url: str, calls: int, warmup: int) -> tuple[list[float], list[float]]:
@@ -191,8 +230,10 @@ async def measure(calls: int = CALLS, warmup: int = WARMUP, runs: int = RUNS) ->
         "less p50 of the GETs (the goal's figure), the median and the trimmed mean (a tenth off each end) of "
         "the per-pair differences, and CPU: the server's per call less this process's per GET. Last column: "
         f"the same through the SDK's client ({SDK_CALLS} calls), which also checks each result against the "
-        "tool's output schema (the host's work, no goal). Steal: the share of the machine's CPU a hypervisor "
-        "gave its other guests meanwhile (load this machine's scheduler never sees).",
+        "tool's output schema (the host's work, no goal). 'Bare MCPServer, same GET': the overhead and CPU "
+        f"overhead of the SDK's floor ({BARE_CALLS} calls to benchmarks/bare_get_server.py, a one-tool MCPServer "
+        "making the same GET and returning its body; reference, no goal). Steal: the share of the machine's "
+        "CPU a hypervisor gave its other guests meanwhile (load this machine's scheduler never sees).",
     )
     results: list[Run] = []
     async with simulated_api() as url:
@@ -210,6 +251,7 @@ async def measure(calls: int = CALLS, warmup: int = WARMUP, runs: int = RUNS) ->
                 f"{run.paired_ms:.2f} / {run.trimmed_ms:.2f} ms",
                 f"{cpu:.2f} ms ({run.server_cpu_ms:.2f} - {run.direct_cpu_ms:.2f})" if cpu is not None else "-",
                 f"{run.sdk_overhead_ms:.2f} ms",
+                _bare(run),
                 f"{run.steal:.0%}" if run.steal is not None else "-",
             )
         )
@@ -221,14 +263,17 @@ async def measure(calls: int = CALLS, warmup: int = WARMUP, runs: int = RUNS) ->
         "paired: median / trimmed mean",
         "CPU overhead (server - GET)",
         "through the SDK client",
+        "bare MCPServer, same GET: p50 / CPU",
         "steal",
     ]
     section.add(*table(header, rows))
     overheads = [run.overhead_ms for run in results]
+    bare = [o for run in results if (o := run.bare_overhead_ms) is not None]
+    floor = f" A bare MCPServer making the same GET: {' and '.join(f'{o:.2f} ms' for o in bare)}." if bare else ""
     section.add(
         "",
         f"Between the runs: p50 overhead {' and '.join(f'{o:.2f} ms' for o in overheads)} "
-        f"(spread {max(overheads) - min(overheads):.2f} ms).",
+        f"(spread {max(overheads) - min(overheads):.2f} ms).{floor}",
     )
     # A direct GET on loopback takes a millisecond or two; tens of ms mean a stall (Nagle and delayed
     # ACK), and then the difference says nothing about our overhead.
