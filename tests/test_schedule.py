@@ -368,3 +368,19 @@ async def test_a_cancelled_young_run_is_seen_within_2_s(
     data = data_of(await call(mcp_client, "wait_for_run", run_id=run_id, timeout_s=45))
     assert data["status"] == "cancelled"
     assert clock.now() - ended_at(sim, clock, run_id) <= YOUNG_REACTION_S
+
+
+# Every call bounded: polls drawn toward a forecast end never hold a wait past its timeout
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("timeout_s", [1.0, 3.0, 7.5, 20.0])
+@pytest.mark.parametrize("ends_after_timeout_s", [0.1, 0.6, 1.5])
+async def test_a_wait_on_a_young_run_forecast_to_end_just_after_its_timeout_returns_by_the_timeout(
+    mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock, timeout_s: float, ends_after_timeout_s: float
+) -> None:
+    run_id = sim.add_run(queue_s=0.5, duration_s=timeout_s + ends_after_timeout_s - 0.5, documents=8)
+    started = clock.now()
+    data = data_of(await call(mcp_client, "wait_for_run", run_id=run_id, timeout_s=timeout_s))
+    assert (data["finished"], data["timed_out"]) == (False, True)
+    assert clock.now() - started <= timeout_s
