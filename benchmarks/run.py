@@ -1,9 +1,11 @@
-"""The benchmarks, in one command: `uv run python benchmarks/run.py` (about 7 minutes).
+"""The benchmarks, in one command: `uv run python benchmarks/run.py` (about 15 minutes).
 
-The 15-minute soak (`benchmarks/soak.py`), the run view over a 10-minute run (`benchmarks/view.py`) and
-the replicas behind nginx (`benchmarks/replicas.py`, 5 minutes) run on their own; BENCHMARKS.md includes
-their last reports. The calibration of the comparison's verdicts (`benchmarks/calibration.py`, some 4
-minutes of it) also runs alone, rewriting only its own section.
+The 15-minute soak (`benchmarks/soak.py`), the run view over a 10-minute run (`benchmarks/view.py`), the
+replicas behind nginx (`benchmarks/replicas.py`, 5 minutes) and the capacity of one replica
+(`benchmarks/capacity.py`, some 6 minutes) run on their own; BENCHMARKS.md includes their last reports.
+The calibration of the comparison's verdicts (`benchmarks/calibration.py`, some 4 minutes of it) also runs
+alone, rewriting only its own section. Start-up and per-call overhead each run twice in a row (their goals
+hold only if they hold in both runs); alone: `benchmarks/startup.py`, `benchmarks/overhead.py`.
 
 Prints each table and writes BENCHMARKS.md: the machine, the versions, every measure with its baseline
 from the same run, and whether each goal holds. `--only startup,overhead,...` runs a subset (and does
@@ -43,6 +45,7 @@ MEASURES = {
     "startup": startup.measure,
     "overhead": overhead.measure,
     "polling": polling.measure,
+    "patterns": polling.patterns,
     "coalescing": coalescing.coalescing,
     "scale": coalescing.scale,
     "context": _context,
@@ -111,6 +114,7 @@ async def main(only: list[str]) -> None:
             *_kept("soak", "Soak", 15),
             *_kept("view", "The run view over a 10-minute run", 11),
             *_kept("replicas", "Replicas behind nginx, sharing one poller per run", 5),
+            *_kept("capacity", "Capacity of one replica", 6),
         ]
     )
     (ROOT / "BENCHMARKS.md").write_text(report)

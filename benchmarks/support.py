@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 import httpx2
-from anyio.abc import ByteReceiveStream
+from anyio.abc import ByteReceiveStream, Process
 from mcp.types import CallToolResult, TextContent
 
 from retab_mcp.base.config import Settings
@@ -131,6 +131,48 @@ class Section:
         return "\n".join([f"## {self.title}", "", self.how, "", *self.lines, ""])
 
 
+class Steal:
+    """The share of the machine's CPU time the hypervisor gave to others while a measure ran (/proc/stat's
+    steal): load this machine's own scheduler never sees, which slows every process alike. None off Linux."""
+
+    def __init__(self) -> None:
+        self.before = self._read()
+        self.share: float | None = None
+
+    def stop(self) -> float | None:
+        after = self._read()
+        if self.before is not None and after is not None and after[1] > self.before[1]:
+            self.share = (after[0] - self.before[0]) / (after[1] - self.before[1])
+        return self.share
+
+    @staticmethod
+    def _read() -> tuple[int, int] | None:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        return (fields[7] if len(fields) > 7 else 0), sum(fields)
+
+
+def goal_in_every_run(
+    section: Section,
+    goal: str,
+    values: Sequence[float],
+    limit: float,
+    spec: str,
+    *,
+    beside: str = "",
+    baseline_problem: str | None = None,
+) -> None:
+    """A goal judged on runs of one benchmark in a row (`values`, at most `limit` each): met only if every
+    run meets it, so one met and the next missed is not met; the measured column shows each run and the
+    spread between them (formatted with `spec`, e.g. "{:.3f}x"), then `beside`."""
+    spread = spec.format(max(values) - min(values)) if values else "-"
+    measured = " / ".join(spec.format(v) for v in values) + f" (spread {spread})" + (f"; {beside}" if beside else "")
+    met = bool(values) and all(v <= limit for v in values)
+    section.goal(goal, measured, met, baseline_problem=baseline_problem)
+
+
 def baseline_problem(
     *,
     samples: int,
@@ -156,13 +198,20 @@ def baseline_problem(
 @asynccontextmanager
 async def simulated_api(*flags: str) -> AsyncGenerator[str]:
     """The simulated API in a process of its own (as a real API is), on a free loopback port."""
+    async with simulated_api_process(*flags) as (url, _):
+        yield url
+
+
+@asynccontextmanager
+async def simulated_api_process(*flags: str) -> AsyncGenerator[tuple[str, Process]]:
+    """`simulated_api`, with its process (to read what it costs)."""
     command = [sys.executable, "-m", "retab_mcp.simulator", "--port", "0", *flags]
     async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
         with anyio.fail_after(30):
             port = await ready_port(process.stderr, rb"simulated Retab API on http://[^\s]+:(\d+)\n")
         url = f"http://127.0.0.1:{port}"  # listening already: the simulator binds before it says so
         try:
-            yield url
+            yield url, process
         finally:
             process.terminate()
             await process.wait()

@@ -9,7 +9,7 @@ import socket
 import anyio
 import httpx2
 import pytest
-from benchmarks.support import Section, baseline_problem
+from benchmarks.support import Section, baseline_problem, goal_in_every_run
 
 from retab_mcp.api.client import RetabClient
 from retab_mcp.base.clock import RealClock
@@ -58,3 +58,12 @@ async def test_the_api_client_and_the_baseline_client_set_tcp_nodelay() -> None:
                     sock = response.extensions["network_stream"].get_extra_info("socket")
                     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
         await loopback.stop()
+
+
+def test_a_goal_met_in_one_run_and_missed_in_the_next_is_not_met() -> None:
+    section = Section("start-up", "")
+    goal_in_every_run(section, "both held", [1.02, 1.04], 1.05, "{:.3f}x")
+    goal_in_every_run(section, "one missed", [1.02, 1.07], 1.05, "{:.3f}x")
+    goal_in_every_run(section, "none ran", [], 1.05, "{:.3f}x")
+    assert [verdict for _, _, verdict in section.goals] == ["yes", "**no**", "**no**"]
+    assert section.goals[1][1] == "1.020x / 1.070x (spread 0.050x)"

@@ -1,0 +1,68 @@
+"""What a server started over stdio imports: only what stdio and its settings use. Start-up is measured
+against a bare `MCPServer` (benchmarks/startup.py), so every package imported beyond the SDK's own is paid
+by every host at every start; HTTP, OAuth, Redis, metrics and the simulator are for other transports and
+settings and are imported when those are chosen."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import anyio
+import pytest
+
+from .raw_stdio import INITIALIZE, INITIALIZED
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+HELLO = Path(__file__).parents[1] / "benchmarks" / "hello_server.py"
+# Modules of this server that only other transports, settings or commands need.
+NOT_ON_STDIO = (
+    "retab_mcp.transports.http",
+    "retab_mcp.transports.oauth",
+    "retab_mcp.transports.sessions",
+    "retab_mcp.simulator",
+    "retab_mcp.entry.demo",
+    "retab_mcp.entry.doctor",
+)
+# Packages that only HTTP with shared sessions, OAuth or metrics use.
+OPTIONAL = ("redis", "joserfc", "prometheus_client")
+
+
+async def imported_to_list_tools(command: list[str]) -> set[str]:
+    """The modules a server process imported by the time it answered `tools/list` over stdio, as
+    `python -X importtime` lists them."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "RETAB_API_KEY": "sk_test_imports",
+        "RETAB_API_BASE_URL": "http://127.0.0.1:9",  # never called: listing tools reads nothing
+    }
+    with tempfile.TemporaryFile() as stderr:
+        with anyio.fail_after(60):
+            process = await anyio.open_process([sys.executable, "-X", "importtime", *command], env=env, stderr=stderr)
+            async with process:
+                assert process.stdin is not None and process.stdout is not None
+                for message in (INITIALIZE, INITIALIZED, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}):
+                    await process.stdin.send(json.dumps(message).encode() + b"\n")
+                seen = b""
+                while b'"id":1' not in seen.replace(b" ", b""):
+                    seen += await process.stdout.receive()
+                await process.stdin.aclose()
+                await process.wait()
+        stderr.seek(0)
+        lines = stderr.read().decode().splitlines()
+    return {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:") and "|" in line}
+
+
+async def test_serving_over_stdio_imports_no_package_a_bare_sdk_server_does_not() -> None:
+    ours = await imported_to_list_tools(["-m", "retab_mcp"])
+    bare = await imported_to_list_tools([str(HELLO)])
+    assert "retab_mcp.transports.stdio" in ours  # the listing is of the real path
+    # Beyond the bare server: this server's modules, the SDK's own (its apps extension: the run view) and
+    # the standard library's; no other package.
+    extra = {name.split(".")[0] for name in ours - bare} - {"retab_mcp", "mcp"} - sys.stdlib_module_names
+    assert extra == set()
+    assert [name for name in ours if name.startswith(NOT_ON_STDIO) or name.startswith(OPTIONAL)] == []
