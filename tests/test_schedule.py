@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import os
 import statistics
@@ -384,3 +385,26 @@ async def test_a_wait_on_a_young_run_forecast_to_end_just_after_its_timeout_retu
     data = data_of(await call(mcp_client, "wait_for_run", run_id=run_id, timeout_s=timeout_s))
     assert (data["finished"], data["timed_out"]) == (False, True)
     assert clock.now() - started <= timeout_s
+
+
+# Numbers no schedule can use: the wait goes on, polled as after an error, and the server stays
+
+
+@pytest.mark.anyio
+async def test_a_run_whose_answers_carry_counts_too_large_for_a_float_is_still_waited_on(
+    mcp_client: Client, sim: SimulatedRetab, clock: VirtualClock
+) -> None:
+    from retab_mcp.simulator.scenario import run_body
+
+    run_id = sim.add_run(queue_s=0.5, duration_s=20, documents=8)
+    run = sim.world.run(run_id)
+    assert run is not None
+    huge = 10**400  # valid JSON, and an int pydantic takes; math on it as a float overflows
+    for done in range(1, 5):  # a count that moves, so that the schedule forecasts from it
+        body = {**run_body(sim.world, run, clock.now() + 1), "completed_document_count": done}
+        body["total_document_count"] = huge
+        sim.inject("raw", status=200, body=json.dumps(body).encode(), path_contains=f"/runs/{run_id}")
+    data = data_of(await call(mcp_client, "wait_for_run", run_id=run_id, timeout_s=45))
+    after = data_of(await call(mcp_client, "get_experiment_run", run_id=run_id))
+    assert data["finished"] is True and data["status"] == "completed"
+    assert after["status"] == "completed"

@@ -25,13 +25,23 @@ Id = Annotated[str, _cut(128)]
 Word = Annotated[str, _cut(64)]  # a status, a block type, a view name
 
 
+MAX_COUNT = 10**12  # more units than any run has: a count past it is a broken answer, not progress
+
+
 @dataclass(frozen=True)
 class Progress:
-    """How far a run is: `done` of `total` (None while the total is not known) `unit`s."""
+    """How far a run is: `done` of `total` (None while the total is not known) `unit`s. A count no run can
+    have (negative, or past MAX_COUNT) is not known: every later use of it (floats, forecasts) stays sound."""
 
     done: int
     total: int | None
     unit: str  # documents, steps, evals
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.done <= MAX_COUNT:
+            object.__setattr__(self, "done", 0)
+        if self.total is not None and not 0 < self.total <= MAX_COUNT:
+            object.__setattr__(self, "total", None)
 
 
 class APIModel(BaseModel):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
@@ -48,6 +49,7 @@ TASKS_VERSION = "2025-11-25"  # the one handshake version with tasks
 WAITS = frozenset({names.WAIT_RUN, names.WAIT_RUNS})
 MIN_TTL_S = 10.0
 REMOTE_POLL_S = 0.5  # how often tasks/result reads a task another replica holds
+BOUND_TASKS = "retab_mcp.tasks"  # in a connection's state: the ids of its tasks that end when it closes
 DROPPED_MESSAGE = "Cancelled: the host closed the session the task was made in; the Retab run itself goes on."
 
 
@@ -77,7 +79,6 @@ class TaskService:
         self.settings = settings
         self._server: MCPServer[Any] | None = None
         self._lifespans: dict[int, Lifespan] = {}  # by the lifespan's state: tests run several on one server
-        self._bound: dict[int, set[str]] = {}  # by connection: the tasks that end when it closes (_end_with)
         shared_secret = settings.partition_secret
         # Replicas share the secret, so that one caller's tasks have one owner on all of them.
         self._secret = shared_secret.encode() if shared_secret else secrets.token_bytes(32)
@@ -154,7 +155,9 @@ class TaskService:
         owner = self.owner(ctx)
         served = self.lifespan_of(ctx)
         registry = served.registry
-        with registry.admitted(owner):
+        # Shielded: a call cancelled once the task is stored in Redis would leave it there with no wait running
+        # (Redis's own timeouts bound this).
+        with registry.admitted(owner), anyio.CancelScope(shield=True):
             notify = self._notifier(ctx) if era == "2025" else None
             live = await self._create(served, owner, era, name, arguments, ttl_s, progress_token, notify)
             self._launch(served, live, ctx)
@@ -199,17 +202,18 @@ class TaskService:
             await registry.shared.claim(record.task_id)  # before any replica can see it without a holder
         return await registry.add(record, notify)
 
-    def _end_with(self, served: Lifespan, connection: Any, task_id: str) -> None:
+    def _end_with(self, served: Lifespan, connection: Connection, task_id: str) -> None:
         """Cancel the task when `connection` closes. One close callback per connection, over the ids of its
-        tasks still working: a long session (stdio: the process's life) keeps no ended task alive."""
-        key = id(connection)
-        ids = self._bound.get(key)
+        tasks still working (kept in the connection's own state, so they go with it): a long session (stdio:
+        the process's life) keeps no ended task alive."""
+        ids: set[str] | None = connection.state.get(BOUND_TASKS)
         if ids is None:
-            ids = self._bound[key] = set()
+            bound: set[str] = set()
+            ids = connection.state[BOUND_TASKS] = bound
 
             async def closed() -> None:
-                for bound in self._bound.pop(key, set()):
-                    live = served.registry.live(bound)
+                for task_id in list(bound):
+                    live = served.registry.live(task_id)
                     if live is not None:
                         await self._cancel(served, live, DROPPED_MESSAGE)
 

@@ -105,7 +105,7 @@ class PollSchedule:
         running = run.status == RUNNING and run.started_at is not None and total > 0
         if running:
             running_s = _seconds_since(run.started_at, now)
-            window = end_window(pace.units, total)
+            window = _usable(pace, total)
         if age < self.short_run_s:
             return self._young(window, running_s, running and run.progress.done >= total, now, pace)
         return self._older(run, window, running_s, age)
@@ -167,3 +167,13 @@ class FixedSchedule:
 
 def _seconds_since(then: datetime | None, now: datetime) -> float:
     return max(0.0, (now - then).total_seconds()) if then else 0.0
+
+
+def _usable(pace: Pace, total: int) -> tuple[float, float] | None:
+    """The forecast end window, if it is one to act on: counts too large for a float (a broken answer) or a
+    fit that found no finite end give none, and the run is polled as if it had no forecast."""
+    try:
+        window = end_window(pace.units, total)
+    except (ArithmeticError, ValueError):
+        return None
+    return window if window is not None and all(map(math.isfinite, window)) else None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -406,7 +407,14 @@ class RunWatcher:
         """Set the next poll from when `run` was read: the delay counts from the request, not its answer,
         so a slow answer does not push the next look at the run later."""
         read_t = self.clock.now() if read_t is None else read_t
-        watch.next_poll_t = read_t + self.schedule.delay_after(run, self.clock.wall_at(read_t), watch.pace)
+        try:
+            delay = self.schedule.delay_after(run, self.clock.wall_at(read_t), watch.pace)
+        except Exception as error:  # numbers the schedule cannot use (an absurd answer): never lose the wait
+            logger.warning("No poll schedule for run %s (%s): polling as after an error.", watch.run_id, error)
+            delay = self.schedule.error_delay_s
+        if not math.isfinite(delay) or delay <= 0:
+            delay = self.schedule.error_delay_s
+        watch.next_poll_t = read_t + delay
 
     def _watch(self, kind: RunKind, run_id: str) -> Watch:
         key = watch_key(kind, run_id)
