@@ -157,10 +157,12 @@ class TaskService:
         registry = served.registry
         # Shielded: a call cancelled once the task is stored in Redis would leave it there with no wait running
         # (Redis's own timeouts bound this).
+        live: LiveTask | None = None
         with registry.admitted(owner), anyio.CancelScope(shield=True):
             notify = self._notifier(ctx) if era == "2025" else None
             live = await self._create(served, owner, era, name, arguments, ttl_s, progress_token, notify)
             self._launch(served, live, ctx)
+        assert live is not None  # a shielded scope swallows no exception of its own
         connection = connection_of(ctx)
         if era == "2025" and (ctx.request is None or connection.session_id is not None):
             # A session the task cannot outlive (stdio, or an HTTP session): when it closes, nobody can ask for
