@@ -7,6 +7,7 @@ import json
 
 import httpx2
 from mcp import Client
+from mcp.types import CallToolResult
 
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.clock import VirtualClock
@@ -220,24 +221,8 @@ async def measure() -> Section:
                 caller = writes if tool in ("cancel_experiment_run", "start_experiment_run") else client
                 result = await caller.call_tool(tool, arguments)
                 assert not result.is_error, (tool, text_of(result))
-                text, data = text_of(result), json_of(result)
                 body = b"".join([(await raw.get(f"/v1/workflows/experiments{p}")).content for p in raw_paths])
-                total = len(text.encode()) + len(data.encode())
-                rows.append(
-                    (
-                        tool,
-                        case,
-                        len(text.encode()),
-                        len(data.encode()),
-                        total,
-                        budget,
-                        tokens(text) + tokens(data),
-                        len(body),
-                        tokens(body.decode(errors="replace")),
-                        f"{total / len(body):.2f}",
-                    )
-                )
-                section.goal(f"{tool}, {case}: <= {budget} B", f"{total} B", total <= budget)
+                rows.append(_sized(section, tool, case, budget, result, body))
     header = [
         "tool",
         "case",
@@ -279,6 +264,28 @@ KIND_CASES: list[tuple[str, str, dict[str, object], int]] = [
 ]
 
 
+def _sized(
+    section: Section, tool: str, case: str, budget: int, result: CallToolResult, body: bytes
+) -> tuple[object, ...]:
+    """A result's row of the size table (its text and JSON against `body`, every API answer the tool read),
+    and its goal: text and JSON within `budget` bytes."""
+    text, data = text_of(result), json_of(result)
+    total = len(text.encode()) + len(data.encode())
+    section.goal(f"{tool}, {case}: <= {budget} B", f"{total} B", total <= budget)
+    return (
+        tool,
+        case,
+        len(text.encode()),
+        len(data.encode()),
+        total,
+        budget,
+        tokens(text) + tokens(data),
+        len(body),
+        tokens(body.decode(errors="replace")),
+        f"{total / len(body):.2f}" if body else "-",
+    )
+
+
 async def _kinds(section: Section) -> list[tuple[object, ...]]:
     """The tools of workflow and eval runs on the simulator's scenarios; the raw baseline is every API
     answer the tool read, fetched again as a pass-through server would forward it."""
@@ -304,23 +311,7 @@ async def _kinds(section: Section) -> list[tuple[object, ...]]:
             assert not result.is_error, (tool, text_of(result))
             read = [r for r in sim.requests[before:] if r.method == "GET"]
             body = b"".join([(await raw.get(r.path, params=r.query)).content for r in read])
-            text, data = text_of(result), json_of(result)
-            total = len(text.encode()) + len(data.encode())
-            rows.append(
-                (
-                    tool,
-                    case,
-                    len(text.encode()),
-                    len(data.encode()),
-                    total,
-                    budget,
-                    tokens(text) + tokens(data),
-                    len(body),
-                    tokens(body.decode(errors="replace")),
-                    f"{total / len(body):.2f}" if body else "-",
-                )
-            )
-            section.goal(f"{tool}, {case}: <= {budget} B", f"{total} B", total <= budget)
+            rows.append(_sized(section, tool, case, budget, result, body))
     return rows
 
 

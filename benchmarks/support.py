@@ -102,6 +102,13 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
+def answer_to(request: dict[str, Any], reply: str) -> dict[str, Any]:
+    """The JSON-RPC answer to `request` in a streamable HTTP reply's body: JSON, or server-sent events (where
+    notifications may come before it)."""
+    lines = [line[5:] for line in reply.splitlines() if line.startswith("data:")] or [reply]
+    return next(m for m in map(json.loads, lines) if m.get("id") == request["id"])
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[object]], align: str = "") -> list[str]:
     """A markdown table; `align` has one letter per column, l or r (default: first left, rest right)."""
     align = align or "l" + "r" * (len(header) - 1)

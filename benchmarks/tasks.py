@@ -4,7 +4,6 @@ reads, its turns, the API requests, how soon the end is known), and 200 tasks at
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import subprocess
 import sys
@@ -22,7 +21,18 @@ from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.tools.server import build_server
 
 from .coalescing import _peak_rss_kb  # pyright: ignore[reportPrivateUsage]
-from .support import KEY, SETTINGS, Section, ready_port, simulated_api, simulator_stats, table, text_of, tokens
+from .support import (
+    KEY,
+    SETTINGS,
+    Section,
+    answer_to,
+    ready_port,
+    simulated_api,
+    simulator_stats,
+    table,
+    text_of,
+    tokens,
+)
 
 IMMEDIATE = "io.modelcontextprotocol/model-immediate-response"
 RSS_GOAL_MIB = 250
@@ -167,8 +177,7 @@ async def _one_task(http: httpx2.AsyncClient, url: str, run_id: str, completed: 
         answer = await http.post(url, json=request, headers=headers)
         if "mcp-session-id" in answer.headers:
             headers["Mcp-Session-Id"] = answer.headers["mcp-session-id"]
-        lines = [line[5:] for line in answer.text.splitlines() if line.startswith("data:")] or [answer.text]
-        return next(m for m in map(json.loads, lines) if m.get("id") == request["id"])
+        return answer_to(request, answer.text)
 
     hello = {
         "protocolVersion": "2025-11-25",

@@ -1,12 +1,12 @@
 // Interop check with an MCP client this project did not write: the TypeScript SDK calls both tools over
 // stdio and streamable HTTP, with progress. Exits non-zero on the first broken expectation.
 //   RETAB_MCP_PYTHON=/path/to/python node check.mjs
-import { spawn } from "node:child_process";
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
+import { startHttpServer } from "./serve.mjs";
 
 const python = process.env.RETAB_MCP_PYTHON || "python";
 const FINISHED = "exprun_NzgyL-WnaCEXXx5ET7SNt"; // the demo scenario's latest completed run
@@ -44,24 +44,8 @@ async function exercise(transport, label) {
 }
 
 async function startHttp() {
-  // Port 0: the server binds a port the system chooses and names it in its ready line.
-  const child = spawn(python, ["-m", "retab_mcp", "--demo", "--transport", "http", "--port", "0"], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("HTTP server did not start in 30 s")), 30_000);
-    let seen = "";
-    child.stderr.on("data", (chunk) => {
-      seen += chunk;
-      const ready = seen.match(/serving on http:\/\/[^\s/]+:(\d+)\//);
-      if (ready) {
-        clearTimeout(timer);
-        resolve(Number(ready[1]));
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`server exited with ${code}: ${seen}`)));
-  });
-  return { child, url: new URL(`http://127.0.0.1:${port}/mcp`) };
+  const { child, url } = await startHttpServer(python, ["--demo"]);
+  return { child, url: new URL(url) };
 }
 
 let passed = 0;

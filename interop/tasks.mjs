@@ -7,7 +7,6 @@
 //   (`rawDispatch`: the SDK client's codecs refuse task shapes); this file is that host, a plain fetch.
 // Exits non-zero on the first broken expectation. Run by tests/test_tasks_interop.py:
 //   RETAB_MCP_PYTHON=... RETAB_API_BASE_URL=... RETAB_API_KEY=... TASK_RUNS='{"stdio":[long,other],...}' node tasks.mjs
-import { spawn } from "node:child_process";
 import assert from "node:assert/strict";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -15,6 +14,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { CallToolResultSchema } from "@modelcontextprotocol/sdk/types.js";
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernHttp } from "@modelcontextprotocol/client";
 import { createTaskSessionFromClient, resultFromTaskOutcome } from "@modelcontextprotocol/ext-tasks/client";
+import { startHttpServer } from "./serve.mjs";
 
 const python = process.env.RETAB_MCP_PYTHON || "python";
 const runs = JSON.parse(process.env.TASK_RUNS);
@@ -75,25 +75,8 @@ async function legacy(transport, label, [longRun, otherRun]) {
   console.log(`ok 2025 tasks over ${label}: one call, ${distinct.size} status messages, ${progress.length} progress events, result after ${seconds} s, one task cancelled`);
 }
 
-async function startHttp() {
-  const child = spawn(python, ["-m", "retab_mcp", "--transport", "http", "--port", "0"], {
-    stdio: ["ignore", "ignore", "pipe"],
-    env: serverEnv,
-  });
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("HTTP server did not start in 30 s")), 30_000);
-    let seen = "";
-    child.stderr.on("data", (chunk) => {
-      seen += chunk;
-      const ready = seen.match(/serving on http:\/\/[^\s/]+:(\d+)\//);
-      if (ready) {
-        clearTimeout(timer);
-        resolve(Number(ready[1]));
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`HTTP server exited (${code}): ${seen}`)));
-  });
-  return { child, url: `http://127.0.0.1:${port}/mcp` };
+function startHttp() {
+  return startHttpServer(python, [], serverEnv);
 }
 
 // The host's raw 2026 request, as the streamable HTTP transport carries it: the routing headers (Mcp-Name is

@@ -13,7 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +22,12 @@ from typing import Any
 import anyio
 import anyio.abc
 import httpx2
+import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+
+from retab_mcp.simulator import SimulatedRetab
+from retab_mcp.simulator.app import RecordedRequest
 
 from .processes import listening_port, read_until
 
@@ -39,6 +43,54 @@ def missing_parts() -> str | None:
         if not Path(path).exists():
             return f"{name} is not installed: `apt-get install nginx-light redis-server` (.ci/run does)"
     return None
+
+
+def require_parts() -> None:
+    """Skip a test of the deployment where its parts are missing; under CI, where .ci/run installs them, fail."""
+    missing = missing_parts()
+    if missing and os.environ.get("CI"):
+        pytest.fail(missing)
+    if missing:
+        pytest.skip(missing)
+
+
+RUN_PATH = "/v1/workflows/experiments/runs/"
+TERMINAL = {"completed", "error", "cancelled"}
+
+
+def polls_of(sim: SimulatedRetab, run_id: str) -> list[float]:
+    return [r.t for r in sim.requests if r.method == "GET" and r.path == RUN_PATH + run_id]
+
+
+class Arrivals:
+    """Events on the requests the simulated API receives: the run polled `times` times, the run polled once it
+    has ended (after that poll, its waiters are told within moments)."""
+
+    def __init__(self, sim: SimulatedRetab) -> None:
+        self.sim = sim
+        self._waiting: list[tuple[Callable[[RecordedRequest], bool], anyio.Event]] = []
+        sim.request_hook = self._arrived
+
+    def _arrived(self, request: RecordedRequest) -> None:
+        for predicate, event in self._waiting:
+            if predicate(request):
+                event.set()
+
+    def _on(self, predicate: Callable[[RecordedRequest], bool]) -> anyio.Event:
+        event = anyio.Event()
+        self._waiting.append((predicate, event))
+        return event
+
+    def polled(self, run_id: str, times: int = 1) -> anyio.Event:
+        return self._on(
+            lambda r: r.method == "GET" and r.path == RUN_PATH + run_id and len(polls_of(self.sim, run_id)) >= times
+        )
+
+    def ended(self, run_id: str) -> anyio.Event:
+        run = next(run for run in self.sim.world.runs if run.id == run_id)
+        return self._on(
+            lambda r: r.method == "GET" and r.path == RUN_PATH + run_id and run.state_at(r.t)[0] in TERMINAL
+        )
 
 
 @dataclass

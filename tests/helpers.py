@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult, TextContent, Tool
 
 from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.loopback import Loopback
@@ -52,3 +52,10 @@ def size_of(result: CallToolResult) -> int:
     """Bytes a host may put in front of a model: the text plus the compact JSON of structuredContent."""
     structured = json.dumps(result.structured_content, separators=(",", ":")) if result.structured_content else ""
     return len(text_of(result).encode()) + len(structured.encode())
+
+
+def assert_listed_as_promised(tool: Tool, promise: dict[str, Any]) -> None:
+    """The tool's listing keeps an interface file's promise: its arguments, which are required, read-only."""
+    assert set(promise["args"]) <= set(tool.input_schema["properties"]), tool.name
+    assert set(tool.input_schema.get("required", [])) == set(promise["required"]), tool.name
+    assert tool.annotations is not None and tool.annotations.read_only_hint is promise["read_only"], tool.name

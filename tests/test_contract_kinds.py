@@ -16,7 +16,7 @@ from retab_mcp.simulator import SimulatedRetab
 from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.tools.server import build_server
 
-from .helpers import SIM_URL, TEST_KEY, data_of
+from .helpers import SIM_URL, TEST_KEY, assert_listed_as_promised, data_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.eras]
 
@@ -44,10 +44,7 @@ async def test_every_tool_for_every_kind_keeps_its_promise(sim: SimulatedRetab, 
     async with Client(server, mode=mode) as client:  # type: ignore[arg-type]
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         for name, promise in PROMISE.items():
-            tool = tools[name]
-            assert set(promise["args"]) <= set(tool.input_schema["properties"]), name
-            assert set(tool.input_schema.get("required", [])) == set(promise["required"]), name
-            assert tool.annotations is not None and tool.annotations.read_only_hint is promise["read_only"], name
+            assert_listed_as_promised(tools[name], promise)
             for arguments in calls[name]:
                 data = data_of(await client.call_tool(name, arguments))
                 promised = set(promise["keys"]) | (RUN_KEYS if promise.get("run") else set())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,25 +19,18 @@ from mcp.types import CallToolResult
 
 from retab_mcp.base.clock import RealClock
 from retab_mcp.simulator import SimulatedRetab
-from retab_mcp.simulator.app import RecordedRequest
 from retab_mcp.tools.callers import partition_name
 from retab_mcp.watch.sharing import LEASE_MARGIN_S
 
-from .deployment import PARTITION_SECRET, Deployment, deployment, missing_parts
+from .deployment import PARTITION_SECRET, Arrivals, Deployment, deployment, polls_of, require_parts
 from .helpers import TEST_KEY, LoopbackAPI
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-RUN_PATH = "/v1/workflows/experiments/runs/"
-
 
 @pytest.fixture(autouse=True)
 def the_parts_are_here() -> None:
-    missing = missing_parts()
-    if missing and os.environ.get("CI"):
-        pytest.fail(missing)
-    if missing:
-        pytest.skip(missing)
+    require_parts()
 
 
 async def with_deployment(
@@ -54,22 +46,6 @@ async def with_deployment(
             await body(sim, deployed)
         await api.stop()
         group.cancel_scope.cancel()
-
-
-def polls_of(sim: SimulatedRetab, run_id: str) -> list[float]:
-    return [r.t for r in sim.requests if r.method == "GET" and r.path == RUN_PATH + run_id]
-
-
-def polled(sim: SimulatedRetab, run_id: str, times: int) -> anyio.Event:
-    """Set once the API has been asked for the run `times` times."""
-    event = anyio.Event()
-
-    def count(request: RecordedRequest) -> None:
-        if request.method == "GET" and request.path == RUN_PATH + run_id and len(polls_of(sim, run_id)) >= times:
-            event.set()
-
-    sim.request_hook = count
-    return event
 
 
 def direct_agent(port: int, http: httpx2.AsyncClient) -> Client:
@@ -155,7 +131,7 @@ async def test_a_lease_holder_that_dies_is_replaced_and_every_wait_still_returns
 
         redis: Any = Redis(unix_socket_path=str(deployed.directory / "redis.sock"), decode_responses=True)
         killed_at: list[float] = []
-        going = polled(sim, run_id, 3)
+        going = Arrivals(sim).polled(run_id, 3)
         async with anyio.create_task_group() as agents:
             for _ in range(6):
                 agents.start_soon(wait_until_finished, deployed, run_id, 6.0, log)
@@ -183,7 +159,7 @@ async def test_without_redis_each_replica_polls_alone_and_agents_see_no_error(tm
     async def body(sim: SimulatedRetab, deployed: Deployment) -> None:
         run_id = sim.add_run(duration_s=12, documents=6)
         log: list[dict[str, Any]] = []
-        going = polled(sim, run_id, 2)
+        going = Arrivals(sim).polled(run_id, 2)
         async with anyio.create_task_group() as agents:
             for _ in range(6):
                 agents.start_soon(wait_until_finished, deployed, run_id, 5.0, log)
@@ -267,7 +243,7 @@ async def test_a_state_forged_or_replayed_in_redis_is_never_shown_to_an_agent(tm
             unsigned = json.dumps({**forged_state, "by": "x"})  # "read" later, and sealed by nobody
             for forged in (unsigned, genuine):  # made up; and a sealed state of another run, replayed
                 shown: list[CallToolResult] = []
-                polling = polled(sim, going, len(polls_of(sim, going)) + 2)
+                polling = Arrivals(sim).polled(going, len(polls_of(sim, going)) + 2)
 
                 async def waits(into: list[CallToolResult] = shown) -> None:
                     into.append(await call_through_nginx(deployed, "wait_for_run", {"run_id": going, "timeout_s": 4}))

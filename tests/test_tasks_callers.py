@@ -5,12 +5,12 @@ declares tasks does, request by request (the SDK's own client has no tasks)."""
 from __future__ import annotations
 
 import itertools
-import json
 from typing import Any
 
 import anyio
 import httpx2
 import pytest
+from benchmarks.support import answer_to
 
 from retab_mcp.base.config import Settings
 from retab_mcp.simulator import SimulatedRetab
@@ -49,8 +49,7 @@ class HostSession:
     async def ask(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         request = self._request(method, params)
         answer = await self.http.post(self.url, json=request, headers=self.headers)
-        lines = [line[5:] for line in answer.text.splitlines() if line.startswith("data:")] or [answer.text]
-        return next(m for m in map(json.loads, lines) if m.get("id") == request["id"])
+        return answer_to(request, answer.text)
 
 
 async def test_twenty_sessions_with_a_task_each_on_one_run_cost_one_poll_loop_and_see_only_their_own() -> None:

@@ -6,9 +6,6 @@ that made the task. Requests are sent as hosts send them on each wire, one HTTP 
 from __future__ import annotations
 
 import itertools
-import json
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +13,12 @@ import anyio
 import anyio.lowlevel
 import httpx2
 import pytest
+from benchmarks.support import answer_to
 
 from retab_mcp.base.clock import RealClock
 from retab_mcp.simulator import SimulatedRetab
-from retab_mcp.simulator.app import RecordedRequest
 
-from .deployment import Deployment, deployment, missing_parts
+from .deployment import Arrivals, Deployment, deployment, polls_of, require_parts
 from .helpers import TEST_KEY, LoopbackAPI
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -31,18 +28,12 @@ ENVELOPE = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
     "io.modelcontextprotocol/clientCapabilities": {"extensions": {TASKS: {}}},
 }
-RUN_PATH = "/v1/workflows/experiments/runs/"
-TERMINAL = {"completed", "error", "cancelled"}
 _ids = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
 def the_parts_are_here() -> None:
-    missing = missing_parts()
-    if missing and os.environ.get("CI"):
-        pytest.fail(missing)
-    if missing:
-        pytest.skip(missing)
+    require_parts()
 
 
 async def post(http: httpx2.AsyncClient, method: str, params: dict[str, Any], *, era: str = "2026") -> dict[str, Any]:
@@ -55,8 +46,7 @@ async def post(http: httpx2.AsyncClient, method: str, params: dict[str, Any], *,
         name = params.get("name") if method == "tools/call" else params.get("taskId")
         headers.update({"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": method, "Mcp-Name": str(name)})
     answer = await http.post("/mcp", json=request, headers=headers)
-    lines = [line[5:] for line in answer.text.splitlines() if line.startswith("data:")] or [answer.text]
-    return next(m for m in map(json.loads, lines) if m.get("id") == request["id"])
+    return answer_to(request, answer.text)
 
 
 async def with_deployment(tmp_path: Path, body: Any, env: dict[str, str] | None = None, replicas: int = 3) -> None:
@@ -68,35 +58,6 @@ async def with_deployment(tmp_path: Path, body: Any, env: dict[str, str] | None 
             await body(sim, deployed)
         await api.stop()
         group.cancel_scope.cancel()
-
-
-class Arrivals:
-    """Events on the requests the simulated API receives: the run polled n times, the run polled once it has
-    ended (after that poll, its waiters are told within moments)."""
-
-    def __init__(self, sim: SimulatedRetab) -> None:
-        self.sim = sim
-        self._waiting: list[tuple[Callable[[RecordedRequest], bool], anyio.Event]] = []
-        sim.request_hook = self._arrived
-
-    def _arrived(self, request: RecordedRequest) -> None:
-        for predicate, event in self._waiting:
-            if predicate(request):
-                event.set()
-
-    def _on(self, predicate: Callable[[RecordedRequest], bool]) -> anyio.Event:
-        event = anyio.Event()
-        self._waiting.append((predicate, event))
-        return event
-
-    def polled(self, run_id: str) -> anyio.Event:
-        return self._on(lambda r: r.method == "GET" and r.path == RUN_PATH + run_id)
-
-    def ended(self, run_id: str) -> anyio.Event:
-        run = next(run for run in self.sim.world.runs if run.id == run_id)
-        return self._on(
-            lambda r: r.method == "GET" and r.path == RUN_PATH + run_id and run.state_at(r.t)[0] in TERMINAL
-        )
 
 
 async def until_ended(http: httpx2.AsyncClient, task_id: str, ended: anyio.Event) -> dict[str, Any]:
@@ -167,8 +128,7 @@ async def test_twenty_hosts_with_a_task_each_on_one_run_across_replicas_share_on
                     hosts.start_soon(host, run_id)
         assert len(finals) == 21  # a task of its own for each host
         assert all(f["status"] == "completed" and f["result"]["structuredContent"]["finished"] for f in finals.values())
-        shared_polls = sum(1 for r in sim.requests if r.method == "GET" and r.path == RUN_PATH + shared)
-        alone_polls = sum(1 for r in sim.requests if r.method == "GET" and r.path == RUN_PATH + alone)
+        shared_polls, alone_polls = len(polls_of(sim, shared)), len(polls_of(sim, alone))
         assert 0 < shared_polls <= 1.2 * alone_polls + 1, (shared_polls, alone_polls)
 
     await with_deployment(tmp_path, body)
