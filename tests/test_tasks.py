@@ -24,7 +24,7 @@ from retab_mcp.tools.common import AppState
 from retab_mcp.tools.server import RetabServer, build_server
 
 from .helpers import FINISHED, SIM_URL, TEST_KEY
-from .task_wire import TASKS_EXTENSION, legacy_session, modern_peer
+from .task_wire import TASKS_EXTENSION, Message, Wire, legacy_session, modern_peer
 
 pytestmark = pytest.mark.anyio
 
@@ -276,3 +276,37 @@ async def test_a_task_of_another_era_or_a_made_up_id_is_not_found(
             made_up = await legacy.ask("tasks/result", {"taskId": task_id[:-4] + "AAAA"})
         await modern.result("tasks/cancel", {"taskId": task_id})
     assert other_era["error"]["code"] == made_up["error"]["code"] == -32602
+
+
+async def test_twenty_cancels_of_one_task_at_once_cancel_it_once_and_leave_the_run_going(
+    sim: SimulatedRetab, clock: VirtualClock, server: MCPServer[AppState]
+) -> None:
+    """An agent framework retrying, or twenty of them: one cancel takes, the others are told it has ended
+    (2025) or acknowledged with the task left as it is (2026); the task says cancelled once, to every caller."""
+    run_id = sim.add_run(duration_s=TEN_MINUTES)
+    answers: list[Message] = []
+    async with legacy_session(server) as (wire, _):
+        task_id = (await wire.result("tools/call", wait_call(run_id, task={})))["task"]["taskId"]
+        await clock.sleep(10)
+        async with anyio.create_task_group() as callers:
+            for _ in range(20):
+                callers.start_soon(lambda: ask_into(answers, wire, "tasks/cancel", {"taskId": task_id}))
+        final = await wire.result("tasks/get", {"taskId": task_id})
+    cancelled = [a for a in answers if "result" in a]
+    assert len(cancelled) == 1 and cancelled[0]["result"]["status"] == "cancelled"
+    assert all(a["error"]["code"] == -32602 for a in answers if "error" in a) and len(answers) == 20
+    assert final["status"] == "cancelled"
+    modern_answers: list[Message] = []
+    async with modern_peer(server) as modern:
+        modern_id = (await modern.result("tools/call", wait_call(run_id)))["taskId"]
+        async with anyio.create_task_group() as callers:
+            for _ in range(20):
+                callers.start_soon(lambda: ask_into(modern_answers, modern, "tasks/cancel", {"taskId": modern_id}))
+        modern_final = await modern.result("tasks/get", {"taskId": modern_id})
+    assert len(modern_answers) == 20 and all("result" in a for a in modern_answers)
+    assert modern_final["status"] == "cancelled"
+    assert not any(r.method == "POST" for r in sim.requests), "the Retab run itself was not cancelled"
+
+
+async def ask_into(answers: list[Message], wire: Wire, method: str, params: dict[str, Any]) -> None:
+    answers.append(await wire.ask(method, params))
