@@ -39,11 +39,11 @@ from ..watch.schedule import Schedule
 from ..watch.sharing import RedisHub, Signer
 from ..watch.starts import StartGate
 from ..watch.watcher import running_watcher
-from . import apps, descriptions, evals, experiments, names, runs, sdk_compat, triage
+from . import apps, descriptions, evals, experiments, names, prebuilt, runs, sdk_compat, triage
 from .callers import Callers, partition_name
 from .common import AppState, state_of
 from .errors import invalid_arguments
-from .registry import catalog, write_tool_names
+from .registry import write_tool_names
 
 if TYPE_CHECKING:
     import httpx2
@@ -250,6 +250,9 @@ def build_server(
                         await hub.aclose()
                     group.cancel_scope.cancel()
 
+    def meta_of(view: str) -> dict[str, Any] | None:
+        return {"shown": apps.SHOWN_BY_VIEW, "app_only": apps.APP_ONLY}.get(view)
+
     server = RetabServer(
         settings,
         name="retab",
@@ -262,23 +265,11 @@ def build_server(
         middleware=[tasks.legacy_middleware(task_service)],
         auth=auth,
         token_verifier=token_verifier,
+        tools=prebuilt.tools(settings.allow_writes, meta_of),  # in registry.catalog's order: tools/list's
     )
     server.token_verifier = token_verifier
     server.task_service = task_service
     task_service.attach(server)
-    # The order of registration is the order of tools/list (registry.catalog's).
-    for spec in catalog():
-        if spec.writes and not settings.allow_writes:
-            continue
-        meta = {"shown": apps.SHOWN_BY_VIEW, "app_only": apps.APP_ONLY}.get(spec.view)
-        server.add_tool(
-            spec.fn,
-            name=spec.name,
-            title=spec.title,
-            description=spec.description,
-            annotations=spec.annotations,
-            meta=meta,
-        )
     runs.register_resource(server, lambda: server.state)
     triage.register_prompt(server)
     experiments.register_prompt(server)
