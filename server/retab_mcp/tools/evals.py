@@ -4,18 +4,17 @@ by accident (the procedure is watch/starts.py's, as for experiment runs)."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
-from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, CallToolResult
+from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from ..api.client import check_id
-from ..api.errors import InvalidIdError, RetabError
+from ..api.errors import RetabError
 from ..api.evals import EvalRun
 from ..kinds.readers import EVAL_KIND
 from ..reads.evals import NoBaseError, gather_eval_pair, gather_eval_run
@@ -209,35 +208,3 @@ async def start_eval_run(
     result = eval_start_result(workflow_id, scope_text, outcome.run, outcome.kind, appeared=appeared)
     data = result.model_dump(mode="json", exclude={"appeared_run_ids"} if appeared is None else None)
     return tool_result(render_eval_start(result), data)
-
-
-def iterate_block_prompt(
-    workflow_id: Annotated[str, Field(description="The workflow whose block was edited.")],
-    block_id: Annotated[str, Field(description="The edited block.")],
-    experiment_id: Annotated[str | None, Field(description="The block's experiment, if known.")] = None,
-) -> str:
-    try:
-        for value, what in ((workflow_id, "workflow id"), (block_id, "block id")):
-            check_id(value, what)
-        if experiment_id is not None:
-            check_id(experiment_id, "experiment id")
-    except InvalidIdError as error:
-        raise MCPError(INVALID_PARAMS, explain(error, "")) from None
-    experiment_step = (
-        f'Call get_experiment(experiment_id="{experiment_id}").'
-        if experiment_id
-        else f'Find the block\'s experiment with list_experiments(workflow_id="{workflow_id}"), then call '
-        "get_experiment."
-    )
-    return descriptions.ITERATE_BLOCK_PROMPT.format(
-        workflow_id=workflow_id, block_id=block_id, experiment_step=experiment_step
-    )
-
-
-def register_prompt(server: MCPServer[Any]) -> None:
-    server.prompt(
-        name="iterate-on-block",
-        title="Check an edit to a block: evals, then agreement",
-        description="After an edit to a block: run or find its evals, gate on regressions, then its experiment, "
-        "and say whether the edit helped, by eval regressions and by consensus agreement.",
-    )(iterate_block_prompt)

@@ -16,18 +16,17 @@ Starting a run costs the user money, so `start_experiment_run` (the procedure is
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
-from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ..api.client import RetabClient, check_id
-from ..api.errors import InvalidIdError, RetabError
+from ..api.errors import RetabError
 from ..api.models import Run
 from ..views.experiments import (
     ExperimentList,
@@ -193,22 +192,3 @@ def _nothing_seen(experiment_id: str, error: RetabError) -> str:
 
 async def _active_run(client: RetabClient, experiment_id: str) -> Run | None:
     return next((run for run in await _recent_runs(client, experiment_id) if not run.lifecycle.is_terminal), None)
-
-
-def iterate_prompt(
-    experiment_id: Annotated[str, Field(description="The experiment to iterate on.")],
-) -> str:
-    try:
-        check_id(experiment_id, "experiment id")
-    except InvalidIdError as error:
-        raise MCPError(INVALID_PARAMS, explain(error, "")) from None
-    return descriptions.ITERATE_PROMPT.format(experiment_id=experiment_id)
-
-
-def register_prompt(server: MCPServer[Any]) -> None:
-    server.prompt(
-        name="iterate-on-experiment",
-        title="Iterate on an experiment",
-        description="Read an experiment, run it if asked or stale, wait, compare with the previous run, triage, "
-        "and say what changed, whether it is real, and the edit most likely to help.",
-    )(iterate_prompt)

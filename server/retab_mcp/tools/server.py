@@ -39,7 +39,7 @@ from ..watch.schedule import Schedule
 from ..watch.sharing import RedisHub, Signer
 from ..watch.starts import StartGate
 from ..watch.watcher import running_watcher
-from . import apps, descriptions, evals, experiments, names, prebuilt, runs, sdk_compat, triage
+from . import apps, descriptions, names, prebuilt, prompts, resources, sdk_compat
 from .callers import Callers, partition_name
 from .common import AppState, state_of
 from .errors import invalid_arguments
@@ -270,10 +270,8 @@ def build_server(
     server.token_verifier = token_verifier
     server.task_service = task_service
     task_service.attach(server)
-    runs.register_resource(server, lambda: server.state)
-    triage.register_prompt(server)
-    experiments.register_prompt(server)
-    evals.register_prompt(server)
+    resources.register_resource(server, lambda: server.state)
+    prompts.register_prompts(server)
     sdk_compat.accept_log_level(server)
     sdk_compat.list_tools_per_caller(server, tasks.with_task_support(apps.tools_for_caller))
     return server
