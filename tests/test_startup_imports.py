@@ -1,7 +1,7 @@
 """What a server started over stdio imports: only what stdio and its settings use. Start-up is measured
 against a bare `MCPServer` (benchmarks/startup.py), so every package imported beyond the SDK's own is paid
 by every host at every start; HTTP, OAuth, Redis, metrics and the simulator are for other transports and
-settings and are imported when those are chosen."""
+settings and are imported when those are chosen; the tool families are imported at the first tool call."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import anyio
 import pytest
+
+from retab_mcp.tools.registry import FAMILIES
 
 from .raw_stdio import INITIALIZE, INITIALIZED
 
@@ -27,14 +29,30 @@ NOT_ON_STDIO = (
     "retab_mcp.simulator",
     "retab_mcp.entry.demo",
     "retab_mcp.entry.doctor",
+    # The tool families: their tools are listed from tools/prebuilt.json and imported at a first call.
+    *(f"retab_mcp.tools.{family}" for family in FAMILIES if family != "apps"),  # apps: the run view's extension
 )
 # Packages that only HTTP with shared sessions, OAuth or metrics use.
 OPTIONAL = ("redis", "joserfc", "prometheus_client")
 
 
+# Runs a server as `python -m` or `python path` would, and writes the modules it holds at exit as JSON on
+# stderr. `-X importtime` would miss a module imported by `importlib.import_module` (the registry's way).
+SERVE_AND_LIST_MODULES = """
+import atexit, json, runpy, sys
+atexit.register(lambda: sys.stderr.write("\\nMODULES " + json.dumps(sorted(sys.modules)) + "\\n"))
+target = sys.argv.pop(1)
+sys.argv[0] = target
+if target == "-m":
+    runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)
+else:
+    runpy.run_path(target, run_name="__main__")
+"""
+
+
 async def imported_to_list_tools(command: list[str]) -> set[str]:
-    """The modules a server process imported by the time it answered `tools/list` over stdio, as
-    `python -X importtime` lists them."""
+    """The modules a server process held once it had answered `tools/list` over stdio (and then its input
+    closed, so nothing else was asked of it)."""
     env = {
         "PATH": os.environ["PATH"],
         "RETAB_API_KEY": "sk_test_imports",
@@ -42,7 +60,9 @@ async def imported_to_list_tools(command: list[str]) -> set[str]:
     }
     with tempfile.TemporaryFile() as stderr:
         with anyio.fail_after(60):
-            process = await anyio.open_process([sys.executable, "-X", "importtime", *command], env=env, stderr=stderr)
+            process = await anyio.open_process(
+                [sys.executable, "-c", SERVE_AND_LIST_MODULES, *command], env=env, stderr=stderr
+            )
             async with process:
                 assert process.stdin is not None and process.stdout is not None
                 for message in (INITIALIZE, INITIALIZED, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}):
@@ -54,7 +74,8 @@ async def imported_to_list_tools(command: list[str]) -> set[str]:
                 await process.wait()
         stderr.seek(0)
         lines = stderr.read().decode().splitlines()
-    return {line.rsplit("|", 1)[1].strip() for line in lines if line.startswith("import time:") and "|" in line}
+    (modules,) = [line.removeprefix("MODULES ") for line in lines if line.startswith("MODULES ")]
+    return set(json.loads(modules))
 
 
 async def test_serving_over_stdio_imports_no_package_a_bare_sdk_server_does_not() -> None:
@@ -63,6 +84,7 @@ async def test_serving_over_stdio_imports_no_package_a_bare_sdk_server_does_not(
     assert "retab_mcp.transports.stdio" in ours  # the listing is of the real path
     # Beyond the bare server: this server's modules, the SDK's own (its apps extension: the run view) and
     # the standard library's; no other package.
-    extra = {name.split(".")[0] for name in ours - bare} - {"retab_mcp", "mcp"} - sys.stdlib_module_names
+    packages = {name.split(".")[0] for name in ours} - {name.split(".")[0] for name in bare}
+    extra = packages - {"retab_mcp", "mcp"} - sys.stdlib_module_names
     assert extra == set()
     assert [name for name in ours if name.startswith(NOT_ON_STDIO) or name.startswith(OPTIONAL)] == []
