@@ -3,6 +3,8 @@ venv (no uv), its console script run as a host would run it."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import re
 import shutil
 import subprocess
@@ -12,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import anyio
+import pydantic
 import pytest
 from mcp import Client, StdioServerParameters
 
@@ -50,6 +53,13 @@ def test_the_packages_hold_the_product_and_nothing_else(built: tuple[Path, Path]
     assert "License-Expression: MIT" in metadata and "Classifier: " in metadata and "Keywords: " in metadata
 
 
+KEPT_IN_USE = """
+import importlib.metadata, json, pydantic
+from retab_mcp.tools import prebuilt
+print(json.dumps([prebuilt.kept() is not None, importlib.metadata.version("mcp"), pydantic.VERSION]))
+"""
+
+
 async def test_the_wheel_installed_with_pip_in_a_fresh_venv_runs(built: tuple[Path, Path], tmp_path: Path) -> None:
     wheel, _ = built
     venv = tmp_path / "venv"
@@ -62,6 +72,10 @@ async def test_the_wheel_installed_with_pip_in_a_fresh_venv_runs(built: tuple[Pa
         demo = await anyio.run_process([script, "demo"], check=False)
         async with Client(StdioServerParameters(command=script, args=["--demo"])) as client:
             tools = {tool.name for tool in (await client.list_tools()).tools}
+        kept = await anyio.run_process([str(venv / "bin" / "python"), "-c", KEPT_IN_USE])
     assert version.stdout.decode().strip() == f"retab-mcp {__version__}"
+    # The tools' kept schemas travel in the wheel and are used by it, unless pip chose another SDK or pydantic.
+    in_use, *versions = json.loads(kept.stdout)
+    assert in_use or versions != [importlib.metadata.version("mcp"), pydantic.VERSION]
     assert demo.returncode == 0 and "Verdict: improved" in demo.stdout.decode(), demo.stderr.decode()[-2000:]
     assert tools == READ_TOOLS
