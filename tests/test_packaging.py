@@ -49,6 +49,7 @@ def test_the_packages_hold_the_product_and_nothing_else(built: tuple[Path, Path]
     assert not [name for name in in_sdist + in_wheel if NOT_THE_PRODUCT.search(name)]
     assert {"LICENSE", "README.md", "pyproject.toml", "server/retab_mcp/entry/cli/__init__.py"} <= set(in_sdist)
     assert "retab_mcp/py.typed" in in_wheel and "retab_mcp/simulator/app.py" in in_wheel
+    assert "retab_mcp/tools/prebuilt.json" in in_wheel  # the tools' kept schemas (tools/prebuilt.py)
     assert any(name.endswith("licenses/LICENSE") for name in in_wheel)
     assert "License-Expression: MIT" in metadata and "Classifier: " in metadata and "Keywords: " in metadata
 

@@ -270,7 +270,7 @@ class Metrics(APIModel):
     that are not errors at the HTTP level, `stale_metrics` and `no_metrics`. View-specific fields that
     are not named here are kept in `model_extra`."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     kind: Word = "unknown"
     run_id: Id | None = None

@@ -1,23 +1,29 @@
 """The tools' schemas, derived once and kept: what `tools/list` shows of each tool's arguments and results.
 
 The SDK derives each tool's argument schema and output schema with pydantic when the tool is registered:
-about 100 ms of CPU for this server's tools, a tenth of its start (BENCHMARKS.md 'Start-up'), paid before a
-host sees the listing. Those schemas follow from the sources alone, so `prebuilt.json` beside this module
-keeps them, made by `python -m retab_mcp.tools.prebuilt --write`, and a server starts from it: each tool is
-registered with its schemas as kept, and made the SDK's way at its first call (a few milliseconds, once).
+about 100 ms of CPU for this server's tools, paid before a host sees the listing, and the tool families
+(views, readers) imported to find the functions. Those schemas follow from the sources and the versions of
+the SDK and pydantic alone, so `prebuilt.json` beside this module keeps them, made by
+`python -m retab_mcp.tools.prebuilt --write`, and a server starts from it: each tool is registered with its
+schemas as kept, and at its first call its family module is imported and the tool made the SDK's way (tens
+of milliseconds for the first tool of a family, once; BENCHMARKS.md 'Start-up' has the figures).
 
 The file is used only when it was made from the code in hand: it carries a digest of this package's
-sources, of the SDK's code that derives the schemas and of pydantic's version; any difference (an edited
-view, another SDK) and the server builds every tool as the SDK does, with the same listing, only slower.
-tests/test_prebuilt.py holds that the file in the repository is the one the sources make, and that a tool
-registered from it lists and answers as one the SDK made.
+sources, of the SDK's code that shapes a tool's schemas, of the versions of the SDK and the typing packages
+it derives them with, and of Python's minor version; any difference (an edited view, another SDK, Python
+3.12) and the server makes every tool as the SDK does, with the same listing, only slower (a debug line says
+so). tests/test_prebuilt.py holds that the file in the repository is the one the sources make, and that a
+server from it lists and answers as one whose tools the SDK made.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
+import importlib.metadata
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -25,9 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mcp.server.mcpserver.resolve as sdk_resolve
 import mcp.server.mcpserver.tools.base as sdk_tools
+import mcp.server.mcpserver.utilities.context_injection as sdk_context_injection
 import mcp.server.mcpserver.utilities.func_metadata as sdk_func_metadata
 import pydantic
+import pydantic_core
+from mcp.server.mcpserver.exceptions import UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import ToolAnnotations
@@ -35,10 +45,15 @@ from pydantic import PrivateAttr
 
 from .registry import ToolSpec, View, catalog
 
+LOG = logging.getLogger(__name__)
 PACKAGE = Path(__file__).resolve().parents[1]
 KEPT = Path(__file__).with_suffix(".json")
 # The simulator and the run view's assets make no schema a tool lists.
 NOT_SOURCES = ("simulator",)
+# What else shapes a tool's schemas: the SDK's code that derives them (which parameters it leaves out, the
+# schema of the arguments and of the result) and the packages it derives them with.
+SDK_SCHEMA_CODE = (sdk_tools, sdk_func_metadata, sdk_context_injection, sdk_resolve)
+SCHEMA_PACKAGES = ("mcp", "mcp-types", "typing-extensions", "typing-inspection")  # and pydantic's, below
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,8 @@ class Entry:
     """What the file keeps of one tool: its registry entry (registry.py) and the schemas the SDK derived."""
 
     name: str
+    module: str  # where its function is: imported at its first call
+    function: str
     title: str
     description: str
     annotations: ToolAnnotations
@@ -61,6 +78,8 @@ class Entry:
         tool = Tool.from_function(spec.fn, name=spec.name, title=spec.title, description=spec.description)
         return cls(
             spec.name,
+            spec.fn.__module__,
+            spec.fn.__name__,
             spec.title,
             spec.description,
             spec.annotations,
@@ -84,27 +103,30 @@ class Entry:
 
 
 def digest() -> str:
-    """What the kept schemas follow from: this package's Python sources, the SDK's code that derives a
-    tool's schemas, pydantic's version and Python's."""
+    """What the kept schemas follow from (SDK_SCHEMA_CODE, SCHEMA_PACKAGES above, this package's sources)."""
     sha = hashlib.sha256()
-    for path in _sources():
-        sha.update(path.removeprefix(str(PACKAGE)).encode())
+    for relative, path in _sources():
+        sha.update(relative.encode())
         with open(path, "rb") as source:
             sha.update(source.read())
-    for module in (sdk_tools, sdk_func_metadata):
+    for module in SDK_SCHEMA_CODE:
         with open(module.__file__ or "", "rb") as source:
             sha.update(source.read())
-    sha.update(f"{pydantic.VERSION} {sys.version_info[:2]}".encode())
+    for package in SCHEMA_PACKAGES:
+        sha.update(f"{package} {importlib.metadata.version(package)}".encode())
+    sha.update(f"pydantic {pydantic.VERSION} {pydantic_core.__version__}".encode())  # no metadata lookup: 3 ms
+    sha.update(f"python {sys.version_info[0]}.{sys.version_info[1]}".encode())
     return sha.hexdigest()
 
 
-def _sources() -> list[str]:
-    """The package's .py files but the simulator's, in a fixed order (os.walk: pathlib's glob costs more
-    than the hashing at start-up)."""
-    found: list[str] = []
+def _sources() -> list[tuple[str, str]]:
+    """(path within the package, with /, and path) of the package's .py files but the simulator's, in a fixed
+    order (os.walk: pathlib's glob costs more than the hashing at start-up)."""
+    found: list[tuple[str, str]] = []
     for folder, subfolders, files in os.walk(PACKAGE):
         subfolders[:] = [name for name in subfolders if name not in NOT_SOURCES and name != "__pycache__"]
-        found += (os.path.join(folder, name) for name in files if name.endswith(".py"))
+        within = Path(folder).relative_to(PACKAGE).as_posix()
+        found += ((f"{within}/{name}", os.path.join(folder, name)) for name in files if name.endswith(".py"))
     return sorted(found)
 
 
@@ -113,18 +135,22 @@ def kept() -> list[Entry] | None:
     try:
         data = json.loads(KEPT.read_text())
         if data["digest"] != digest():
+            LOG.debug("%s was not made from this code: every tool's schemas are derived at start", KEPT.name)
             return None
         return [Entry.load(entry) for entry in data["tools"]]
     except (OSError, ValueError, KeyError, TypeError):
+        LOG.debug("%s is missing or unreadable: every tool's schemas are derived at start", KEPT.name)
         return None
 
 
-def tools(allow_writes: bool, meta_of: Callable[[View], dict[str, Any] | None]) -> list[Tool]:
-    """The tools to register, in listing order (registry.catalog's): from the file when it is current, else
-    made the SDK's way from their functions. Tools that write only with `allow_writes`."""
+def tools(allow_writes: bool, meta_of: Callable[[View], dict[str, Any] | None]) -> tuple[list[Tool], frozenset[str]]:
+    """The tools to register, in listing order (registry.catalog's), and the names of all that write (for the
+    write-scope checks): from the file when it is current, else made the SDK's way from their functions.
+    Tools that write are registered only with `allow_writes`."""
     entries = kept()
     if entries is None:
-        return [
+        specs = catalog()
+        made = [
             Tool.from_function(
                 spec.fn,
                 name=spec.name,
@@ -133,24 +159,32 @@ def tools(allow_writes: bool, meta_of: Callable[[View], dict[str, Any] | None]) 
                 annotations=spec.annotations,
                 meta=meta_of(spec.view),
             )
-            for spec in catalog()
+            for spec in specs
             if allow_writes or not spec.writes
         ]
-    return [PrebuiltTool.of(entry, meta_of(entry.view)) for entry in entries if allow_writes or not entry.writes]
+        return made, frozenset(spec.name for spec in specs if spec.writes)
+    listed: list[Tool] = [
+        PrebuiltTool.of(entry, meta_of(entry.view)) for entry in entries if allow_writes or not entry.writes
+    ]
+    return listed, frozenset(entry.name for entry in entries if entry.writes)
 
 
 class PrebuiltTool(Tool):
     """A tool registered with its schemas as kept: listed at once, made the SDK's way at its first call.
 
-    The listing reads `parameters` and `output_schema` (held by a stand-in `fn_metadata`); a call finds the
-    function (importing its family module) and runs the tool the SDK makes of it, so validation, conversion
-    and errors are the SDK's own."""
+    The listing reads `parameters` and `output_schema` (held by a stand-in `fn_metadata`). Nothing else of it
+    is read before a call (the SDK's `Tool.run` reads the rest, and `run` here hands the call to the tool the
+    SDK makes), so its `fn`, `fn_metadata` and resolver fields are stand-ins, never to be read: a call
+    imports the function's module and runs the made tool, whose validation, conversion and errors are the
+    SDK's own."""
 
+    _module: str = PrivateAttr(default="")
+    _function: str = PrivateAttr(default="")
     _made: Tool | None = PrivateAttr(default=None)
 
     @classmethod
     def of(cls, entry: Entry, meta: dict[str, Any] | None) -> PrebuiltTool:
-        return cls(
+        tool = cls(
             fn=_not_made,
             name=entry.name,
             title=entry.title,
@@ -162,19 +196,25 @@ class PrebuiltTool(Tool):
             annotations=entry.annotations,
             meta=meta,
         )
+        tool._module, tool._function = entry.module, entry.function
+        return tool
 
     def made(self) -> Tool:
-        """The tool as the SDK makes it from its function (once: no await between the check and the set)."""
+        """The tool as the SDK makes it from its function, once (no await between the check and the set).
+        A function that cannot be found or made fails the call as any crash of a tool does."""
         if self._made is None:
-            fn = next(spec.fn for spec in catalog() if spec.name == self.name)  # imports the tool's family
-            self._made = Tool.from_function(
-                fn,
-                name=self.name,
-                title=self.title,
-                description=self.description,
-                annotations=self.annotations,
-                meta=self.meta,
-            )
+            try:
+                fn = getattr(importlib.import_module(self._module), self._function)
+                self._made = Tool.from_function(
+                    fn,
+                    name=self.name,
+                    title=self.title,
+                    description=self.description,
+                    annotations=self.annotations,
+                    meta=self.meta,
+                )
+            except Exception as error:
+                raise UnexpectedToolError(f"Error executing tool {self.name}") from error
         return self._made
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
@@ -188,7 +228,8 @@ def _not_made(**_: Any) -> Any:  # pragma: no cover - PrebuiltTool.run calls the
 def write() -> None:
     """Remake prebuilt.json from the sources in hand."""
     entries = [Entry.made(spec).dump() for spec in catalog()]
-    KEPT.write_text(json.dumps({"digest": digest(), "tools": entries}, indent=1) + "\n")
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    KEPT.write_text(json.dumps({"digest": digest(), "python": python, "tools": entries}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Each tool declared once: `@tool(...)` on its function records its name, title, description, annotations,
 whether it changes anything (writes), whether the run view shows its results, and its row of the README's
-tools table. The server registers what `catalog()` returns, the HTTP layer's write-scope gate takes the
-names of the tools that write, and the README's table and the tests read it too.
+tools table. The server registers what `catalog()` returns (through prebuilt.py, which keeps their
+schemas), with the names of the tools that write for the write-scope checks; the README's table and the
+tests read it too.
 
 Adding a tool: one function in one family module, decorated here, with its test and the listing snapshot.
 """
@@ -70,7 +71,3 @@ def catalog() -> tuple[ToolSpec, ...]:
         return spec.writes, order[spec.fn.__module__.rsplit(".", 1)[-1]]
 
     return tuple(sorted(_declared, key=place))  # stable: within a family, as declared
-
-
-def write_tool_names() -> frozenset[str]:
-    return frozenset(spec.name for spec in catalog() if spec.writes)

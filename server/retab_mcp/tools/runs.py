@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from mcp.server.mcpserver import Context
-from mcp.types import (
-    CallToolResult,
-)
+from mcp.types import CallToolResult
 from pydantic import Field
 
 from ..api.errors import NotFoundError

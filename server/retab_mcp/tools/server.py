@@ -1,8 +1,10 @@
-"""The MCP server: identity, lifespan, what every call goes through, and the tool families it registers.
+"""The MCP server: identity, lifespan, what every call goes through, and the tools, prompts and resource it
+registers.
 
-Each family of tools is a module of its own (runs, waiting, lists, metrics, triage, compare,
-experiments, and apps for the run view), with module-level tool functions and a `register(server)`. A
-tool body fetches, makes its view and returns it: waiting lives in `watch/`, what a model reads in
+Each family of tools is a module of its own (runs, waiting, lists, metrics, triage, compare, experiments,
+any_run, evals, and apps for the run view), with module-level tool functions declared in registry.py and
+registered through prebuilt.py (their schemas kept, their module imported at a first call). A tool body
+fetches, makes its view and returns it: waiting lives in `watch/`, what a model reads in
 `views/`, the words it reads before calling in `descriptions.py`, and error messages in
 `views/messages.py`. The lifespan opens what calls share: the API client and watcher, each caller's
 partition with per-user keys (callers.py), and the link to Redis with replicas (watch/sharing.py).
@@ -43,7 +45,6 @@ from . import apps, descriptions, names, prebuilt, prompts, resources, sdk_compa
 from .callers import Callers, partition_name
 from .common import AppState, state_of
 from .errors import invalid_arguments
-from .registry import write_tool_names
 
 if TYPE_CHECKING:
     import httpx2
@@ -83,6 +84,7 @@ class RetabServer(MCPServer[AppState]):
         self.state: AppState | None = None  # the lifespan's, for handlers the SDK gives no context (completion)
         self.token_verifier: TokenVerifier | None = None  # with OAuth, for the HTTP layer's write-scope check
         self.task_service: tasks.TaskService | None = None  # the waits run as MCP tasks (tasks/service.py)
+        self.write_tools: frozenset[str] = frozenset()  # the names of the tools that change something
         self._calls_in_flight = 0
         self._no_calls = anyio.Event()
         self._no_calls.set()
@@ -156,7 +158,7 @@ class RetabServer(MCPServer[AppState]):
         """With OAuth, a tool that changes something needs the write scope, whatever the transport. The HTTP
         layer refuses such calls with a 403 first (transports/oauth.py); this holds for any path it misses."""
         settings = self.retab_settings
-        if not settings.oauth_issuer or name not in write_tool_names():
+        if not settings.oauth_issuer or name not in self.write_tools:
             return
         request = context.request_context.request if context is not None else None
         user = getattr(request, "scope", {}).get("user") if request is not None else None
@@ -253,6 +255,7 @@ def build_server(
     def meta_of(view: str) -> dict[str, Any] | None:
         return {"shown": apps.SHOWN_BY_VIEW, "app_only": apps.APP_ONLY}.get(view)
 
+    listed, writing = prebuilt.tools(settings.allow_writes, meta_of)
     server = RetabServer(
         settings,
         name="retab",
@@ -265,8 +268,9 @@ def build_server(
         middleware=[tasks.legacy_middleware(task_service)],
         auth=auth,
         token_verifier=token_verifier,
-        tools=prebuilt.tools(settings.allow_writes, meta_of),  # in registry.catalog's order: tools/list's
+        tools=listed,  # in registry.catalog's order: tools/list's
     )
+    server.write_tools = writing
     server.token_verifier = token_verifier
     server.task_service = task_service
     task_service.attach(server)

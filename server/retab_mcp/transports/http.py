@@ -35,7 +35,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..base import telemetry
 from ..base.config import Settings
-from ..tools.registry import write_tool_names
 from .answers import send_json
 from .caller_keys import CallerKeyGate
 from .connections import default_max_connections, guarded_protocol
@@ -234,7 +233,7 @@ def _with_write_scope(app: Any, server: MCPServer[Any], settings: Settings) -> A
     verifier = getattr(server, "token_verifier", None)
     if not isinstance(verifier, JwtVerifier) or not settings.allow_writes:
         return app
-    return WriteScopeGate(app, verifier, write_tool_names())
+    return WriteScopeGate(app, verifier, getattr(server, "write_tools", frozenset()))
 
 
 def _url_host(host: str) -> str:
