@@ -249,14 +249,16 @@ async def breakdown(samples: int = 9) -> list[str]:
     return [
         f"Where the difference goes (CPU, median of {samples} fresh processes): importing the SDK {sdk:.0f} ms "
         f"and making a bare one-tool server {bare:.0f} ms (the SDK's own set-up: both servers pay them); "
-        f"importing this server's modules {imports:.0f} ms; building this server after that {build:.0f} ms (its "
-        "tools come with their schemas as kept in tools/prebuilt.json, and each tool's function is imported and "
-        "made the SDK's way at its first call; the 3 prompts' argument models, the run resource, the tasks and "
-        "apps extensions). Beyond the bare server's, this path imports only this server's modules, the SDK's apps "
-        "extension and the standard library's: not the tool families, Redis, OAuth (joserfc), Prometheus, the "
-        "HTTP transport nor the simulator (tests/test_startup_imports.py holds it). What that moves to the first "
-        f"call: {first:.0f} ms for the first tool called (importing the tool families, then making it), {then:.0f} ms "
-        "for each other tool's first call.",
+        f"importing this server's modules {imports:.0f} ms (the API's models, the poll loop, tasks, the CLI and "
+        f"settings: what every call needs); building this server after that {build:.0f} ms (its tools listed with "
+        "their schemas as kept in tools/prebuilt.json and the digest that says they are current; the 3 prompts' "
+        "argument models, the run resource, the tasks and apps extensions). Beyond the bare server's, this path "
+        "imports only this server's modules, the SDK's apps extension, anyio's signals and the standard library's: "
+        "not the tool families, Redis, OAuth (joserfc), Prometheus, the "
+        "HTTP transport nor the simulator (tests/test_startup_imports.py holds it). What that moves to a tool's first "
+        "call, once: importing its family's module (with the views it uses) unless an earlier call did, and "
+        f"making the tool: {first:.0f} ms for get_experiment_run (family runs), {then:.0f} ms for wait_for_run "
+        "(family waiting).",
     ]
 
 
