@@ -5,15 +5,16 @@ about 100 ms of CPU for this server's tools, paid before a host sees the listing
 (views, readers) imported to find the functions. Those schemas follow from the sources and the versions of
 the SDK and pydantic alone, so `prebuilt.json` beside this module keeps them, made by
 `python -m retab_mcp.tools.prebuilt --write`, and a server starts from it: each tool is registered with its
-schemas as kept, and at its first call its family module is imported and the tool made the SDK's way (tens
-of milliseconds for the first tool of a family, once; BENCHMARKS.md 'Start-up' has the figures).
+schemas as kept, and at its first call its family module is imported and the tool made the SDK's way (5 to
+30 ms of CPU for the first tool of a family, once; BENCHMARKS.md 'Start-up' has the figures).
 
-The file is used only when it was made from the code in hand: it carries a digest of this package's
-sources, of the SDK's code that shapes a tool's schemas, of the versions of the SDK and the typing packages
-it derives them with, and of Python's minor version; any difference (an edited view, another SDK, Python
-3.12) and the server makes every tool as the SDK does, with the same listing, only slower (a debug line says
-so). tests/test_prebuilt.py holds that the file in the repository is the one the sources make, and that a
-server from it lists and answers as one whose tools the SDK made.
+The file is used only when it was made from the code in hand: it carries, for each Python minor version
+it was made on (3.11 to 3.13: the bundle runs on any of them), a digest of this package's sources, of the
+SDK's code that shapes a tool's schemas and of the versions of the SDK and the typing packages it derives
+them with; any difference (an edited view, another SDK, a Python it was not made on) and the server makes
+every tool as the SDK does, with the same listing, only slower (a debug line says so).
+tests/test_prebuilt.py holds that the file in the repository is the one the sources make, and that a server
+from it lists and answers as one whose tools the SDK made.
 """
 
 from __future__ import annotations
@@ -131,16 +132,21 @@ def _sources() -> list[tuple[str, str]]:
 
 
 def kept() -> list[Entry] | None:
-    """Every tool as kept, in listing order, if the file was made from the code in hand; else None."""
+    """Every tool as kept, in listing order, if the file was made from the code in hand on this Python; else
+    None."""
     try:
         data = json.loads(KEPT.read_text())
-        if data["digest"] != digest():
+        if data["made"].get(python()) != digest():
             LOG.debug("%s was not made from this code: every tool's schemas are derived at start", KEPT.name)
             return None
         return [Entry.load(entry) for entry in data["tools"]]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         LOG.debug("%s is missing or unreadable: every tool's schemas are derived at start", KEPT.name)
         return None
+
+
+def python() -> str:
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def tools(allow_writes: bool, meta_of: Callable[[View], dict[str, Any] | None]) -> tuple[list[Tool], frozenset[str]]:
@@ -225,15 +231,25 @@ def _not_made(**_: Any) -> Any:  # pragma: no cover - PrebuiltTool.run calls the
     raise RuntimeError("a prebuilt tool runs through the tool the SDK makes of its function")
 
 
-def write() -> None:
-    """Remake prebuilt.json from the sources in hand."""
+def write() -> str:
+    """Remake prebuilt.json from the sources in hand, on this Python; returns the Pythons it is kept for.
+
+    The schemas are one list for every Python, each with its own digest. Made on another Python, schemas
+    the same as the file's add that Python's digest to the others' (a digest of older sources never matches,
+    so keeping one does no harm); schemas that differ (other sources) start the file again with this Python
+    alone."""
     entries = [Entry.made(spec).dump() for spec in catalog()]
-    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    KEPT.write_text(json.dumps({"digest": digest(), "python": python, "tools": entries}, indent=1) + "\n")
+    try:
+        before = json.loads(KEPT.read_text())
+        made: dict[str, str] = dict(before["made"]) if before["tools"] == entries else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        made = {}
+    made[python()] = digest()
+    KEPT.write_text(json.dumps({"made": dict(sorted(made.items())), "tools": entries}, indent=1) + "\n")
+    return ", ".join(sorted(made))
 
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: python -m retab_mcp.tools.prebuilt --write")
-    write()
-    print(f"wrote {KEPT.relative_to(PACKAGE.parents[1])}")
+    print(f"wrote {KEPT.relative_to(PACKAGE.parents[1])}, kept for Python {write()}")
