@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -58,6 +58,11 @@ class Served:
     async def wait_for(self, marker: bytes) -> None:
         """Return once the server has written `marker` to stderr. Bound it with fail_after."""
         while marker not in self.stderr:
+            await self._more.wait()
+
+    async def wait_until(self, said: Callable[[str], bool]) -> None:
+        """Return once what the server has written to stderr makes `said` true. Bound it with fail_after."""
+        while not said(self.text):
             await self._more.wait()
 
     def _heard(self, chunk: bytes) -> None:
