@@ -71,12 +71,10 @@ class Entry:
     view: View
     parameters: dict[str, Any]
     output_schema: dict[str, Any] | None
-    context_kwarg: str | None
-    is_async: bool
 
     @classmethod
     def made(cls, spec: ToolSpec) -> Entry:
-        tool = Tool.from_function(spec.fn, name=spec.name, title=spec.title, description=spec.description)
+        tool = _made(spec.fn, spec.name, spec.title, spec.description, spec.annotations)
         return cls(
             spec.name,
             spec.fn.__module__,
@@ -88,8 +86,6 @@ class Entry:
             spec.view,
             tool.parameters,
             tool.output_schema,
-            tool.context_kwarg,
-            tool.is_async,
         )
 
     def dump(self) -> dict[str, Any]:
@@ -157,14 +153,7 @@ def tools(allow_writes: bool, meta_of: Callable[[View], dict[str, Any] | None]) 
     if entries is None:
         specs = catalog()
         made = [
-            Tool.from_function(
-                spec.fn,
-                name=spec.name,
-                title=spec.title,
-                description=spec.description,
-                annotations=spec.annotations,
-                meta=meta_of(spec.view),
-            )
+            _made(spec.fn, spec.name, spec.title, spec.description, spec.annotations, meta_of(spec.view))
             for spec in specs
             if allow_writes or not spec.writes
         ]
@@ -180,9 +169,9 @@ class PrebuiltTool(Tool):
 
     The listing reads `parameters` and `output_schema` (held by a stand-in `fn_metadata`). Nothing else of it
     is read before a call (the SDK's `Tool.run` reads the rest, and `run` here hands the call to the tool the
-    SDK makes), so its `fn`, `fn_metadata` and resolver fields are stand-ins, never to be read: a call
-    imports the function's module and runs the made tool, whose validation, conversion and errors are the
-    SDK's own."""
+    SDK makes), so its `fn`, `fn_metadata`, `is_async`, `context_kwarg` and resolver fields are stand-ins,
+    never to be read: a call imports the function's module and runs the made tool, whose validation,
+    conversion and errors are the SDK's own."""
 
     _module: str = PrivateAttr(default="")
     _function: str = PrivateAttr(default="")
@@ -197,8 +186,8 @@ class PrebuiltTool(Tool):
             description=entry.description,
             parameters=entry.parameters,
             fn_metadata=FuncMetadata(arg_model=ArgModelBase, output_schema=entry.output_schema),
-            is_async=entry.is_async,
-            context_kwarg=entry.context_kwarg,
+            is_async=True,
+            context_kwarg=None,
             annotations=entry.annotations,
             meta=meta,
         )
@@ -211,20 +200,25 @@ class PrebuiltTool(Tool):
         if self._made is None:
             try:
                 fn = getattr(importlib.import_module(self._module), self._function)
-                self._made = Tool.from_function(
-                    fn,
-                    name=self.name,
-                    title=self.title,
-                    description=self.description,
-                    annotations=self.annotations,
-                    meta=self.meta,
-                )
+                self._made = _made(fn, self.name, self.title, self.description, self.annotations, self.meta)
             except Exception as error:
                 raise UnexpectedToolError(f"Error executing tool {self.name}") from error
         return self._made
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
         return await self.made().run(arguments, context, convert_result=convert_result)
+
+
+def _made(
+    fn: Callable[..., Any],
+    name: str,
+    title: str | None,
+    description: str,
+    annotations: ToolAnnotations | None,
+    meta: dict[str, Any] | None = None,
+) -> Tool:
+    """The tool as the SDK makes it from its function: what every path here registers or runs."""
+    return Tool.from_function(fn, name=name, title=title, description=description, annotations=annotations, meta=meta)
 
 
 def _not_made(**_: Any) -> Any:  # pragma: no cover - PrebuiltTool.run calls the made tool, never this

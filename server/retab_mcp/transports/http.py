@@ -168,7 +168,7 @@ class HttpApp:
     sessions: SessionTable | None  # None when stateless: there are no sessions
 
 
-def build_app(server: MCPServer[Any], options: HttpOptions, settings: Settings) -> HttpApp:
+def build_app(server: RetabServer, options: HttpOptions, settings: Settings) -> HttpApp:
     # Host and Origin are checked by HostAndOriginGate, exactly; the SDK's own check matches prefixes
     # (`127.0.0.1:*` let `127.0.0.1:8771.evil.com` in) and logs each refusal in full, so it is off.
     # The SDK still checks the Content-Type of posts.
@@ -227,13 +227,13 @@ def _redis_reachable(server: MCPServer[Any]) -> ReadyCheck:
     return check
 
 
-def _with_write_scope(app: Any, server: MCPServer[Any], settings: Settings) -> Any:
+def _with_write_scope(app: Any, server: RetabServer, settings: Settings) -> Any:
     """With OAuth and the write tools on, their calls need the write scope too (oauth.py). Every transport's
     app goes through here: test_oauth.py holds each of them to it."""
     verifier = getattr(server, "token_verifier", None)
     if not isinstance(verifier, JwtVerifier) or not settings.allow_writes:
         return app
-    return WriteScopeGate(app, verifier, getattr(server, "write_tools", frozenset()))
+    return WriteScopeGate(app, verifier, server.write_tools)  # build_server's: no default that lets writes through
 
 
 def _url_host(host: str) -> str:
