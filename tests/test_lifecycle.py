@@ -105,6 +105,10 @@ async def test_http_answers_an_inflight_wait_then_exits_0(how: str) -> None:
             async def wait_for_long_run() -> None:
                 try:
                     async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                        # As a host does: it lists the tools first. Unlisted, the client fetches the listing
+                        # after the answer, to check it against the output schema, and would find the server
+                        # gone by then.
+                        await client.list_tools()
 
                         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
                             waiting.set()
