@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGE = ROOT / "dist" / "bundle"
+DIST = ROOT / "dist"
 MAIN = "import sys\n\nfrom retab_mcp.entry.cli import main\n\nsys.exit(main())\n"
 # What a uv project needs to install itself: the build file and lock, the files the build file names.
 PROJECT_FILES = ("pyproject.toml", "uv.lock", "README.md", "LICENSE")
@@ -39,27 +39,29 @@ def listed_tools() -> list[dict[str, str]]:
     return [{"name": spec.name, "description": spec.title} for spec in catalog() if spec.view != "app_only"]
 
 
-def stage() -> dict[str, object]:
+def stage(into: Path) -> dict[str, object]:
     manifest = json.loads((ROOT / "bundle" / "manifest.json").read_text())
     manifest["tools"] = listed_tools()
-    shutil.rmtree(STAGE, ignore_errors=True)
-    STAGE.mkdir(parents=True)
+    shutil.rmtree(into, ignore_errors=True)
+    into.mkdir(parents=True)
     for name in PROJECT_FILES:
-        shutil.copy2(ROOT / name, STAGE / name)
+        shutil.copy2(ROOT / name, into / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "server" / "retab_mcp", STAGE / "server" / "retab_mcp", ignore=ignore)
-    (STAGE / "server" / "main.py").write_text(MAIN)
-    (STAGE / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    shutil.copytree(ROOT / "server" / "retab_mcp", into / "server" / "retab_mcp", ignore=ignore)
+    (into / "server" / "main.py").write_text(MAIN)
+    (into / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def build() -> Path:
-    manifest = stage()
+def build(dist: Path = DIST) -> Path:
+    """The bundle, staged and packed in `dist` (the tests give each run a directory of its own)."""
+    staged = dist / "bundle"
+    manifest = stage(staged)
     tool = mcpb()
-    subprocess.run([tool, "validate", str(STAGE / "manifest.json")], check=True)
-    out = ROOT / "dist" / f"retab-mcp-{manifest['version']}.mcpb"
+    subprocess.run([tool, "validate", str(staged / "manifest.json")], check=True)
+    out = dist / f"retab-mcp-{manifest['version']}.mcpb"
     out.unlink(missing_ok=True)
-    subprocess.run([tool, "pack", str(STAGE), str(out)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([tool, "pack", str(staged), str(out)], check=True, stdout=subprocess.DEVNULL)
     return out
 
 

@@ -40,7 +40,7 @@ PLATFORMS = {
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build: Any = runpy.run_path(str(ROOT / "bundle" / "build.py"))["build"]
-    return build()
+    return build(tmp_path_factory.mktemp("dist"))  # each test worker its own: two builds would share dist/
 
 
 def unpacked(bundle: Path, into: Path) -> dict[str, Any]:

@@ -209,7 +209,9 @@ async def test_sigterm_with_open_streams_ends_them_cleanly_and_exits_0(transport
                     group.start_soon(listen, index)
                 for event in opened:
                     await event.wait()
-                with anyio.fail_after(3):
+                # Bounded loosely: what is held is that nothing waits out the grace ("graceful shutdown
+                # exceeded" below), not how fast a loaded machine tears a process down.
+                with anyio.fail_after(10):
                     served.process.send_signal(signal.SIGTERM)
                     await served.process.wait()
     log = served.text

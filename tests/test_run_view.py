@@ -201,8 +201,9 @@ def held(screenshots: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
                     {"name": "hostile", "tool": "triage_experiment_run", "args": {"run_id": hostile}},
                 ]
                 seen = await observe(served.port, plan, screenshots, work)
-                # Each run made just before its view opens, so that the view sees it going.
-                gated = sim.add_workflow_run(duration_s=12, queue_s=1, review_gate=True)
+                # Each run made just before its view opens, so that the view sees it going: long enough
+                # for node and Chromium to start on a loaded machine before its gate or its end.
+                gated = sim.add_workflow_run(duration_s=20, queue_s=1, review_gate=True)
                 plan = [
                     {
                         "name": "review-gate",
@@ -216,7 +217,7 @@ def held(screenshots: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
                 ]
                 seen |= await observe(served.port, plan, screenshots, work, at_gate=approve)
                 seen["review-gate"]["decided"] = decided
-                evals = sim.add_eval_run(finished=False, duration_s=16)
+                evals = sim.add_eval_run(finished=False, duration_s=24)
                 plan = [
                     {
                         "name": "eval-running",
