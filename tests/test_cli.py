@@ -221,12 +221,12 @@ def test_on_a_narrow_terminal_the_bar_shows_the_time_waited_and_redraws_every_se
         os.close(main_fd)
     redraws = [part.decode() for part in seen.split(b"\r\x1b[2K")[1:]]
     bar_lines = [line.split("\r\n")[0] for line in redraws]
-    # The labels count seconds from the bar's first draw; a loaded machine may start the ticks late, so
-    # which seconds are shown varies, but every redraw says one and they go up a second at a time.
+    # The labels count seconds from the bar's first draw; a loaded machine may start the ticks late or
+    # run one late, so which seconds are shown varies, but every redraw says one, and they only go up.
     labels = [line.split(" ", 1)[0] for line in bar_lines]
     assert all(label.endswith("s") and label[:-1].isdigit() for label in labels), bar_lines
-    seconds = sorted({int(label[:-1]) for label in labels})
-    assert len(seconds) >= 3 and seconds == list(range(seconds[0], seconds[-1] + 1)), bar_lines
+    seconds = [int(label[:-1]) for label in labels]
+    assert seconds == sorted(seconds) and len(set(seconds)) >= 3, bar_lines
     assert all(len(line) <= 39 for line in bar_lines), bar_lines
     assert "Not finished" in seen.decode()
 
