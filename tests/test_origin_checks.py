@@ -197,7 +197,8 @@ async def test_bad_posts_to_a_live_sse_session_and_huge_session_ids_log_one_shor
     assert bad[0] == 400 and set(bad) <= {400, 404, 0} and set(unknown) == {400}
     log = seen.decode()
     assert "_handle_post_message" not in log and "a" * 100 not in log  # no traceback, no 10 KB id
-    assert len(re.findall("Failed to parse message", log)) == 1  # 20 posts, one line within 10 s
-    assert len(re.findall("Received invalid session ID", log)) == 1
+    # 20 posts, one line per 10 s: two if a loaded machine spread the posts over two windows.
+    assert len(re.findall("Failed to parse message", log)) in (1, 2)
+    assert len(re.findall("Received invalid session ID", log)) in (1, 2)
     assert len(re.findall("Could not find session for ID", log)) <= 1
     assert all(len(line) < 300 for line in log.splitlines() if "mcp.server.sse" in line)

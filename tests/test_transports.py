@@ -228,4 +228,6 @@ async def test_waits_from_twenty_http_sessions_share_one_poll_loop() -> None:
             await mcp_http.stop()
     count = {run_id: sum(r.path.endswith(run_id) for r in sim.requests) for run_id in (shared, alone)}
     assert statuses == ["completed"] * 21
-    assert count[shared] <= 1.5 * count[alone]
+    # 20 waits on one run poll it about as often as one wait on another; +1 for a first read that a
+    # loaded machine put just before a poll rather than just after it.
+    assert count[shared] <= 1.5 * count[alone] + 1
