@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -91,14 +94,30 @@ async def test_an_unreachable_api_is_one_line_and_no_traceback() -> None:
     assert errors.strip().splitlines()[-1].startswith("retab-mcp: Could not reach the Retab API at http://127.0.0.1:9")
 
 
+@contextlib.contextmanager
+def ctrl_c_reaches_children() -> Iterator[None]:
+    """Children spawned inside get SIGINT as a command typed at a terminal does. A shell without job
+    control starts a background command (`pytest &`) with SIGINT ignored, and its children inherit that:
+    such a command rightly sits out Ctrl-C, but this is not the case the test is about."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # reset to the default in the child at exec
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.slow
 async def test_ctrl_c_during_a_wait_ends_it_with_130_and_one_line() -> None:
-    import signal
     import subprocess
 
     command = [sys.executable, "-m", "retab_mcp", "wait", "long", "--demo"]
     with anyio.fail_after(30):
-        async with await anyio.open_process(command, stdin=subprocess.DEVNULL) as process:
+        with ctrl_c_reaches_children():
+            process = await anyio.open_process(command, stdin=subprocess.DEVNULL)
+        async with process:
             seen = await read_until(process.stderr, b"docs")  # the progress bar is up: the wait is on
             process.send_signal(signal.SIGINT)
             await process.wait()
