@@ -47,7 +47,8 @@ async function legacy(transport, label, [longRun, otherRun]) {
   }
   assert.equal((await client.experimental.tasks.getTask(cancelledId)).status, "cancelled");
   const still = await client.callTool({ name: "get_experiment_run", arguments: { run_id: otherRun } });
-  assert.equal(still.structuredContent.status, "running", "cancelling a task never cancels the Retab run");
+  // Still going: queued for its first 2 s (a loaded machine may get here that soon), then running.
+  assert.ok(["queued", "running"].includes(still.structuredContent.status), "cancelling a task never cancels the Retab run");
 
   // The task on the long run: status updates while it waits, then the result when the run ends.
   const progress = [];
