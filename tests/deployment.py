@@ -126,6 +126,9 @@ class Deployment:
     @asynccontextmanager
     async def agent(self, http: httpx2.AsyncClient) -> AsyncIterator[Client]:
         async with Client(streamable_http_client("http://localhost/mcp", http_client=http)) as client:  # type: ignore[arg-type]
+            # As a host does: tools are listed before they are called. Unlisted, the SDK's client fetches the
+            # listing after each answer to check it against the output schema, one more trip through nginx.
+            await client.list_tools()
             yield client
 
     def kill(self, replica: Replica) -> None:

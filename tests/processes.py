@@ -57,8 +57,7 @@ class Served:
 
     async def wait_for(self, marker: bytes) -> None:
         """Return once the server has written `marker` to stderr. Bound it with fail_after."""
-        while marker not in self.stderr:
-            await self._more.wait()
+        await self.wait_until(lambda _: marker in self.stderr)
 
     async def wait_until(self, said: Callable[[str], bool]) -> None:
         """Return once what the server has written to stderr makes `said` true. Bound it with fail_after."""

@@ -76,9 +76,7 @@ async def wait_until_finished(
                 started = time.monotonic()
                 try:
                     async with deployed.agent(http) as agent:
-                        # As a host does, the tools are listed before the call; what is timed is the call.
-                        await agent.list_tools()
-                        started = time.monotonic()
+                        started = time.monotonic()  # what is timed is the call, not the handshake
                         result = await agent.call_tool(
                             "wait_for_run", {"run_id": run_id, "timeout_s": timeout_s}, progress_callback=heard
                         )
