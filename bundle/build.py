@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "dist"
-MAIN = "import sys\n\nfrom retab_mcp.entry.cli import main\n\nsys.exit(main())\n"
+MAIN = "from retab_mcp.entry.launch import main\n\nmain()\n"
 # What a uv project needs to install itself: the build file and lock, the files the build file names.
 PROJECT_FILES = ("pyproject.toml", "uv.lock", "README.md", "LICENSE")
 

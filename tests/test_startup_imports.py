@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import sys
 import tempfile
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -30,7 +33,7 @@ NOT_ON_STDIO = (
     "retab_mcp.entry.demo",
     "retab_mcp.entry.doctor",
     # The tool families: their tools are listed from tools/prebuilt.json and imported at a first call.
-    *(f"retab_mcp.tools.{family}" for family in FAMILIES if family != "apps"),  # apps: the run view's extension
+    *(f"retab_mcp.tools.{family}" for family in FAMILIES),
 )
 # What this server imports of the packages beyond a bare server's, module by module: the SDK's apps extension
 # (the run view) and anyio's signals (a clean stop on SIGTERM).
@@ -39,11 +42,15 @@ BEYOND_THE_BARE_SERVER = {"mcp.server.apps", "anyio._core._signals"}
 OPTIONAL = ("redis", "joserfc", "prometheus_client")
 
 
-# Runs a server as `python -m` or `python path` would, and writes the modules it holds at exit as JSON on
-# stderr. `-X importtime` would miss a module imported by `importlib.import_module` (the registry's way).
+# Runs a server as `python -m` or `python path` would, and writes at exit, as JSON on stderr, the modules it
+# holds and its garbage collector's state. `-X importtime` would miss a module imported by
+# `importlib.import_module` (the registry's way).
 SERVE_AND_LIST_MODULES = """
-import atexit, json, runpy, sys
-atexit.register(lambda: sys.stderr.write("\\nMODULES " + json.dumps(sorted(sys.modules)) + "\\n"))
+import atexit, gc, json, runpy, sys
+def report():
+    collector = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects())}
+    sys.stderr.write("\\nMODULES " + json.dumps(sorted(sys.modules)) + "\\nGC " + json.dumps(collector) + "\\n")
+atexit.register(report)
 target = sys.argv.pop(1)
 sys.argv[0] = target
 if target == "-m":
@@ -56,6 +63,13 @@ else:
 async def imported_to_list_tools(command: list[str]) -> set[str]:
     """The modules a server process held once it had answered `tools/list` over stdio (and then its input
     closed, so nothing else was asked of it)."""
+    modules, _ = await serve_and_report(command)
+    return modules
+
+
+async def serve_and_report(command: list[str]) -> tuple[set[str], dict[str, Any]]:
+    """What a server process held once it had answered `tools/list` over stdio and its input closed: its
+    modules, and its garbage collector's state."""
     env = {
         "PATH": os.environ["PATH"],
         "RETAB_API_KEY": "sk_test_imports",
@@ -78,7 +92,8 @@ async def imported_to_list_tools(command: list[str]) -> set[str]:
         stderr.seek(0)
         lines = stderr.read().decode().splitlines()
     (modules,) = [line.removeprefix("MODULES ") for line in lines if line.startswith("MODULES ")]
-    return set(json.loads(modules))
+    (collector,) = [line.removeprefix("GC ") for line in lines if line.startswith("GC ")]
+    return set(json.loads(modules)), json.loads(collector)
 
 
 async def test_serving_over_stdio_imports_no_package_a_bare_sdk_server_does_not() -> None:
@@ -90,3 +105,21 @@ async def test_serving_over_stdio_imports_no_package_a_bare_sdk_server_does_not(
     extra = {name for name in ours - bare if name.split(".")[0] not in {"retab_mcp", *sys.stdlib_module_names}}
     assert extra <= BEYOND_THE_BARE_SERVER
     assert [name for name in ours if name.startswith(NOT_ON_STDIO) or name.startswith(OPTIONAL)] == []
+
+
+async def test_a_server_imports_without_the_collector_then_collects_with_what_it_imported_frozen() -> None:
+    """The collector, paused while the SDK and this server are imported (entry/launch.py), runs again once
+    the server serves, and the objects the imports made are frozen, out of every collection's scan."""
+    _, collector = await serve_and_report(["-m", "retab_mcp"])
+    assert collector["enabled"] is True
+    assert collector["frozen"] > collector["tracked"]  # the imports' objects outnumber all made since
+    _, bare = await serve_and_report([str(HELLO)])
+    assert bare["enabled"] is True and bare["frozen"] == 0  # the report tells the two apart
+
+
+def test_the_installed_command_and_the_bundle_start_where_python_m_does() -> None:
+    """`retab-mcp` as installed (the console script) and the bundle's main.py begin at the same launcher."""
+    (script,) = entry_points(group="console_scripts", name="retab-mcp")
+    assert script.value == "retab_mcp.entry.launch:main"
+    bundle_main = runpy.run_path(str(HELLO.parents[1] / "bundle" / "build.py"))["MAIN"]
+    assert "from retab_mcp.entry.launch import main" in bundle_main

@@ -1,3 +1,3 @@
-from .entry.cli import main
+from .entry.launch import main
 
 main()

@@ -5,29 +5,23 @@ host renders the view beside the result and the view calls the read tools itself
 stay current and to say why the run ended as it did: an experiment run's score against the prior run, a
 workflow run's steps and the review gate it waits at, an eval run's passed / failed / blocked, and a
 comparison of two runs. The one tool only the view needs, every document's score for its chart, is
-app-only. A host that did not negotiate the extension gets the listing and the results it always had: no
-`_meta.ui`, no app-only tool (`tools_for_caller`).
+app-only (app_only.py, imported at its first call like every tool family). A host that did not negotiate
+the extension gets the listing and the results it always had: no `_meta.ui`, no app-only tool
+(`tools_for_caller`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from mcp.server.apps import Apps, client_supports_apps
 from mcp.server.context import ServerRequestContext
-from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, Tool
+from mcp.types import Tool
 
 from ..ui import RUN_VIEW_URI, run_view_html
-from ..views.metrics import MetricsReport, report_metrics
-from . import descriptions, names
-from .common import AppState, RunId, dump, state_of, tool_result
-from .errors import tool_errors
-from .registry import tool
 
 SHOWN_BY_VIEW = {"ui": {"resourceUri": RUN_VIEW_URI}}  # _meta of the tools whose results the view shows
 APP_ONLY = {"ui": {"resourceUri": RUN_VIEW_URI, "visibility": ["app"]}}
-DOCUMENTS_MAX = 500  # bars in the chart; Retab's experiments hold a few hundred documents at most
 
 
 def extension() -> Apps:
@@ -45,23 +39,6 @@ def extension() -> Apps:
         prefers_border=True,
     )
     return apps
-
-
-@tool(
-    names.DOCUMENT_SCORES,
-    title="Run document scores (view)",
-    description=descriptions.DOCUMENT_SCORES,
-    summary="Every scored document of a run, for the run view's chart (listed only to hosts that render it).",
-    example='get_run_document_scores(run_id="exprun_…")',
-    view="app_only",
-)
-async def get_run_document_scores(run_id: RunId, ctx: Context[AppState]) -> Annotated[CallToolResult, MetricsReport]:
-    state = state_of(ctx)
-    with tool_errors(run_id):
-        metrics = await state.client.get_metrics(run_id, "summary")
-    report = report_metrics(metrics, run_id, "summary", k=DOCUMENTS_MAX)
-    text = f"{len(report.lowest)} document scores of {run_id}, lowest first (for the run view)."
-    return tool_result(text, dump(report))
 
 
 def tools_for_caller(ctx: ServerRequestContext[Any, Any], tools: list[Tool]) -> list[Tool]:

@@ -21,7 +21,7 @@ DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idemp
 STARTS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 
 # The family modules, in the order their tools are listed (writes come after every read tool).
-FAMILIES = ("runs", "waiting", "lists", "metrics", "triage", "compare", "experiments", "any_run", "evals", "apps")
+FAMILIES = ("runs", "waiting", "lists", "metrics", "triage", "compare", "experiments", "any_run", "evals", "app_only")
 
 View = Literal["none", "shown", "app_only"]
 F = TypeVar("F", bound=Callable[..., Any])

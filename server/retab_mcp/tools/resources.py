@@ -20,7 +20,6 @@ from mcp.types import (
 from ..api.client import call_deadline
 from ..api.errors import InvalidIdError, NotFoundError, RetabError
 from ..views.messages import explain
-from ..views.run import summarize
 from . import names
 from .common import AppState, state_of
 
@@ -41,6 +40,8 @@ def register_resource(server: MCPServer[Any], current: Callable[[], AppState | N
             # An MCPError goes to the caller as it is; the SDK would log any other exception with a traceback.
             code = INVALID_PARAMS if isinstance(error, InvalidIdError | NotFoundError) else INTERNAL_ERROR
             raise MCPError(code, state.redact.text(explain(error, run_id))) from None
+        from ..views.run import summarize  # at the first read, not at every start (BENCHMARKS.md 'Start-up')
+
         return state.redact.text(summarize(run, state.now()).render())
 
     server.resource(
