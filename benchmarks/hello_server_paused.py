@@ -4,10 +4,11 @@ and set-up cost, with the collector's part taken out of both; it is the floor th
 figures against (benchmarks/startup.py)."""
 
 import gc
-import runpy
-from pathlib import Path
 
-gc.disable()
+gc.disable()  # before any other import, as the launcher pauses it before its first
+import runpy  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import mcp.server.mcpserver  # noqa: E402, F401  (imported here, with the collector paused)
 
 gc.freeze()

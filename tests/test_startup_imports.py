@@ -10,6 +10,7 @@ import os
 import runpy
 import sys
 import tempfile
+import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ NOT_ON_STDIO = (
     "retab_mcp.simulator",
     "retab_mcp.entry.demo",
     "retab_mcp.entry.doctor",
+    "retab_mcp.views.run",  # the run resource's, at its first read
+    "retab_mcp.views.metrics",  # the app-only tool's and the metrics family's
     # The tool families: their tools are listed from tools/prebuilt.json and imported at a first call.
     *(f"retab_mcp.tools.{family}" for family in FAMILIES),
 )
@@ -43,12 +46,22 @@ OPTIONAL = ("redis", "joserfc", "prometheus_client")
 
 
 # Runs a server as `python -m` or `python path` would, and writes at exit, as JSON on stderr, the modules it
-# holds and its garbage collector's state. `-X importtime` would miss a module imported by
+# holds and its garbage collector's state: whether it is on, how many objects are frozen and how many tracked,
+# how many collections ran, and how many of those while the command's modules were being imported (the CLI
+# package is in sys.modules but has no `main` yet). `-X importtime` would miss a module imported by
 # `importlib.import_module` (the registry's way).
 SERVE_AND_LIST_MODULES = """
 import atexit, gc, json, runpy, sys
+collections = {"all": 0, "while_importing": 0}
+def count(phase, info):
+    if phase == "start":
+        collections["all"] += 1
+        cli = sys.modules.get("retab_mcp.entry.cli")
+        collections["while_importing"] += cli is not None and not hasattr(cli, "main")
+gc.callbacks.append(count)
 def report():
-    collector = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects())}
+    collector = {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects()),
+                 "collections": collections["all"], "while_importing": collections["while_importing"]}
     sys.stderr.write("\\nMODULES " + json.dumps(sorted(sys.modules)) + "\\nGC " + json.dumps(collector) + "\\n")
 atexit.register(report)
 target = sys.argv.pop(1)
@@ -111,15 +124,20 @@ async def test_a_server_imports_without_the_collector_then_collects_with_what_it
     """The collector, paused while the SDK and this server are imported (entry/launch.py), runs again once
     the server serves, and the objects the imports made are frozen, out of every collection's scan."""
     _, collector = await serve_and_report(["-m", "retab_mcp"])
-    assert collector["enabled"] is True
+    assert collector["while_importing"] == 0  # paused while the command's modules were imported
+    assert collector["enabled"] is True  # and on again since
     assert collector["frozen"] > collector["tracked"]  # the imports' objects outnumber all made since
     _, bare = await serve_and_report([str(HELLO)])
-    assert bare["enabled"] is True and bare["frozen"] == 0  # the report tells the two apart
+    # The report tells the two apart: the bare server imports with the collector running, and freezes nothing.
+    assert bare["enabled"] is True and bare["frozen"] == 0 and bare["collections"] > 10
 
 
 def test_the_installed_command_and_the_bundle_start_where_python_m_does() -> None:
-    """`retab-mcp` as installed (the console script) and the bundle's main.py begin at the same launcher."""
-    (script,) = entry_points(group="console_scripts", name="retab-mcp")
-    assert script.value == "retab_mcp.entry.launch:main"
-    bundle_main = runpy.run_path(str(HELLO.parents[1] / "bundle" / "build.py"))["MAIN"]
-    assert "from retab_mcp.entry.launch import main" in bundle_main
+    """`retab-mcp` as declared, as installed (the console script), and the bundle's main.py begin at the same
+    launcher as `python -m retab_mcp`."""
+    root = HELLO.parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]["retab-mcp"]
+    (installed,) = entry_points(group="console_scripts", name="retab-mcp")
+    assert declared == installed.value == "retab_mcp.entry.launch:main"
+    bundle_main = runpy.run_path(str(root / "bundle" / "build.py"))["MAIN"]
+    assert bundle_main == "from retab_mcp.entry.launch import main\n\nmain()\n"

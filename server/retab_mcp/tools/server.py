@@ -2,10 +2,10 @@
 registers.
 
 Each family of tools is a module of its own (runs, waiting, lists, metrics, triage, compare, experiments,
-any_run, evals, and apps for the run view), with module-level tool functions declared in registry.py and
-registered through prebuilt.py (their schemas kept, their module imported at a first call). A tool body
-fetches, makes its view and returns it: waiting lives in `watch/`, what a model reads in
-`views/`, the words it reads before calling in `descriptions.py`, and error messages in
+any_run, evals, and app_only for the run view, whose extension is apps.py), with module-level tool functions
+declared in registry.py and registered through prebuilt.py (their schemas kept, their module imported at a
+first call). A tool body fetches, makes its view and returns it: waiting lives in `watch/`, what a model
+reads in `views/`, the words it reads before calling in `descriptions.py`, and error messages in
 `views/messages.py`. The lifespan opens what calls share: the API client and watcher, each caller's
 partition with per-user keys (callers.py), and the link to Redis with replicas (watch/sharing.py).
 """
