@@ -34,6 +34,11 @@ NOT_ON_STDIO = (
     "retab_mcp.entry.demo",
     "retab_mcp.entry.doctor",
     "retab_mcp.views.run",  # the run resource's, at its first read
+    # The engine and what it brings (the API's models, the poll loop, the run kinds): opened at the first call.
+    "retab_mcp.tools.engine",
+    "retab_mcp.api.models",
+    "retab_mcp.watch.watcher",
+    "retab_mcp.kinds",
     "retab_mcp.views.metrics",  # the app-only tool's and the metrics family's
     # The tool families: their tools are listed from tools/prebuilt.json and imported at a first call.
     *(f"retab_mcp.tools.{family}" for family in FAMILIES),

@@ -38,7 +38,7 @@ from ..watch.schedule import Schedule
 from ..watch.sharing import RedisHub
 from ..watch.starts import StartGate
 from ..watch.watcher import RunWatcher
-from .common import AppState
+from .common import AppState, Engine
 
 if TYPE_CHECKING:
     import httpx2
@@ -114,7 +114,7 @@ class Callers:
         redact = Redactor([key, *self._settings.secrets])
         redact_in_logs(key)
         starts = StartGate(partition=self.partition_of(key), hub=self._hub)
-        return AppState(client, self._clock, settings, watcher, redact, starts)
+        return AppState(self._clock, settings, redact, engine=Engine(client, watcher, starts))
 
     def _make_room(self) -> None:
         while len(self._partitions) > self._settings.max_callers:

@@ -11,15 +11,17 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from ..api.client import RetabClient
-from ..base.clock import Clock
-from ..base.config import KEY_HEADER, Settings
-from ..base.redaction import Redactor
-from ..watch.starts import StartGate
-from ..watch.watcher import ProgressCallback, RunWatcher
+from ..base.config import KEY_HEADER
 
 if TYPE_CHECKING:
+    from ..api.client import RetabClient
+    from ..base.clock import Clock
+    from ..base.config import Settings
+    from ..base.redaction import Redactor
     from ..watch.sharing import RedisHub
+    from ..watch.starts import StartGate
+    from ..watch.watcher import ProgressCallback, RunWatcher
+    from .opening import EngineOpener
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
@@ -57,18 +59,49 @@ class CallerStates(Protocol):
         ...
 
 
-@dataclass
-class AppState:
-    """What the lifespan opens once and every call uses."""
+@dataclass(frozen=True)
+class Engine:
+    """What reads and waits go through (engine.py opens it): the API client, the poll loops, the starts."""
 
     client: RetabClient
+    watcher: RunWatcher
+    starts: StartGate  # one start at a time per experiment (watch/starts.py)
+
+
+@dataclass
+class AppState:
+    """What the lifespan opens once and every call uses. Its engine is open from the start, or, over stdio,
+    opened by the first call that needs it (`ready`, which every call awaits: opening.py says why)."""
+
     clock: Clock
     settings: Settings
-    watcher: RunWatcher
     redact: Redactor
-    starts: StartGate  # one start at a time per experiment (watch/starts.py)
+    engine: Engine | None = None
     callers: CallerStates | None = None  # with per-user keys: each caller's own state (tools/callers.py)
     hub: RedisHub | None = None  # with replicas: the link to Redis that shares polls (watch/sharing.py)
+    opener: EngineOpener[Engine] | None = None  # opens `engine` when it is not open yet
+
+    async def ready(self) -> None:
+        """Return once the engine is open (at once when it is)."""
+        if self.engine is None and self.opener is not None:
+            self.engine = await self.opener.open()
+
+    @property
+    def client(self) -> RetabClient:
+        return self._open_engine().client
+
+    @property
+    def watcher(self) -> RunWatcher:
+        return self._open_engine().watcher
+
+    @property
+    def starts(self) -> StartGate:
+        return self._open_engine().starts
+
+    def _open_engine(self) -> Engine:
+        if self.engine is None:
+            raise RuntimeError("the engine is not open: `await state.ready()` first (RetabServer.call_tool does)")
+        return self.engine
 
     def now(self) -> datetime:
         """The current wall time by this server's clock (virtual in tests)."""

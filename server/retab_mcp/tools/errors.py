@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Generator, Mapping
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import ValidationError
 
 from ..api.errors import RetabError, UnprocessableEntityError
-from ..kinds import RunKind
 from ..views.messages import explain
+
+if TYPE_CHECKING:
+    from ..kinds import RunKind
 
 
 @contextmanager

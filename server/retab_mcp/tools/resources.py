@@ -33,6 +33,7 @@ def register_resource(server: MCPServer[Any], current: Callable[[], AppState | N
 
     async def experiment_run_resource(run_id: str, ctx: Context[AppState]) -> str:
         state = state_of(ctx)
+        await state.ready()  # over stdio, the first request may be this one (opening.py)
         try:
             with call_deadline(state.settings.call_deadline_s):
                 run = await state.client.get_run(run_id)
@@ -62,6 +63,7 @@ def register_resource(server: MCPServer[Any], current: Callable[[], AppState | N
             return None  # with per-user keys, a completion carries no caller's key to list runs with
         try:
             with call_deadline(min(state.settings.call_deadline_s, COMPLETION_DEADLINE_S)):
+                await state.ready()
                 page = await state.client.list_runs(limit=RUN_ID_SUGGESTIONS)
         except RetabError:
             return None  # suggestions are a convenience; a failure shows as none

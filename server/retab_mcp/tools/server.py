@@ -31,23 +31,24 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import ValidationError
 
 from .. import __version__, tasks
-from ..api.client import RetabClient, call_deadline
-from ..api.retry import RetryPolicy
+from ..api.client import call_deadline
 from ..base import telemetry
 from ..base.clock import Clock, RealClock
 from ..base.config import Settings
 from ..base.redaction import Redactor
-from ..watch.schedule import Schedule
 from ..watch.sharing import RedisHub, Signer
-from ..watch.starts import StartGate
-from ..watch.watcher import running_watcher
 from . import apps, descriptions, names, prebuilt, prompts, resources, sdk_compat
-from .callers import Callers, partition_name
 from .common import AppState, state_of
 from .errors import invalid_arguments
+from .opening import EngineNotOpenError, EngineOpener
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     import httpx2
+
+    from ..watch.schedule import Schedule
+    from .common import Engine
 
 CALL_LOG = logging.getLogger("retab_mcp.calls")  # one JSON line per tool call (logs.configure_call_log)
 BACKSTOP_S = 0.5  # past the deadline, a call that is still running is ended here, whatever it waits on
@@ -179,7 +180,11 @@ class RetabServer(MCPServer[AppState]):
                 call_deadline(deadline),
                 anyio.fail_after(None if deadline is None else deadline + BACKSTOP_S),
             ):
+                if self.state is not None:
+                    await self.state.ready()  # over stdio, the first call opens the engine (opening.py)
                 return await super().call_tool(name, arguments, context)
+        except EngineNotOpenError as error:
+            raise ToolError(f"{error} Call again; if this persists, restart the server.") from None
         except TimeoutError:
             raise ToolDeadlineError(
                 f"{name} did not finish within its {deadline:g} s deadline (RETAB_MCP_CALL_DEADLINE_S). "
@@ -213,44 +218,68 @@ def build_server(
     stop: anyio.Event | None = None,
     auth: AuthSettings | None = None,
     token_verifier: TokenVerifier | None = None,
+    lazy_engine: bool = False,
 ) -> RetabServer:
     """The retab MCP server. `transport` and `clock` let the demo and tests put the simulated API behind it;
-    setting `stop` makes every wait in progress return at once (for a prompt, clean shutdown)."""
+    setting `stop` makes every wait in progress return at once (for a prompt, clean shutdown). With
+    `lazy_engine` (stdio), the engine opens at the first call rather than with the lifespan, unless Redis or
+    per-user keys are used (opening.py)."""
     the_clock = clock or RealClock()
     task_service = tasks.TaskService(settings)
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[AppState]) -> AsyncGenerator[AppState]:
-        retry = RetryPolicy.from_settings(settings, sleep=the_clock.sleep)
         async with anyio.create_task_group() as group:
             hub = await start_sharing(settings, group)
-            secret = settings.partition_secret.encode() if settings.partition_secret else None
-            own_partition = partition_name(secret, settings.api_key or "") if secret else "own"
-            own = hub.partition(own_partition) if hub else None
-            async with (
-                RetabClient(settings, transport=transport, retry=retry) as client,
-                running_watcher(client, the_clock, schedule=schedule, stop=stop, sharing=own) as watcher,
-            ):
-                callers = None
-                if settings.per_user_keys:
-                    callers = Callers(
-                        settings, the_clock, group, transport=transport, schedule=schedule, stop=stop, hub=hub
-                    )
-                    group.start_soon(callers.sweep)
-                starts = StartGate(partition=own_partition, hub=hub)
-                state = AppState(client, the_clock, settings, watcher, Redactor(settings.secrets), starts, callers, hub)
-                assert isinstance(server, RetabServer)
-                server.state = state
-                try:
-                    async with task_service.running(state, group, hub, stop):
-                        yield state
-                finally:
-                    server.state = None
-                    if callers is not None:
-                        await callers.aclose()
-                    if hub is not None:
-                        await hub.aclose()
-                    group.cancel_scope.cancel()
+            own_partition = "own"
+            if settings.partition_secret:  # with Redis (or per-user keys): the engine opens now anyway
+                from .callers import partition_name
+
+                own_partition = partition_name(settings.partition_secret.encode(), settings.api_key or "")
+
+            def open_engine() -> AbstractAsyncContextManager[Engine]:
+                from . import engine
+
+                return engine.opened(
+                    settings,
+                    the_clock,
+                    partition=own_partition,
+                    hub=hub,
+                    transport=transport,
+                    schedule=schedule,
+                    stop=stop,
+                )
+
+            callers = None
+            if settings.per_user_keys:
+                from .callers import Callers
+
+                callers = Callers(
+                    settings, the_clock, group, transport=transport, schedule=schedule, stop=stop, hub=hub
+                )
+                group.start_soon(callers.sweep)
+            state = AppState(
+                the_clock,
+                settings,
+                Redactor(settings.secrets),
+                callers=callers,
+                hub=hub,
+                opener=EngineOpener(open_engine, group),
+            )
+            if not (lazy_engine and hub is None and callers is None):
+                await state.ready()
+            assert isinstance(server, RetabServer)
+            server.state = state
+            try:
+                async with task_service.running(state, group, hub, stop):
+                    yield state
+            finally:
+                server.state = None
+                if callers is not None:
+                    await callers.aclose()
+                if hub is not None:
+                    await hub.aclose()
+                group.cancel_scope.cancel()
 
     def meta_of(view: str) -> dict[str, Any] | None:
         return {"shown": apps.SHOWN_BY_VIEW, "app_only": apps.APP_ONLY}.get(view)

@@ -6,6 +6,8 @@ supplied is labelled as Retab's.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..api.errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -22,8 +24,10 @@ from ..api.errors import (
     RetabError,
     ServerStoppingError,
 )
-from ..kinds import RunKind
 from ..watch.starts import StartRefusedError
+
+if TYPE_CHECKING:
+    from ..kinds import RunKind
 
 
 def explain(error: RetabError, run_id: str, subject: str | None = None, *, kind: RunKind | None = None) -> str:

@@ -25,7 +25,6 @@ import anyio
 from ...base.clock import RealClock
 from ...base.config import KEY_HEADER, Settings, SettingsError
 from ...base.logs import configure_call_log, configure_logging, redact_in_logs
-from ...kinds import kind_of_id
 from ...tools import names
 from . import commands
 from .parser import (
@@ -158,6 +157,8 @@ def _given(args: argparse.Namespace, *fields: str) -> dict[str, object]:
 
 def _command(args: argparse.Namespace, named: _Names) -> tuple[Any, tuple[Any, ...]]:
     """The command's body (commands.py) and its arguments."""
+    from ...kinds import kind_of_id  # the run kinds and the API's models: for commands, not to serve
+
     command = args.command
     show = commands.call_and_show
     if command in ("get", "wait", "triage", "results"):

@@ -22,7 +22,6 @@ from mcp.types import CallToolResult, TextContent
 
 from ...base.clock import RealClock
 from ...base.redaction import Redactor
-from ...kinds import kind_of_id
 from ...tools import names
 from ...tools.server import build_server
 from ..console import ProgressBar
@@ -91,6 +90,8 @@ async def call_and_show(session: Session, tool: str, arguments: Mapping[str, obj
 
 async def get(session: Session, run_id: str, kind: str | None) -> int:
     """A run's state; the exit status says how it stands."""
+    from ...kinds import kind_of_id  # the run kinds and the API's models: for commands, not to serve
+
     run_kind = kind_of_id(run_id, kind)
     tool = names.GET_RUN if run_kind.name == "experiment" and kind is None else names.GET_RUN_ANY
     arguments: dict[str, object] = {"run_id": run_id}

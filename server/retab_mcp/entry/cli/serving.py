@@ -60,7 +60,7 @@ async def _serve(settings: Settings, transport: httpx2.AsyncBaseTransport | None
             settings.oauth_issuer, settings.oauth_resource, settings.oauth_read_scope, settings.oauth_write_scope
         )
         oauth = {"auth": resource_server.auth_settings(), "token_verifier": JwtVerifier(resource_server)}
-    server = build_server(settings, transport=transport, stop=stop, **oauth)
+    server = build_server(settings, transport=transport, stop=stop, lazy_engine=options is None, **oauth)
     async with anyio.create_task_group() as group:
 
         async def stop_on_signals() -> None:
