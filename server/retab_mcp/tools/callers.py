@@ -18,8 +18,6 @@ call; past RETAB_MCP_MAX_CALLERS the least recently used idle one closes.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -38,15 +36,10 @@ from ..watch.schedule import Schedule
 from ..watch.sharing import RedisHub
 from ..watch.starts import StartGate
 from ..watch.watcher import RunWatcher
-from .common import AppState, Engine
+from .common import AppState, Engine, partition_name
 
 if TYPE_CHECKING:
     import httpx2
-
-
-def partition_name(secret: bytes, key: str) -> str:
-    """The name of a key's partition: HMAC-SHA256 under `secret`, cut to 128 bits."""
-    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass

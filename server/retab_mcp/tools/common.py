@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
@@ -109,6 +111,11 @@ class AppState:
 
     def clamp_wait(self, timeout_s: float) -> float:
         return min(max(timeout_s, 1.0), self.settings.max_wait_s)
+
+
+def partition_name(secret: bytes, key: str) -> str:
+    """The name of a key's partition: HMAC-SHA256 under `secret`, cut to 128 bits."""
+    return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def state_of(ctx: Context[AppState, Any]) -> AppState:

@@ -22,6 +22,7 @@ from ..api.errors import InvalidIdError, NotFoundError, RetabError
 from ..views.messages import explain
 from . import names
 from .common import AppState, state_of
+from .opening import EngineNotOpenError
 
 RUN_URI = "retab://experiment-runs/{run_id}"
 RUN_ID_SUGGESTIONS = 20
@@ -33,7 +34,10 @@ def register_resource(server: MCPServer[Any], current: Callable[[], AppState | N
 
     async def experiment_run_resource(run_id: str, ctx: Context[AppState]) -> str:
         state = state_of(ctx)
-        await state.ready()  # over stdio, the first request may be this one (opening.py)
+        try:
+            await state.ready()  # over stdio, the first request may be this one (opening.py)
+        except EngineNotOpenError as error:
+            raise MCPError(INTERNAL_ERROR, f"{error} Read it again; if this persists, restart the server.") from None
         try:
             with call_deadline(state.settings.call_deadline_s):
                 run = await state.client.get_run(run_id)
@@ -65,7 +69,7 @@ def register_resource(server: MCPServer[Any], current: Callable[[], AppState | N
             with call_deadline(min(state.settings.call_deadline_s, COMPLETION_DEADLINE_S)):
                 await state.ready()
                 page = await state.client.list_runs(limit=RUN_ID_SUGGESTIONS)
-        except RetabError:
+        except (RetabError, EngineNotOpenError):
             return None  # suggestions are a convenience; a failure shows as none
         values = [state.redact.text(run.id) for run in page.data if run.id.startswith(argument.value)]
         return Completion(values=values, has_more=False)

@@ -38,7 +38,7 @@ from ..base.config import Settings
 from ..base.redaction import Redactor
 from ..watch.sharing import RedisHub, Signer
 from . import apps, descriptions, names, prebuilt, prompts, resources, sdk_compat
-from .common import AppState, state_of
+from .common import AppState, partition_name, state_of
 from .errors import invalid_arguments
 from .opening import EngineNotOpenError, EngineOpener
 
@@ -180,8 +180,9 @@ class RetabServer(MCPServer[AppState]):
                 call_deadline(deadline),
                 anyio.fail_after(None if deadline is None else deadline + BACKSTOP_S),
             ):
-                if self.state is not None:
-                    await self.state.ready()  # over stdio, the first call opens the engine (opening.py)
+                served = context.request_context.lifespan_context if context is not None else self.state
+                if served is not None:
+                    await served.ready()  # over stdio, the first call opens the engine (opening.py)
                 return await super().call_tool(name, arguments, context)
         except EngineNotOpenError as error:
             raise ToolError(f"{error} Call again; if this persists, restart the server.") from None
@@ -232,9 +233,7 @@ def build_server(
         async with anyio.create_task_group() as group:
             hub = await start_sharing(settings, group)
             own_partition = "own"
-            if settings.partition_secret:  # with Redis (or per-user keys): the engine opens now anyway
-                from .callers import partition_name
-
+            if settings.partition_secret:
                 own_partition = partition_name(settings.partition_secret.encode(), settings.api_key or "")
 
             def open_engine() -> AbstractAsyncContextManager[Engine]:

@@ -212,6 +212,7 @@ def _api_reachable(server: MCPServer[Any]) -> ReadyCheck:
         state = getattr(server, "state", None)
         if state is None:
             return "not started"
+        await state.ready()  # open already, over HTTP
         return await state.client.unreachable()
 
     return check
