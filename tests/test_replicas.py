@@ -19,7 +19,7 @@ from mcp.types import CallToolResult
 
 from retab_mcp.base.clock import RealClock
 from retab_mcp.simulator import SimulatedRetab
-from retab_mcp.tools.callers import partition_name
+from retab_mcp.tools.common import partition_name
 from retab_mcp.watch.sharing import LEASE_MARGIN_S
 
 from .deployment import PARTITION_SECRET, Arrivals, Deployment, deployment, polls_of, require_parts
