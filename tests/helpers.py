@@ -8,7 +8,8 @@ names are held by the contract check (../shared/contract/check.py, and tests/tes
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import anyio
 from mcp import Client
@@ -24,6 +25,7 @@ WRITE_TOOLS = {spec.name for spec in catalog() if spec.writes}
 TEST_KEY = "sk_test_0123456789abcdefSECRET"
 SIM_URL = "http://retab.test"
 FINISHED = opaque_id("exprun", "latest")
+T = TypeVar("T")
 
 
 class LoopbackAPI(Loopback):
@@ -59,3 +61,18 @@ def assert_listed_as_promised(tool: Tool, promise: dict[str, Any]) -> None:
     assert set(promise["args"]) <= set(tool.input_schema["properties"]), tool.name
     assert set(tool.input_schema.get("required", [])) == set(promise["required"]), tool.name
     assert tool.annotations is not None and tool.annotations.read_only_hint is promise["read_only"], tool.name
+
+
+async def all_at_once(calls: Sequence[Callable[[], Awaitable[T]]], *, within_s: float = 60) -> list[T]:
+    """Every call started at the same moment (as an agent framework calling tools in parallel does); their
+    results in the calls' order, all within `within_s`."""
+    results: list[T | None] = [None] * len(calls)
+
+    async def one(i: int) -> None:
+        results[i] = await calls[i]()
+
+    with anyio.fail_after(within_s):
+        async with anyio.create_task_group() as group:
+            for i in range(len(calls)):
+                group.start_soon(one, i)
+    return [r for r in results if r is not None]

@@ -9,7 +9,7 @@ OAuth in test_oauth.py; stdio input in test_stdio_input.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -19,12 +19,11 @@ import psutil
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult
 
 from retab_mcp.base.clock import RealClock
 from retab_mcp.simulator import SimulatedRetab
 
-from .helpers import TEST_KEY, LoopbackAPI, data_of
+from .helpers import TEST_KEY, LoopbackAPI, all_at_once, data_of
 from .processes import serve
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -76,19 +75,6 @@ async def agents(url: str, count: int, headers: dict[str, str] | None = None) ->
             transport = streamable_http_client(f"{url}/mcp", http_client=http)
             clients.append(await stack.enter_async_context(Client(transport)))  # type: ignore[arg-type]
         yield clients
-
-
-async def all_at_once(calls: list[Callable[[], Awaitable[CallToolResult]]]) -> list[CallToolResult]:
-    results: list[CallToolResult | None] = [None] * len(calls)
-
-    async def one(i: int) -> None:
-        results[i] = await calls[i]()
-
-    with anyio.fail_after(60):
-        async with anyio.create_task_group() as group:
-            for i in range(len(calls)):
-                group.start_soon(one, i)
-    return [r for r in results if r is not None]
 
 
 async def test_twenty_sessions_of_one_server_starting_one_experiment_at_once_make_one_run_all_name() -> None:

@@ -9,13 +9,12 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
-from mcp.types import CallToolResult, ResourceTemplateReference
+from mcp.types import ResourceTemplateReference
 
 from retab_mcp.base.config import Settings
 from retab_mcp.simulator import SimulatedRetab
@@ -24,7 +23,7 @@ from retab_mcp.simulator.scenario import opaque_id
 from retab_mcp.tools.opening import EngineNotOpenError, EngineOpener
 from retab_mcp.tools.server import RetabServer, build_server
 
-from .helpers import FINISHED, SIM_URL, TEST_KEY, data_of
+from .helpers import FINISHED, SIM_URL, TEST_KEY, all_at_once, data_of
 
 pytestmark = pytest.mark.anyio
 
@@ -41,22 +40,14 @@ async def test_twenty_first_calls_at_once_open_one_engine_and_poll_the_run_as_on
     sim: SimulatedRetab, clock: VirtualClock
 ) -> None:
     run_id = sim.add_run(duration_s=30, documents=6)
-    results: list[CallToolResult] = []
-    with anyio.fail_after(30):
-        async with Client(opened_at_first_call(sim, clock)) as client, anyio.create_task_group() as group:
-            for _ in range(CALLERS):
-                group.start_soon(
-                    lambda: _append(results, client.call_tool("wait_for_run", {"run_id": run_id, "timeout_s": 50}))
-                )
+    async with Client(opened_at_first_call(sim, clock)) as client:
+        wait = {"run_id": run_id, "timeout_s": 50}
+        results = await all_at_once([lambda: client.call_tool("wait_for_run", wait)] * CALLERS, within_s=30)
     data = [data_of(result) for result in results]
     assert len(data) == CALLERS
     assert all(d["finished"] and d["status"] == "completed" for d in data)
     polls = sum(1 for r in sim.requests if r.path.endswith(run_id))
     assert polls <= 25  # one poll loop (19 requests for this run); two engines would each poll it
-
-
-async def _append(results: list[CallToolResult], call: Any) -> None:
-    results.append(await call)
 
 
 @pytest.mark.parametrize("first", ["resource", "completion", "tool"])
@@ -106,17 +97,15 @@ async def test_callers_who_ask_while_it_opens_share_one_opening_even_when_the_fi
             opener = EngineOpener(openings.open, lifespan)
             with anyio.move_on_after(0):  # the first caller is cancelled while the engine opens
                 await opener.open()
-            async with anyio.create_task_group() as callers:
-                for _ in range(CALLERS):
-                    callers.start_soon(lambda: _collect(engines, opener))
+
+            async def open_once_every_caller_waits() -> None:
                 await anyio.wait_all_tasks_blocked()
                 openings.may_open.set()
+
+            lifespan.start_soon(open_once_every_caller_waits)
+            engines = await all_at_once([opener.open] * CALLERS)
             lifespan.cancel_scope.cancel()
     assert engines == ["engine 1"] * CALLERS and openings.started == 1
-
-
-async def _collect(engines: list[str], opener: EngineOpener[str]) -> None:
-    engines.append(await opener.open())
 
 
 async def test_an_opening_that_failed_says_why_and_the_next_caller_opens_it_again() -> None:
@@ -156,14 +145,14 @@ async def test_twenty_first_calls_at_once_over_stdio_all_answer() -> None:
         command=sys.executable, args=["-m", "retab_mcp", "--demo"], env={"PATH": os.environ["PATH"]}, cwd=ROOT
     )
     failed = opaque_id("exprun", "failed")
-    results: list[CallToolResult] = []
     with anyio.fail_after(60):
         async with Client(params) as client:
             await client.list_tools()
-            async with anyio.create_task_group() as group:
-                for i in range(CALLERS):
-                    run_id = FINISHED if i % 2 else failed
-                    group.start_soon(_append, results, client.call_tool("get_experiment_run", {"run_id": run_id}))
+            calls = [
+                lambda run_id=FINISHED if i % 2 else failed: client.call_tool("get_experiment_run", {"run_id": run_id})
+                for i in range(CALLERS)
+            ]
+            results = await all_at_once(calls)
     data = [data_of(result) for result in results]
     assert sorted(d["run_id"] for d in data) == sorted([FINISHED, failed] * (CALLERS // 2))
     assert {d["status"] for d in data if d["run_id"] == failed} == {"error"}

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-import anyio
 import httpx2
 import pytest
 from mcp import Client
@@ -24,7 +23,7 @@ from retab_mcp.simulator.app import RecordedRequest
 from retab_mcp.simulator.clock import VirtualClock
 from retab_mcp.tools.server import build_server
 
-from .helpers import SIM_URL, TEST_KEY, data_of, text_of
+from .helpers import SIM_URL, TEST_KEY, all_at_once, data_of, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -56,16 +55,7 @@ def interleaved(sim: SimulatedRetab) -> None:
 
 async def at_once(clients: list[Client], tool: str, arguments: dict[str, Any]) -> list[CallToolResult]:
     """Every client calls `tool` at the same moment; the results in the clients' order."""
-    results: list[CallToolResult | None] = [None] * len(clients)
-
-    async def one(i: int, client: Client) -> None:
-        results[i] = await client.call_tool(tool, arguments)
-
-    with anyio.fail_after(30):
-        async with anyio.create_task_group() as group:
-            for i, client in enumerate(clients):
-                group.start_soon(one, i, client)
-    return [r for r in results if r is not None]
+    return await all_at_once([lambda c=c: c.call_tool(tool, arguments) for c in clients], within_s=30)
 
 
 def assert_one_run_and_every_caller_names_it(results: list[CallToolResult], sim: SimulatedRetab, exp: str) -> None:

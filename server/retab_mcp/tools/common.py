@@ -102,7 +102,7 @@ class AppState:
 
     def _open_engine(self) -> Engine:
         if self.engine is None:
-            raise RuntimeError("the engine is not open: `await state.ready()` first (RetabServer.call_tool does)")
+            raise RuntimeError("the engine is not open: `await state.ready()` first (every tool call does)")
         return self.engine
 
     def now(self) -> datetime:

@@ -6,8 +6,9 @@ any_run, evals, and app_only for the run view, whose extension is apps.py), with
 declared in registry.py and registered through prebuilt.py (their schemas kept, their module imported at a
 first call). A tool body fetches, makes its view and returns it: waiting lives in `watch/`, what a model
 reads in `views/`, the words it reads before calling in `descriptions.py`, and error messages in
-`views/messages.py`. The lifespan opens what calls share: the API client and watcher, each caller's
-partition with per-user keys (callers.py), and the link to Redis with replicas (watch/sharing.py).
+`views/messages.py`. The lifespan opens what calls share: the engine (the API client and watcher: engine.py;
+over stdio, at the first call: opening.py), each caller's partition with per-user keys (callers.py), and
+the link to Redis with replicas (watch/sharing.py).
 """
 
 from __future__ import annotations
@@ -265,7 +266,8 @@ def build_server(
                 hub=hub,
                 opener=EngineOpener(open_engine, group),
             )
-            if not (lazy_engine and hub is None and callers is None):
+            opens_at_first_call = lazy_engine and hub is None and callers is None
+            if not opens_at_first_call:
                 await state.ready()
             assert isinstance(server, RetabServer)
             server.state = state
